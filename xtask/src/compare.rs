@@ -1,0 +1,371 @@
+//! Comparison of a head record with a base record: one [`MetricComparison`] per metric with a
+//! verdict, the change and the rule that decided it. Pure: no I/O, no clock, no git, no
+//! services; tested with plain values. The rules are explained in `baselines/README.md`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Thresholds;
+use crate::record::{Environment, Metric, MetricKind, RunRecord, Suite, Unit};
+
+/// What a metric's change means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Worse beyond the rule's threshold: fails the gate.
+    Regression,
+    /// Better beyond the rule's threshold.
+    Improvement,
+    /// Within the rule's threshold.
+    Unchanged,
+    /// Shown for information, never gated (e.g. wall time measured in separate runs).
+    Informational,
+    /// Only in head (a new benchmark) or only in base (a removed one).
+    NotComparable,
+}
+
+/// One row of a comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricComparison {
+    pub name: String,
+    pub suite: Suite,
+    pub unit: Unit,
+    pub kind: MetricKind,
+    pub base: Option<f64>,
+    pub head: Option<f64>,
+    /// Relative change in percent, `(head - base) / base * 100`.
+    pub change_pct: Option<f64>,
+    /// How sure the change is, in words ("exact count", "95% CI head [a, b] vs base [c, d]").
+    pub certainty: String,
+    pub verdict: Verdict,
+    /// The rule that decided the verdict, in words a maintainer can check.
+    pub rule: String,
+}
+
+/// A whole comparison, rows ordered regressions first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub rows: Vec<MetricComparison>,
+}
+
+impl Comparison {
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.rows.iter().filter(|r| r.verdict == verdict).count()
+    }
+
+    pub fn has_regression(&self) -> bool {
+        self.count(Verdict::Regression) > 0
+    }
+
+    /// The regression with the largest relative change, if any.
+    pub fn worst_regression(&self) -> Option<&MetricComparison> {
+        self.rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Regression)
+            .max_by(|a, b| {
+                let key = |r: &MetricComparison| r.change_pct.unwrap_or(f64::INFINITY);
+                key(a).total_cmp(&key(b))
+            })
+    }
+}
+
+/// The ways two environments differ on what makes their measurements incomparable: machine
+/// class, toolchain, valgrind, server major versions, and the measured data's configuration.
+/// Empty when they are comparable.
+pub fn fingerprint_mismatches(base: &Environment, head: &Environment) -> Vec<String> {
+    let mut mismatches = Vec::new();
+    let mut check = |what: &str, base: &str, head: &str| {
+        if base != head {
+            mismatches.push(format!("{what}: base {base:?}, head {head:?}"));
+        }
+    };
+    check("machine class", &base.machine_class, &head.machine_class);
+    check("rustc", &base.rustc, &head.rustc);
+    check(
+        "valgrind",
+        base.valgrind.as_deref().unwrap_or("none"),
+        head.valgrind.as_deref().unwrap_or("none"),
+    );
+    check(
+        "postgres major version",
+        major_version(&base.services.postgres_version),
+        major_version(&head.services.postgres_version),
+    );
+    check(
+        "redis major version",
+        major_version(&base.services.redis_version),
+        major_version(&head.services.redis_version),
+    );
+    check("config hash", &base.config_hash, &head.config_hash);
+    mismatches
+}
+
+fn major_version(version: &str) -> &str {
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap_or(version)
+}
+
+/// Compares every metric of `head` with the same-named metric of `base`.
+pub fn compare(base: &RunRecord, head: &RunRecord, thresholds: &Thresholds) -> Comparison {
+    let mut rows: Vec<MetricComparison> = head
+        .metrics
+        .iter()
+        .map(|metric| match base.metric(&metric.name) {
+            Some(base_metric) => compare_metric(base_metric, metric, thresholds),
+            None => one_sided(
+                metric,
+                None,
+                Some(metric.value),
+                "new in head: no base value",
+            ),
+        })
+        .collect();
+    rows.extend(
+        base.metrics
+            .iter()
+            .filter(|m| head.metric(&m.name).is_none())
+            .map(|m| {
+                one_sided(
+                    m,
+                    Some(m.value),
+                    None,
+                    "only in base: removed or filtered out",
+                )
+            }),
+    );
+    rows.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.name.cmp(&b.name)));
+    Comparison { rows }
+}
+
+fn one_sided(
+    metric: &Metric,
+    base: Option<f64>,
+    head: Option<f64>,
+    rule: &str,
+) -> MetricComparison {
+    MetricComparison {
+        name: metric.name.clone(),
+        suite: metric.suite,
+        unit: metric.unit,
+        kind: metric.kind,
+        base,
+        head,
+        change_pct: None,
+        certainty: String::new(),
+        verdict: Verdict::NotComparable,
+        rule: rule.to_owned(),
+    }
+}
+
+/// Relative change in percent; a change from 0 is infinite (or 0 when it stays 0).
+pub fn relative_change_pct(base: f64, head: f64) -> f64 {
+    if base == 0.0 {
+        if head == 0.0 {
+            0.0
+        } else {
+            f64::INFINITY * head.signum()
+        }
+    } else {
+        (head - base) / base.abs() * 100.0
+    }
+}
+
+fn compare_metric(base: &Metric, head: &Metric, thresholds: &Thresholds) -> MetricComparison {
+    let change = relative_change_pct(base.value, head.value);
+    let (verdict, certainty, rule) = match head.kind {
+        MetricKind::Deterministic => {
+            let threshold = match head.suite {
+                Suite::Instructions => thresholds.instructions_pct,
+                Suite::IoCounts | Suite::WallTime => thresholds.io_counts_pct,
+            };
+            let verdict = if change > threshold {
+                Verdict::Regression
+            } else if change < -threshold {
+                Verdict::Improvement
+            } else {
+                Verdict::Unchanged
+            };
+            let rule = if threshold == 0.0 {
+                "deterministic count: any growth is a regression (threshold 0%)".to_owned()
+            } else {
+                format!("deterministic count: change beyond ±{threshold}%")
+            };
+            (verdict, "exact count".to_owned(), rule)
+        }
+        MetricKind::Statistical => {
+            let certainty = match (base.interval, head.interval) {
+                (Some([bl, bh]), Some([hl, hh])) => format!(
+                    "95% CI base [{}, {}], head [{}, {}]",
+                    short(bl),
+                    short(bh),
+                    short(hl),
+                    short(hh)
+                ),
+                _ => "no interval".to_owned(),
+            };
+            (
+                Verdict::Informational,
+                certainty,
+                "wall time from separate runs: shown for information, never gated".to_owned(),
+            )
+        }
+        MetricKind::Categorical => {
+            let verdict = if base.value == head.value {
+                Verdict::Unchanged
+            } else {
+                Verdict::Informational
+            };
+            (
+                verdict,
+                "exact".to_owned(),
+                "categorical: any change is reported".to_owned(),
+            )
+        }
+    };
+    MetricComparison {
+        name: head.name.clone(),
+        suite: head.suite,
+        unit: head.unit,
+        kind: head.kind,
+        base: Some(base.value),
+        head: Some(head.value),
+        change_pct: Some(change),
+        certainty,
+        verdict,
+        rule,
+    }
+}
+
+fn short(value: f64) -> String {
+    if value.abs() >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric(name: &str, suite: Suite, kind: MetricKind, value: f64) -> Metric {
+        Metric {
+            name: name.to_owned(),
+            suite,
+            unit: Unit::Count,
+            kind,
+            value,
+            interval: None,
+            samples: Vec::new(),
+        }
+    }
+
+    fn thresholds() -> Thresholds {
+        Thresholds {
+            instructions_pct: 1.0,
+            io_counts_pct: 0.0,
+        }
+    }
+
+    fn verdict_of(suite: Suite, kind: MetricKind, base: f64, head: f64) -> Verdict {
+        compare_metric(
+            &metric("m", suite, kind, base),
+            &metric("m", suite, kind, head),
+            &thresholds(),
+        )
+        .verdict
+    }
+
+    #[test]
+    fn deterministic_rules_are_data_driven() {
+        use MetricKind::Deterministic as D;
+        let cases = [
+            // (suite, base, head, expected)
+            (Suite::Instructions, 1000.0, 1010.0, Verdict::Unchanged), // exactly 1%: not beyond
+            (Suite::Instructions, 1000.0, 1011.0, Verdict::Regression),
+            (Suite::Instructions, 1000.0, 989.0, Verdict::Improvement),
+            (Suite::IoCounts, 50.0, 51.0, Verdict::Regression), // one extra statement
+            (Suite::IoCounts, 50.0, 50.0, Verdict::Unchanged),
+            (Suite::IoCounts, 50.0, 49.0, Verdict::Improvement),
+            (Suite::IoCounts, 0.0, 1.0, Verdict::Regression), // from zero
+            (Suite::IoCounts, 0.0, 0.0, Verdict::Unchanged),
+        ];
+        for (suite, base, head, expected) in cases {
+            assert_eq!(
+                verdict_of(suite, D, base, head),
+                expected,
+                "{suite} {base} -> {head}"
+            );
+        }
+    }
+
+    #[test]
+    fn wall_time_from_separate_runs_is_never_gated() {
+        let verdict = verdict_of(Suite::WallTime, MetricKind::Statistical, 100.0, 300.0);
+        assert_eq!(verdict, Verdict::Informational);
+    }
+
+    #[test]
+    fn rows_missing_on_one_side_are_not_comparable_and_regressions_come_first() {
+        let base = record(vec![
+            metric("io/a", Suite::IoCounts, MetricKind::Deterministic, 10.0),
+            metric("io/gone", Suite::IoCounts, MetricKind::Deterministic, 1.0),
+        ]);
+        let head = record(vec![
+            metric("io/new", Suite::IoCounts, MetricKind::Deterministic, 1.0),
+            metric("io/a", Suite::IoCounts, MetricKind::Deterministic, 11.0),
+        ]);
+        let comparison = compare(&base, &head, &thresholds());
+        let names: Vec<(&str, Verdict)> = comparison
+            .rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.verdict))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("io/a", Verdict::Regression),
+                ("io/gone", Verdict::NotComparable),
+                ("io/new", Verdict::NotComparable),
+            ]
+        );
+        assert_eq!(comparison.worst_regression().unwrap().name, "io/a");
+    }
+
+    fn record(metrics: Vec<Metric>) -> RunRecord {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "commit": "c", "dirty": false, "branch": null,
+            "created_at": "2026-01-01T00:00:00Z", "profile": "quick",
+            "environment": environment("15.1", "7.0.1"),
+            "phases": [], "metrics": metrics,
+        }))
+        .unwrap()
+    }
+
+    fn environment(postgres: &str, redis: &str) -> serde_json::Value {
+        serde_json::json!({
+            "machine_class": "linux-x86_64-2c", "cpu_model": "cpu", "cores": 2, "os": "linux",
+            "rustc": "rustc 1.95.0", "valgrind": "valgrind-3.19.0", "gungraun_runner": null,
+            "services": {
+                "mode": "native", "reason": "", "postgres_version": postgres,
+                "redis_version": redis, "postgres_image": null, "redis_image": null
+            },
+            "config_hash": "abcd",
+        })
+    }
+
+    #[test]
+    fn fingerprints_compare_major_versions_only() {
+        let env = |pg: &str, redis: &str| -> Environment {
+            serde_json::from_value(environment(pg, redis)).unwrap()
+        };
+        assert!(
+            fingerprint_mismatches(&env("15.1 (Debian)", "7.0.1"), &env("15.18", "7.2.4"))
+                .is_empty()
+        );
+        let mismatches = fingerprint_mismatches(&env("15.1", "7.0.1"), &env("16.2", "7.0.1"));
+        assert_eq!(mismatches.len(), 1);
+        assert!(mismatches[0].contains("postgres major version"));
+    }
+}

@@ -1,0 +1,206 @@
+//! The harness configuration: `[workspace.metadata.perf]` of the root `Cargo.toml`, the
+//! environment's image overrides and the flags, merged into one [`Config`] value. Unknown keys
+//! are errors that name the key and the file.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::provision::ImageChoice;
+
+/// `[workspace.metadata.perf]`, exactly as written (every key optional, no unknown keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerfMetadata {
+    /// The branch whose records are baselines (default `main`).
+    pub target_branch: String,
+    /// Name of the class of machine records are comparable within; `auto` derives it from the
+    /// OS, architecture, core count and CPU model.
+    pub machine_class: String,
+    pub images: Images,
+    pub seed: Seed,
+    pub thresholds: Thresholds,
+}
+
+impl Default for PerfMetadata {
+    fn default() -> Self {
+        Self {
+            target_branch: "main".to_owned(),
+            machine_class: "auto".to_owned(),
+            images: Images::default(),
+            seed: Seed::default(),
+            thresholds: Thresholds::default(),
+        }
+    }
+}
+
+/// Default images of the docker mode (the official ones).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Images {
+    pub postgres: String,
+    pub redis: String,
+}
+
+impl Default for Images {
+    fn default() -> Self {
+        Self {
+            postgres: "postgres:16".to_owned(),
+            redis: "redis:7".to_owned(),
+        }
+    }
+}
+
+/// Size of the deterministic seed data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Seed {
+    pub users: u32,
+    pub words: u32,
+    pub cards: u32,
+}
+
+impl Default for Seed {
+    fn default() -> Self {
+        Self {
+            users: 1_000,
+            words: 20_000,
+            cards: 100_000,
+        }
+    }
+}
+
+/// Relative changes (percent) beyond which a deterministic metric is a regression.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Instruction counts (Gungraun).
+    pub instructions_pct: f64,
+    /// SQL statements, rows and Redis commands per scenario (0: any growth is a regression).
+    pub io_counts_pct: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            instructions_pct: 1.0,
+            io_counts_pct: 0.0,
+        }
+    }
+}
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "invalid [workspace.metadata.perf] in {path}: {message}\n  fix: see the keys documented in README.md (Configuration)"
+    )]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Reads `[workspace.metadata.perf]` from the workspace's `Cargo.toml` (defaults when absent).
+pub fn read_metadata(root: &Path) -> Result<PerfMetadata, ConfigError> {
+    let path = root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    parse_metadata(&text).map_err(|message| ConfigError::Invalid { path, message })
+}
+
+/// Parses the metadata table out of a manifest's text.
+pub fn parse_metadata(manifest: &str) -> Result<PerfMetadata, String> {
+    let value: toml::Table = toml::from_str(manifest).map_err(|e| e.to_string())?;
+    let perf = value
+        .get("workspace")
+        .and_then(|w| w.get("metadata"))
+        .and_then(|m| m.get("perf"));
+    match perf {
+        None => Ok(PerfMetadata::default()),
+        Some(table) => table
+            .clone()
+            .try_into::<PerfMetadata>()
+            .map_err(|e| e.message().to_owned()),
+    }
+}
+
+/// Images the docker mode starts: `PERF_POSTGRES_IMAGE` / `PERF_REDIS_IMAGE` override the
+/// configured ones.
+pub fn image_choices(images: &Images) -> (ImageChoice, ImageChoice) {
+    let pick = |variable: &'static str, configured: &str| ImageChoice {
+        reference: std::env::var(variable)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| configured.to_owned()),
+        override_variable: variable,
+    };
+    (
+        pick("PERF_POSTGRES_IMAGE", &images.postgres),
+        pick("PERF_REDIS_IMAGE", &images.redis),
+    )
+}
+
+/// A short hash of what changes the measured data (seed sizes), so that records measured on
+/// different data are never compared.
+pub fn measurement_config_hash(metadata: &PerfMetadata) -> String {
+    let canonical = serde_json::to_vec(&metadata.seed).expect("seed serializes");
+    let digest = Sha256::digest(&canonical);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_table_gives_defaults() {
+        let metadata = parse_metadata("[workspace]\nmembers = []\n").unwrap();
+        assert_eq!(metadata, PerfMetadata::default());
+    }
+
+    #[test]
+    fn partial_table_keeps_other_defaults() {
+        let manifest = "[workspace.metadata.perf.thresholds]\ninstructions_pct = 2.5\n";
+        let metadata = parse_metadata(manifest).unwrap();
+        assert_eq!(metadata.thresholds.instructions_pct, 2.5);
+        assert_eq!(metadata.thresholds.io_counts_pct, 0.0);
+        assert_eq!(metadata.target_branch, "main");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let manifest = "[workspace.metadata.perf]\ntarget_brnach = \"dev\"\n";
+        let error = parse_metadata(manifest).unwrap_err();
+        assert!(error.contains("target_brnach"), "{error}");
+    }
+
+    #[test]
+    fn unknown_nested_key_is_an_error_naming_it() {
+        let manifest = "[workspace.metadata.perf.seed]\nusers = 10\nrows = 3\n";
+        let error = parse_metadata(manifest).unwrap_err();
+        assert!(error.contains("rows"), "{error}");
+    }
+
+    #[test]
+    fn config_hash_changes_with_seed_size_only() {
+        let base = PerfMetadata::default();
+        let mut other_threshold = base.clone();
+        other_threshold.thresholds.instructions_pct = 9.0;
+        let mut other_seed = base.clone();
+        other_seed.seed.cards = 10;
+        assert_eq!(
+            measurement_config_hash(&base),
+            measurement_config_hash(&other_threshold)
+        );
+        assert_ne!(
+            measurement_config_hash(&base),
+            measurement_config_hash(&other_seed)
+        );
+    }
+}

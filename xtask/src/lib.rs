@@ -1,0 +1,21 @@
+//! The perf harness behind `cargo xtask perf`: one module per step of the data flow
+//! (see ARCHITECTURE.md):
+//!
+//! config -> provision -> (seed, run suites: `suites`) -> record -> baseline -> compare ->
+//! render -> exit code.
+//!
+//! `compare` and `render` are pure; only `provision` starts services; only `baseline` knows git.
+
+pub mod baseline;
+pub mod compare;
+pub mod config;
+pub mod exit;
+pub mod fingerprint;
+pub mod flags;
+pub mod perf;
+pub mod progress;
+pub mod provision;
+pub mod record;
+pub mod render;
+pub mod suites;
+pub mod workspace;

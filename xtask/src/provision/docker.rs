@@ -1,0 +1,472 @@
+//! Docker mode: Postgres and Redis containers through testcontainers (`GenericImage`), readiness
+//! by real queries on the mapped ports, and removal of every container this start created.
+//!
+//! Must never: rely on log lines for readiness; leave a container behind on any path it can
+//! control (teardown, error, drop, panic); remove a container it did not create (removal is by
+//! id or by this start's own session label); pull or build images beyond what testcontainers does.
+
+use std::time::Duration;
+
+use testcontainers::core::IntoContainerPort;
+use testcontainers::core::client::ClientError;
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt, TestcontainersError};
+
+use super::engine::{self, EngineCheck, SESSION_LABEL};
+use super::error::{ProvisionError, advice};
+use super::probe::{self, UrlParts, Wait};
+use super::{Backend, ImageChoice, Started};
+
+/// Container-side ports.
+const POSTGRES_PORT: u16 = 5432;
+const REDIS_PORT: u16 = 6379;
+
+/// Postgres server settings: the statement statistics the harness reads, and no durability
+/// work (the data is throwaway).
+pub(crate) const POSTGRES_SETTINGS: [&str; 4] = [
+    "shared_preload_libraries=pg_stat_statements",
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+];
+
+/// The containers of one start. Dropping it removes them synchronously.
+pub(crate) struct DockerServers {
+    /// The engine endpoint, for synchronous removal.
+    engine_host: String,
+    /// Value of the session label on every container of this start.
+    session: String,
+    postgres: Option<ContainerAsync<GenericImage>>,
+    redis: Option<ContainerAsync<GenericImage>>,
+    /// Ids of every container created (kept after the handles are taken).
+    ids: Vec<String>,
+    done: bool,
+}
+
+impl DockerServers {
+    /// Removes the containers through the async client, then any leftover with this session's
+    /// label; falls back to the synchronous path if the async one fails.
+    pub(crate) async fn teardown(mut self) -> Result<(), String> {
+        let mut errors = Vec::new();
+        for container in [self.postgres.take(), self.redis.take()]
+            .into_iter()
+            .flatten()
+        {
+            let id = container.id().to_owned();
+            if let Err(e) = container.rm().await {
+                errors.push(format!("container {id}: {e}"));
+            }
+        }
+        if let Err(e) = engine::remove_session_containers(&self.session).await {
+            errors.push(e);
+        }
+        if !errors.is_empty() {
+            // One more try the synchronous way, off the async threads.
+            let host = self.engine_host.clone();
+            let ids = self.ids.clone();
+            let session = self.session.clone();
+            let retry = tokio::task::spawn_blocking(move || {
+                engine::remove_containers_blocking(&host, &ids, &session)
+            })
+            .await;
+            match retry {
+                Ok(Ok(())) => errors.clear(),
+                Ok(Err(e)) => errors.push(format!("retry: {e}")),
+                Err(e) => errors.push(format!("retry: {e}")),
+            }
+        }
+        self.done = true;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "containers {} (label {SESSION_LABEL}={}): {}",
+                self.ids.join(", "),
+                self.session,
+                errors.join("; ")
+            ))
+        }
+    }
+
+    /// Synchronous removal for `Drop`: works inside or outside a tokio runtime. The
+    /// testcontainers handles are forgotten, not dropped: their own `Drop` needs a runtime
+    /// (`Handle::current()` panics outside one).
+    pub(crate) fn cleanup_blocking(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        for container in [self.postgres.take(), self.redis.take()]
+            .into_iter()
+            .flatten()
+        {
+            std::mem::forget(container);
+        }
+        if let Err(e) =
+            engine::remove_containers_blocking(&self.engine_host, &self.ids, &self.session)
+        {
+            eprintln!(
+                "services: could not remove containers {} (label {SESSION_LABEL}={}): {e}; remove \
+                 them with `docker rm -f ID`",
+                self.ids.join(", "),
+                self.session
+            );
+        }
+    }
+}
+
+impl Drop for DockerServers {
+    fn drop(&mut self) {
+        self.cleanup_blocking();
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Service {
+    Postgres,
+    Redis,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::Postgres => "postgres",
+            Service::Redis => "redis",
+        }
+    }
+}
+
+/// Starts both containers and waits until they answer.
+pub(crate) async fn start(
+    postgres_image: &ImageChoice,
+    redis_image: &ImageChoice,
+    engine: &EngineCheck,
+    timeout: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Started, ProvisionError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let session = format!("{}-{nanos}", std::process::id());
+    let mut servers = DockerServers {
+        engine_host: engine.host.clone(),
+        session: session.clone(),
+        postgres: None,
+        redis: None,
+        ids: Vec::new(),
+        done: false,
+    };
+
+    progress(&format!(
+        "services: starting containers from {} and {}",
+        postgres_image.reference, redis_image.reference
+    ));
+    // Both run to completion (no cancellation halfway through a create), then errors count.
+    let (pg, rd) = tokio::join!(
+        start_container(Service::Postgres, postgres_image, &session),
+        start_container(Service::Redis, redis_image, &session),
+    );
+    let mut first_error = None;
+    match pg {
+        Ok(c) => {
+            servers.ids.push(c.id().to_owned());
+            servers.postgres = Some(c);
+        }
+        Err(e) => first_error = Some(e),
+    }
+    match rd {
+        Ok(c) => {
+            servers.ids.push(c.id().to_owned());
+            servers.redis = Some(c);
+        }
+        Err(e) => first_error = first_error.or(Some(e)),
+    }
+    if let Some(e) = first_error {
+        // Also removes a container a failed start may have created but not handed back.
+        let _ = servers.teardown().await;
+        return Err(e);
+    }
+
+    match ready(&servers, postgres_image, redis_image, timeout, progress).await {
+        Ok(mut started) => {
+            started.backend = Backend::Docker(Box::new(servers));
+            Ok(started)
+        }
+        Err(e) => {
+            let _ = servers.teardown().await;
+            Err(e)
+        }
+    }
+}
+
+/// Waits until both containers answer; the returned `Started` has `Backend::None` for the
+/// caller to fill in.
+async fn ready(
+    servers: &DockerServers,
+    postgres_image: &ImageChoice,
+    redis_image: &ImageChoice,
+    timeout: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Started, ProvisionError> {
+    let pg_container = servers.postgres.as_ref().expect("postgres container");
+    let rd_container = servers.redis.as_ref().expect("redis container");
+    let (pg_host, pg_port) =
+        mapped_address(pg_container, Service::Postgres, postgres_image).await?;
+    let (rd_host, rd_port) = mapped_address(rd_container, Service::Redis, redis_image).await?;
+    let pg_url = UrlParts {
+        scheme: "postgres".to_owned(),
+        userinfo: Some("postgres".to_owned()),
+        host: pg_host.clone(),
+        port: Some(pg_port),
+        path: "postgres".to_owned(),
+        query: String::new(),
+    };
+    let redis_url = format!("redis://{rd_host}:{rd_port}/");
+
+    let pg_probe_url = pg_url.with_path("postgres");
+    let pg_address = format!("{pg_host}:{pg_port}");
+    let rd_address = format!("{rd_host}:{rd_port}");
+    let (pg_ready, rd_ready) = tokio::join!(
+        wait_ready(
+            Service::Postgres,
+            pg_container,
+            postgres_image,
+            &pg_address,
+            timeout,
+            || probe::postgres_once(&pg_probe_url),
+        ),
+        wait_ready(
+            Service::Redis,
+            rd_container,
+            redis_image,
+            &rd_address,
+            timeout,
+            || probe::redis_once(&redis_url),
+        ),
+    );
+    let postgres_version = pg_ready?;
+    let redis_version = rd_ready?;
+
+    progress(&format!(
+        "services: postgres ready at {pg_host}:{pg_port} (docker, container={}, image={})",
+        pg_container.id(),
+        postgres_image.reference
+    ));
+    progress(&format!(
+        "services: redis ready at {rd_host}:{rd_port} (docker, container={}, image={})",
+        rd_container.id(),
+        redis_image.reference
+    ));
+    let (pg_identity, rd_identity) = tokio::join!(
+        engine::image_identity(&postgres_image.reference),
+        engine::image_identity(&redis_image.reference)
+    );
+
+    Ok(Started {
+        backend: Backend::None,
+        postgres_address: pg_address,
+        redis_address: rd_address,
+        postgres_url: pg_url,
+        redis_url,
+        postgres_version,
+        redis_version,
+        postgres_image: Some(pg_identity),
+        redis_image: Some(rd_identity),
+    })
+}
+
+async fn start_container(
+    service: Service,
+    image: &ImageChoice,
+    session: &str,
+) -> Result<ContainerAsync<GenericImage>, ProvisionError> {
+    let (name, tag) = image.name_and_tag();
+    let result = match service {
+        Service::Postgres => {
+            let mut args = Vec::new();
+            for setting in POSTGRES_SETTINGS {
+                args.push("-c".to_owned());
+                args.push(setting.to_owned());
+            }
+            GenericImage::new(name, tag)
+                .with_exposed_port(POSTGRES_PORT.tcp())
+                .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
+                .with_env_var("POSTGRES_PASSWORD", "postgres")
+                .with_cmd(args)
+                .with_label(SESSION_LABEL, session)
+                .start()
+                .await
+        }
+        Service::Redis => {
+            GenericImage::new(name, tag)
+                .with_exposed_port(REDIS_PORT.tcp())
+                .with_label(SESSION_LABEL, session)
+                .start()
+                .await
+        }
+    };
+    result.map_err(|e| classify_start_error(service, image, e))
+}
+
+fn classify_start_error(
+    service: Service,
+    image: &ImageChoice,
+    e: TestcontainersError,
+) -> ProvisionError {
+    match e {
+        TestcontainersError::Client(ClientError::PullImage { err, .. }) => {
+            ProvisionError::ImageUnavailable {
+                service: service.name(),
+                reference: image.reference.clone(),
+                override_variable: image.override_variable,
+                detail: err.to_string(),
+            }
+        }
+        other => ProvisionError::ContainerFailed {
+            service: service.name(),
+            reference: image.reference.clone(),
+            override_variable: image.override_variable,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// The host (as testcontainers reports it; `localhost` becomes 127.0.0.1 since the IPv4
+/// mapping is used) and the mapped IPv4 port.
+async fn mapped_address(
+    container: &ContainerAsync<GenericImage>,
+    service: Service,
+    image: &ImageChoice,
+) -> Result<(String, u16), ProvisionError> {
+    let internal = match service {
+        Service::Postgres => POSTGRES_PORT,
+        Service::Redis => REDIS_PORT,
+    };
+    let failed = |detail: String| ProvisionError::ContainerFailed {
+        service: service.name(),
+        reference: image.reference.clone(),
+        override_variable: image.override_variable,
+        detail,
+    };
+    let port = match container.get_host_port_ipv4(internal.tcp()).await {
+        Ok(port) => port,
+        Err(e) => {
+            // A container that already exited has no port mappings: say that instead.
+            return Err(match exited_error(container, service, image).await {
+                Some(exited) => exited,
+                None => failed(format!("no IPv4 port mapping for {internal}: {e}")),
+            });
+        }
+    };
+    let host = container
+        .get_host()
+        .await
+        .map_err(|e| failed(format!("cannot tell the host to reach it on: {e}")))?;
+    let host = match host.to_string() {
+        h if h == "localhost" => "127.0.0.1".to_owned(),
+        h => h,
+    };
+    Ok((host, port))
+}
+
+async fn wait_ready<F>(
+    service: Service,
+    container: &ContainerAsync<GenericImage>,
+    image: &ImageChoice,
+    address: &str,
+    timeout: Duration,
+    attempt: impl FnMut() -> F,
+) -> Result<String, ProvisionError>
+where
+    F: Future<Output = Result<String, String>>,
+{
+    let place = format!(
+        "docker, container={}, image={}",
+        container.id(),
+        image.reference
+    );
+    let alive = async |n: u32| -> Result<(), ProvisionError> {
+        // Ask the engine about once a second, not on every attempt.
+        if n % 10 != 9 {
+            return Ok(());
+        }
+        match exited_error(container, service, image).await {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    };
+    match probe::poll_ready(timeout, attempt, alive).await? {
+        Wait::Ready(version) => Ok(version),
+        Wait::TimedOut { last_error } => Err(ProvisionError::NotReady {
+            service: service.name(),
+            address: address.to_owned(),
+            place: place.clone(),
+            waited_secs: timeout.as_secs(),
+            last_error,
+            advice: advice(
+                "its log",
+                &container_logs(container).await,
+                &format!(
+                    "Check the container's log above and that {address} is reachable from here; \
+                     if the image is not a Postgres/Redis image that honours the official \
+                     image's settings, set {}=<name:tag> to one that does",
+                    image.override_variable
+                ),
+            ),
+        }),
+    }
+}
+
+/// `ServerExited` (with the container's log) if the container is no longer running.
+async fn exited_error(
+    container: &ContainerAsync<GenericImage>,
+    service: Service,
+    image: &ImageChoice,
+) -> Option<ProvisionError> {
+    if !matches!(container.is_running().await, Ok(false)) {
+        return None;
+    }
+    let code = container.exit_code().await.ok().flatten();
+    Some(ProvisionError::ServerExited {
+        service: service.name(),
+        place: format!(
+            "docker, container={}, image={}",
+            container.id(),
+            image.reference
+        ),
+        status: match code {
+            Some(c) => format!("the container exited with code {c}"),
+            None => "the container stopped".to_owned(),
+        },
+        advice: advice(
+            "its log",
+            &container_logs(container).await,
+            &format!(
+                "Check that {} is a {} image that honours the official image's settings \
+                 (`docker run --rm {}`), or set {}=<name:tag> to another image",
+                image.reference,
+                service.name(),
+                image.reference,
+                image.override_variable
+            ),
+        ),
+    })
+}
+
+/// The last lines of a container's stdout and stderr.
+async fn container_logs(container: &ContainerAsync<GenericImage>) -> String {
+    let fetch = async {
+        let out = container.stdout_to_vec().await.unwrap_or_default();
+        let err = container.stderr_to_vec().await.unwrap_or_default();
+        let mut text = String::from_utf8_lossy(&out).into_owned();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&String::from_utf8_lossy(&err));
+        probe::text_tail(&text, 20)
+    };
+    tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .unwrap_or_default()
+}

@@ -1,0 +1,373 @@
+//! Provisioning: starts (or finds) the real Postgres and Redis a run measures, waits until a
+//! real query answers, describes exactly what runs (versions, images), and tears everything
+//! down on success, error, panic and Ctrl-C. The only module that knows how services start.
+//!
+//! Modes (`--services`): `docker` (testcontainers), `native` (`initdb`/`postgres` and
+//! `redis-server` from PATH on free loopback ports in a temp dir), `external` (`DATABASE_URL`,
+//! `REDIS_URL`), and `auto` (docker, then native, saying which and why).
+//!
+//! Must never: judge readiness by a log line; drop, flush or stop servers it did not start
+//! (external mode); leave a container, process or temp dir behind on any path it controls
+//! (teardown, error, drop, panic); print a password; use a shell.
+
+mod docker;
+mod engine;
+mod error;
+mod external;
+mod native;
+mod probe;
+#[cfg(test)]
+mod scratch_tests;
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+pub use error::ProvisionError;
+
+/// The variable that overrides the Postgres image.
+pub const POSTGRES_IMAGE_VARIABLE: &str = "PERF_POSTGRES_IMAGE";
+/// The variable that overrides the Redis image.
+pub const REDIS_IMAGE_VARIABLE: &str = "PERF_REDIS_IMAGE";
+/// How long each server gets to answer a real query after it was started.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the services are provided.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ServicesMode {
+    Auto,
+    Docker,
+    Native,
+    External,
+}
+
+impl fmt::Display for ServicesMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Docker => "docker",
+            Self::Native => "native",
+            Self::External => "external",
+        })
+    }
+}
+
+/// An image reference and where its name came from (so errors can name the override).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageChoice {
+    /// `name:tag`, e.g. `postgres:16` or `local/postgres:15`.
+    pub reference: String,
+    /// The variable that overrides it: `PERF_POSTGRES_IMAGE` or `PERF_REDIS_IMAGE`.
+    pub override_variable: &'static str,
+}
+
+/// What `start` needs.
+#[derive(Debug, Clone)]
+pub struct ProvisionOptions {
+    pub mode: ServicesMode,
+    pub postgres_image: ImageChoice,
+    pub redis_image: ImageChoice,
+}
+
+/// What was started, for the record and the report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServicesDescription {
+    /// The mode that actually serves (never `auto`).
+    pub mode: ServicesMode,
+    /// Why this mode was chosen, e.g. "auto: no Docker engine answers at ...; native servers found on PATH".
+    pub reason: String,
+    /// `SHOW server_version`, e.g. "15.18 (Debian 15.18-0+deb12u1)".
+    pub postgres_version: String,
+    /// `redis_version` from `INFO server`, e.g. "7.0.15".
+    pub redis_version: String,
+    /// Image references (with digest/id when known) in docker mode.
+    pub postgres_image: Option<String>,
+    pub redis_image: Option<String>,
+}
+
+impl ImageChoice {
+    /// testcontainers' `(name, tag)` for this reference: the tag is what follows the last `:`
+    /// after the last `/` (`latest` if none), so `localhost:5000/pg` is name `localhost:5000/pg`,
+    /// tag `latest`. A digest reference (`name@sha256:...`) splits so that `name:tag` rebuilds it.
+    pub fn name_and_tag(&self) -> (String, String) {
+        split_image_reference(&self.reference)
+    }
+}
+
+fn split_image_reference(reference: &str) -> (String, String) {
+    let reference = reference.trim();
+    if reference.contains('@') {
+        // `name@sha256:hex` or `name:tag@sha256:hex`: testcontainers formats `{name}:{tag}`.
+        if let Some((name, tag)) = reference.rsplit_once(':') {
+            return (name.to_owned(), tag.to_owned());
+        }
+    }
+    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[last_slash..].rfind(':') {
+        Some(i) => {
+            let colon = last_slash + i;
+            (
+                reference[..colon].to_owned(),
+                reference[colon + 1..].to_owned(),
+            )
+        }
+        None => (reference.to_owned(), "latest".to_owned()),
+    }
+}
+
+/// What a mode's start hands back.
+pub(crate) struct Started {
+    pub backend: Backend,
+    pub postgres_address: String,
+    pub redis_address: String,
+    /// The Postgres URL; its path is replaced by the database name in `postgres_url`.
+    pub postgres_url: probe::UrlParts,
+    pub redis_url: String,
+    pub postgres_version: String,
+    pub redis_version: String,
+    pub postgres_image: Option<String>,
+    pub redis_image: Option<String>,
+}
+
+/// What a `Services` value owns.
+pub(crate) enum Backend {
+    /// Nothing (external mode).
+    None,
+    Docker(Box<docker::DockerServers>),
+    Native(native::NativeServers),
+}
+
+/// Running Postgres and Redis, and what is needed to stop them.
+pub struct Services {
+    description: ServicesDescription,
+    postgres_address: String,
+    redis_address: String,
+    postgres_url: probe::UrlParts,
+    redis_url: String,
+    owns: bool,
+    backend: Option<Backend>,
+}
+
+impl fmt::Debug for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Services")
+            .field("description", &self.description)
+            .field("postgres", &self.postgres_address)
+            .field("redis", &self.redis_address)
+            .field("owns_servers", &self.owns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// Starts or finds Postgres and Redis per `options.mode`; `progress` receives
+    /// human-readable lines (one per step). Once both answer, it receives one line per service:
+    /// `services: postgres ready at HOST:PORT (native, pid=PID, dir=DIR)`,
+    /// `services: redis ready at HOST:PORT (docker, container=ID, image=REF)`,
+    /// `services: postgres ready at HOST:PORT (external)` and the like.
+    pub async fn start(
+        options: &ProvisionOptions,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Services, ProvisionError> {
+        Self::start_with_timeout(options, READY_TIMEOUT, progress).await
+    }
+
+    /// [`Services::start`] with another readiness timeout per service.
+    pub async fn start_with_timeout(
+        options: &ProvisionOptions,
+        timeout: Duration,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Services, ProvisionError> {
+        let began = Instant::now();
+        let (mode, reason, started) = match options.mode {
+            ServicesMode::Docker => {
+                let (host, _) = engine::docker_host();
+                progress(&format!("services: checking for a Docker engine at {host}"));
+                let engine = engine::check().await;
+                if !engine.answers {
+                    return Err(ProvisionError::DockerUnavailable {
+                        checked: engine.detail,
+                    });
+                }
+                let reason = format!("--services docker; {}", engine.detail);
+                progress(&format!("services: docker ({reason})"));
+                let started = docker::start(
+                    &options.postgres_image,
+                    &options.redis_image,
+                    &engine,
+                    timeout,
+                    progress,
+                )
+                .await?;
+                (ServicesMode::Docker, reason, started)
+            }
+            ServicesMode::Native => {
+                let bins = native::find()?;
+                let reason = format!("--services native; {}", bins.describe());
+                progress(&format!("services: native ({reason})"));
+                let started = native::start(&bins, timeout, progress).await?;
+                (ServicesMode::Native, reason, started)
+            }
+            ServicesMode::External => {
+                let reason = "--services external; DATABASE_URL and REDIS_URL".to_owned();
+                progress(&format!("services: external ({reason})"));
+                let started = external::start(timeout, progress).await?;
+                (ServicesMode::External, reason, started)
+            }
+            ServicesMode::Auto => start_auto(options, timeout, progress).await?,
+        };
+        let description = ServicesDescription {
+            mode,
+            reason,
+            postgres_version: started.postgres_version,
+            redis_version: started.redis_version,
+            postgres_image: started.postgres_image,
+            redis_image: started.redis_image,
+        };
+        progress(&format!(
+            "services: ready in {:.1} s (postgres {}, redis {})",
+            began.elapsed().as_secs_f64(),
+            description.postgres_version,
+            description.redis_version
+        ));
+        Ok(Services {
+            description,
+            postgres_address: started.postgres_address,
+            redis_address: started.redis_address,
+            postgres_url: started.postgres_url,
+            redis_url: started.redis_url,
+            owns: !matches!(started.backend, Backend::None),
+            backend: Some(started.backend),
+        })
+    }
+
+    pub fn description(&self) -> &ServicesDescription {
+        &self.description
+    }
+
+    /// URL of `database` on the server as a superuser, e.g.
+    /// `postgres://postgres@127.0.0.1:PORT/DB` (external mode: DATABASE_URL with its database
+    /// replaced; it may carry a password, so do not print it).
+    pub fn postgres_url(&self, database: &str) -> String {
+        self.postgres_url
+            .with_path(&probe::percent_encode(database))
+    }
+
+    /// e.g. `redis://127.0.0.1:PORT/` (external mode: REDIS_URL as given).
+    pub fn redis_url(&self) -> String {
+        self.redis_url.clone()
+    }
+
+    /// `HOST:PORT` of Postgres, for messages.
+    pub fn postgres_address(&self) -> &str {
+        &self.postgres_address
+    }
+
+    /// `HOST:PORT` of Redis, for messages.
+    pub fn redis_address(&self) -> &str {
+        &self.redis_address
+    }
+
+    /// false in external mode: the harness must then never drop/flush what it did not create.
+    pub fn owns_servers(&self) -> bool {
+        self.owns
+    }
+
+    /// Stops and removes everything this value started (containers, processes, temp dirs).
+    /// Idempotent: nothing is left for `Drop` afterwards, and stopping what already stopped is fine.
+    pub async fn teardown(mut self) -> Result<(), ProvisionError> {
+        let result = match self.backend.take() {
+            None | Some(Backend::None) => Ok(()),
+            Some(Backend::Docker(servers)) => servers.teardown().await,
+            Some(Backend::Native(servers)) => servers.teardown().await,
+        };
+        result.map_err(ProvisionError::Teardown)
+    }
+}
+
+impl Drop for Services {
+    /// Best-effort synchronous cleanup when `teardown` was not called (error or panic paths):
+    /// works inside a multi-thread or current-thread tokio runtime and outside any runtime.
+    fn drop(&mut self) {
+        match self.backend.take() {
+            None | Some(Backend::None) => {}
+            Some(Backend::Docker(mut servers)) => servers.cleanup_blocking(),
+            Some(Backend::Native(mut servers)) => servers.cleanup_blocking(),
+        }
+    }
+}
+
+/// A short reason why native mode cannot serve, for auto mode's messages.
+fn native_unavailable_reason(e: &ProvisionError) -> String {
+    match e {
+        ProvisionError::NativeBinaryMissing {
+            binary, searched, ..
+        } => format!("native servers are not installed (`{binary}` not found in {searched})"),
+        ProvisionError::NativeSetup { problem, .. } => {
+            format!("native servers cannot run: {problem}")
+        }
+        other => other.to_string(),
+    }
+}
+
+async fn start_auto(
+    options: &ProvisionOptions,
+    timeout: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(ServicesMode, String, Started), ProvisionError> {
+    let (host, _) = engine::docker_host();
+    progress(&format!(
+        "services: auto: checking for a Docker engine at {host}"
+    ));
+    let engine = engine::check().await;
+    let native = native::find();
+    if engine.answers {
+        let reason = format!("auto: {}", engine.detail);
+        progress(&format!("services: docker ({reason})"));
+        match docker::start(
+            &options.postgres_image,
+            &options.redis_image,
+            &engine,
+            timeout,
+            progress,
+        )
+        .await
+        {
+            Ok(started) => return Ok((ServicesMode::Docker, reason, started)),
+            Err(ProvisionError::ImageUnavailable {
+                reference,
+                override_variable,
+                ..
+            }) if native.is_ok() => {
+                let bins = native.as_ref().expect("checked");
+                let reason = format!(
+                    "auto: {}, but image {reference} is not available locally and could not be \
+                     pulled (set {override_variable}=<name:tag> to a local image to use Docker); \
+                     {} found",
+                    engine.detail,
+                    bins.describe()
+                );
+                progress(&format!("services: native ({reason})"));
+                let started = native::start(bins, timeout, progress).await?;
+                return Ok((ServicesMode::Native, reason, started));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match native {
+        Ok(bins) => {
+            let reason = format!("auto: {}; {} found", engine.detail, bins.describe());
+            progress(&format!("services: native ({reason})"));
+            let started = native::start(&bins, timeout, progress).await?;
+            Ok((ServicesMode::Native, reason, started))
+        }
+        Err(e) => Err(ProvisionError::NothingCanServe {
+            docker: engine.detail,
+            native: native_unavailable_reason(&e),
+            postgres_image: options.postgres_image.reference.clone(),
+            redis_image: options.redis_image.reference.clone(),
+        }),
+    }
+}

@@ -1,0 +1,303 @@
+//! The RunRecord: one versioned JSON document per measured commit (what was measured, where,
+//! and every metric with its unit and kind), and its atomic storage as a file.
+//!
+//! Reading a record never guesses: a file that is not a record, or whose `schema_version` is
+//! newer than this harness knows, is an error naming the file, and the file is left untouched.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::provision::ServicesDescription;
+
+/// The version of the record format this harness writes and reads. Bump it before changing
+/// the shape of [`RunRecord`].
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything one run measured at one commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub schema_version: u32,
+    /// Full sha of the measured commit.
+    pub commit: String,
+    /// True when the work tree had uncommitted changes: never stored as a baseline.
+    pub dirty: bool,
+    pub branch: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub profile: Profile,
+    pub environment: Environment,
+    /// Wall time of each phase of the run, in order.
+    pub phases: Vec<Phase>,
+    pub metrics: Vec<Metric>,
+}
+
+/// How long the wall-time suite measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Quick,
+    Full,
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Quick => "quick",
+            Self::Full => "full",
+        })
+    }
+}
+
+/// Where and with what a record was measured: records are compared only when this matches on
+/// what matters (see `compare::fingerprint_mismatches`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub machine_class: String,
+    pub cpu_model: String,
+    pub cores: usize,
+    pub os: String,
+    pub rustc: String,
+    pub valgrind: Option<String>,
+    pub gungraun_runner: Option<String>,
+    pub services: ServicesDescription,
+    /// Hash of the configuration that changes the measured data (seed sizes).
+    pub config_hash: String,
+}
+
+/// One phase of a run and how long it took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub name: String,
+    pub seconds: f64,
+}
+
+/// Which suite produced a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suite {
+    WallTime,
+    Instructions,
+    IoCounts,
+}
+
+impl fmt::Display for Suite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::WallTime => "wall_time",
+            Self::Instructions => "instructions",
+            Self::IoCounts => "io_counts",
+        })
+    }
+}
+
+/// How a metric may be judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    /// The same commit gives the same value (instruction counts, I/O counts).
+    Deterministic,
+    /// A sample of a noisy quantity (wall time): judged only when measured side by side.
+    Statistical,
+    /// A label that changes or not (plan shapes).
+    Categorical,
+}
+
+impl fmt::Display for MetricKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Deterministic => "deterministic",
+            Self::Statistical => "statistical",
+            Self::Categorical => "categorical",
+        })
+    }
+}
+
+/// The unit of a metric's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    Nanoseconds,
+    Instructions,
+    Statements,
+    Rows,
+    Commands,
+    Count,
+}
+
+impl Unit {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::Nanoseconds => "ns",
+            Self::Instructions => "instr",
+            Self::Statements => "stmts",
+            Self::Rows => "rows",
+            Self::Commands => "cmds",
+            Self::Count => "",
+        }
+    }
+}
+
+/// One measured quantity. Lower is better for every metric of this harness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    /// Unique within a record, e.g. `wall_time/cache/l1_hit`, `io/due_cards/sql_statements`.
+    pub name: String,
+    pub suite: Suite,
+    pub unit: Unit,
+    pub kind: MetricKind,
+    /// The summary value: the count, or the median for a statistical metric.
+    pub value: f64,
+    /// 95% confidence interval of `value` (statistical metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<[f64; 2]>,
+    /// Per-sample values (statistical metrics), for paired tests and distributions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<f64>,
+}
+
+/// Errors reading or writing a record file.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("cannot read record {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "record {path} is not a valid run record ({detail}); it was left untouched.\n  fix: move it away or delete it, then run again (the revision will be measured anew)"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "record {path} has schema_version {found}, newer than the {supported} this harness reads; it was left untouched.\n  fix: update this checkout (the record was written by a newer harness), or remove the file"
+    )]
+    NewerVersion {
+        path: PathBuf,
+        found: u64,
+        supported: u32,
+    },
+    #[error("cannot write record {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl RunRecord {
+    /// The file name of this record in a runs directory: `<sha>[-dirty].json`.
+    pub fn file_name(&self) -> String {
+        record_file_name(&self.commit, self.dirty)
+    }
+
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
+}
+
+/// `<sha>.json` or `<sha>-dirty.json`.
+pub fn record_file_name(commit: &str, dirty: bool) -> String {
+    if dirty {
+        format!("{commit}-dirty.json")
+    } else {
+        format!("{commit}.json")
+    }
+}
+
+/// Parses a record, checking its version before its shape.
+pub fn parse_record(text: &str, path: &Path) -> Result<RunRecord, RecordError> {
+    let corrupt = |detail: String| RecordError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| corrupt(format!("not JSON: {e}")))?;
+    let version = value
+        .get("schema_version")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| corrupt("no numeric schema_version".to_owned()))?;
+    if version > u64::from(SCHEMA_VERSION) {
+        return Err(RecordError::NewerVersion {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+}
+
+/// Reads the record at `path`; `Ok(None)` when there is no such file.
+pub fn read_record(path: &Path) -> Result<Option<RunRecord>, RecordError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_record(&text, path).map(Some),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(RecordError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Writes `contents` to `path` atomically: a temp file in the same directory, then a rename,
+/// so a reader sees the old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), RecordError> {
+    let write_error = |source: std::io::Error| RecordError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(write_error)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(write_error)?;
+    file.write_all(contents).map_err(write_error)?;
+    file.as_file().sync_all().map_err(write_error)?;
+    file.persist(path).map_err(|e| write_error(e.error))?;
+    Ok(())
+}
+
+/// Stores a record as `<dir>/<sha>[-dirty].json`, atomically; returns the path.
+pub fn store_record(dir: &Path, record: &RunRecord) -> Result<PathBuf, RecordError> {
+    let path = dir.join(record.file_name());
+    let mut json = serde_json::to_vec_pretty(record).expect("a record serializes");
+    json.push(b'\n');
+    write_atomically(&path, &json)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_corrupt_and_names_the_file() {
+        let error = parse_record("{not json", Path::new("runs/abc.json")).unwrap_err();
+        assert!(matches!(error, RecordError::Corrupt { .. }));
+        assert!(error.to_string().contains("runs/abc.json"));
+    }
+
+    #[test]
+    fn missing_version_is_corrupt() {
+        let error = parse_record("{\"commit\": \"abc\"}", Path::new("x.json")).unwrap_err();
+        assert!(error.to_string().contains("schema_version"), "{error}");
+    }
+
+    #[test]
+    fn newer_version_is_refused_before_its_shape_is_read() {
+        let text = format!("{{\"schema_version\": {}}}", SCHEMA_VERSION + 1);
+        let error = parse_record(&text, Path::new("x.json")).unwrap_err();
+        assert!(
+            matches!(error, RecordError::NewerVersion { found, .. } if found == u64::from(SCHEMA_VERSION) + 1)
+        );
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs").join("r.json");
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temp file is left behind");
+    }
+}

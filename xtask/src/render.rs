@@ -1,0 +1,360 @@
+//! Renderers of one [`Report`]: a terminal table, Markdown (PR comment / job summary) and JSON.
+//! Pure: they format values and do no I/O; every renderer consumes the same comparison rows.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::compare::{Comparison, MetricComparison, Verdict};
+use crate::record::{RunRecord, Unit};
+
+/// Which baseline a report compares with, and how it was found, or why there is none.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum BaselineDisclosure {
+    Used {
+        commit: String,
+        how_chosen: String,
+        /// "stored record <path>" or "measured in a git worktree in this run".
+        source: String,
+        /// Candidates that were not used, and why.
+        passed_over: Vec<String>,
+    },
+    None {
+        reason: String,
+    },
+}
+
+/// Everything a report shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report<'a> {
+    pub head: &'a RunRecord,
+    pub baseline: BaselineDisclosure,
+    pub comparison: Option<&'a Comparison>,
+    /// Where the record of this run was stored.
+    pub record_path: Option<String>,
+}
+
+/// The one-line verdict.
+pub fn headline(report: &Report<'_>) -> String {
+    match report.comparison {
+        None => "No comparison: no baseline.".to_owned(),
+        Some(c) if c.has_regression() => format!(
+            "{} regression(s), {} improvement(s), {} unchanged.",
+            c.count(Verdict::Regression),
+            c.count(Verdict::Improvement),
+            c.count(Verdict::Unchanged)
+        ),
+        Some(c) => format!(
+            "No regression: {} improvement(s), {} unchanged.",
+            c.count(Verdict::Improvement),
+            c.count(Verdict::Unchanged)
+        ),
+    }
+}
+
+/// Formats a value in its unit, e.g. `1.23 µs`, `51 stmts`.
+pub fn format_value(value: Option<f64>, unit: Unit) -> String {
+    let Some(value) = value else {
+        return "-".to_owned();
+    };
+    match unit {
+        Unit::Nanoseconds => {
+            let (scaled, suffix) = if value >= 1e9 {
+                (value / 1e9, "s")
+            } else if value >= 1e6 {
+                (value / 1e6, "ms")
+            } else if value >= 1e3 {
+                (value / 1e3, "µs")
+            } else {
+                (value, "ns")
+            };
+            format!("{scaled:.2} {suffix}")
+        }
+        other => {
+            let symbol = other.symbol();
+            if symbol.is_empty() {
+                format!("{value:.0}")
+            } else {
+                format!("{value:.0} {symbol}")
+            }
+        }
+    }
+}
+
+/// Formats a relative change, e.g. `+1.25%`.
+pub fn format_change(change: Option<f64>) -> String {
+    match change {
+        None => "-".to_owned(),
+        Some(c) if c.is_infinite() => "new > 0".to_owned(),
+        Some(c) => format!("{c:+.2}%"),
+    }
+}
+
+fn verdict_label(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Regression => "REGRESSION",
+        Verdict::Improvement => "improvement",
+        Verdict::Unchanged => "unchanged",
+        Verdict::Informational => "info",
+        Verdict::NotComparable => "n/a",
+    }
+}
+
+/// A command that measures the worst regression's benchmark again, locally.
+pub fn reproduce_command(report: &Report<'_>) -> Option<String> {
+    let comparison = report.comparison?;
+    let worst = comparison.worst_regression()?;
+    let BaselineDisclosure::Used { commit, .. } = &report.baseline else {
+        return None;
+    };
+    Some(format!(
+        "cargo xtask perf --base {} --filter {}",
+        short_sha(commit),
+        bench_of(&worst.name)
+    ))
+}
+
+/// The benchmark or scenario part of a metric name (`io/due_cards/sql_statements` ->
+/// `due_cards`), which `--filter` selects.
+pub fn bench_of(metric_name: &str) -> &str {
+    let mut parts = metric_name.split('/');
+    let _suite = parts.next();
+    match (parts.next(), parts.next()) {
+        (Some(first), Some(second)) if metric_name.starts_with("io/") => {
+            let _ = second;
+            first
+        }
+        (Some(_), Some(second)) => second,
+        (Some(first), None) => first,
+        _ => metric_name,
+    }
+}
+
+pub fn short_sha(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}
+
+fn commit_label(record: &RunRecord) -> String {
+    format!(
+        "{}{}",
+        short_sha(&record.commit),
+        if record.dirty { " (dirty)" } else { "" }
+    )
+}
+
+fn baseline_lines(baseline: &BaselineDisclosure) -> Vec<String> {
+    match baseline {
+        BaselineDisclosure::Used {
+            commit,
+            how_chosen,
+            source,
+            passed_over,
+        } => {
+            let mut lines = vec![format!(
+                "Baseline: {} ({how_chosen}; {source})",
+                short_sha(commit)
+            )];
+            lines.extend(passed_over.iter().map(|why| format!("  not used: {why}")));
+            lines
+        }
+        BaselineDisclosure::None { reason } => vec![format!("Baseline: none ({reason})")],
+    }
+}
+
+/// The terminal table: regressions first, every row, fixed-width columns.
+pub fn terminal(report: &Report<'_>) -> String {
+    let mut out = String::new();
+    let head = report.head;
+    let _ = writeln!(out, "perf: {}", headline(report));
+    let _ = writeln!(
+        out,
+        "Head: {} ({} profile)",
+        commit_label(head),
+        head.profile
+    );
+    for line in baseline_lines(&report.baseline) {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out);
+    let header = ["verdict", "metric", "base", "head", "change", "rule"];
+    let rows: Vec<[String; 6]> = match report.comparison {
+        Some(comparison) => comparison.rows.iter().map(table_row).collect(),
+        None => head
+            .metrics
+            .iter()
+            .map(|m| {
+                [
+                    "-".to_owned(),
+                    m.name.clone(),
+                    "-".to_owned(),
+                    format_value(Some(m.value), m.unit),
+                    "-".to_owned(),
+                    String::new(),
+                ]
+            })
+            .collect(),
+    };
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut line = |cells: &[String]| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            let pad = width.saturating_sub(cell.chars().count());
+            if i == 2 || i == 3 || i == 4 {
+                let _ = write!(text, "{}{}  ", " ".repeat(pad), cell);
+            } else if i == cells.len() - 1 {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{}{}  ", cell, " ".repeat(pad));
+            }
+        }
+        let _ = writeln!(out, "{}", text.trim_end());
+    };
+    line(&header.map(str::to_owned));
+    for row in &rows {
+        line(row);
+    }
+    if let Some(command) = reproduce_command(report) {
+        let _ = writeln!(out, "\nReproduce the worst regression: {command}");
+    }
+    if let Some(path) = &report.record_path {
+        let _ = writeln!(out, "Record: {path}");
+    }
+    out
+}
+
+fn table_row(row: &MetricComparison) -> [String; 6] {
+    [
+        verdict_label(row.verdict).to_owned(),
+        row.name.clone(),
+        format_value(row.base, row.unit),
+        format_value(row.head, row.unit),
+        format_change(row.change_pct),
+        row.rule.clone(),
+    ]
+}
+
+/// Markdown for a PR comment or a job summary.
+pub fn markdown(report: &Report<'_>) -> String {
+    let mut out = String::new();
+    let head = report.head;
+    let _ = writeln!(out, "## Performance: {}\n", headline(report));
+    for line in baseline_lines(&report.baseline) {
+        let _ = writeln!(out, "{}  ", line.trim_start());
+    }
+    let _ = writeln!(
+        out,
+        "Head: `{}` ({} profile)\n",
+        commit_label(head),
+        head.profile
+    );
+    if let Some(comparison) = report.comparison {
+        let section = |out: &mut String, title: &str, rows: Vec<&MetricComparison>| {
+            if rows.is_empty() {
+                return;
+            }
+            let _ = writeln!(out, "### {title}\n");
+            markdown_table(out, &rows);
+            let _ = writeln!(out);
+        };
+        let of = |verdict: Verdict| -> Vec<&MetricComparison> {
+            comparison
+                .rows
+                .iter()
+                .filter(|r| r.verdict == verdict)
+                .collect()
+        };
+        section(&mut out, "Regressions", of(Verdict::Regression));
+        section(&mut out, "Improvements", of(Verdict::Improvement));
+        let folded: Vec<&MetricComparison> = comparison
+            .rows
+            .iter()
+            .filter(|r| !matches!(r.verdict, Verdict::Regression | Verdict::Improvement))
+            .collect();
+        if !folded.is_empty() {
+            let _ = writeln!(
+                out,
+                "<details><summary>{} unchanged, informational or new rows</summary>\n",
+                folded.len()
+            );
+            markdown_table(&mut out, &folded);
+            let _ = writeln!(out, "\n</details>\n");
+        }
+        if let Some(command) = reproduce_command(report) {
+            let _ = writeln!(
+                out,
+                "Reproduce the worst regression locally:\n\n```\n{command}\n```\n"
+            );
+        }
+    }
+    let env = &head.environment;
+    let _ = writeln!(
+        out,
+        "<sub>Machine class `{}`; {}; services: {} (Postgres {}, Redis {}); valgrind {}.</sub>",
+        env.machine_class,
+        env.rustc,
+        env.services.mode,
+        env.services.postgres_version,
+        env.services.redis_version,
+        env.valgrind.as_deref().unwrap_or("none"),
+    );
+    out
+}
+
+fn markdown_table(out: &mut String, rows: &[&MetricComparison]) {
+    let _ = writeln!(out, "| metric | base | head | change | certainty | rule |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---|---|");
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} | {} |",
+            row.name,
+            format_value(row.base, row.unit),
+            format_value(row.head, row.unit),
+            format_change(row.change_pct),
+            row.certainty,
+            row.rule
+        );
+    }
+}
+
+/// The comparison as JSON, for other tools.
+pub fn json(report: &Report<'_>) -> serde_json::Value {
+    serde_json::json!({
+        "headline": headline(report),
+        "head": { "commit": report.head.commit, "dirty": report.head.dirty, "profile": report.head.profile },
+        "baseline": report.baseline,
+        "rows": report.comparison.map(|c| &c.rows),
+        "reproduce": reproduce_command(report),
+        "record": report.record_path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_names_are_what_filter_selects() {
+        assert_eq!(bench_of("io/due_cards/sql_statements"), "due_cards");
+        assert_eq!(bench_of("wall_time/cache/l1_hit"), "l1_hit");
+        assert_eq!(
+            bench_of("instructions/cache/cache_aside_read_decode/word"),
+            "cache_aside_read_decode"
+        );
+    }
+
+    #[test]
+    fn values_are_formatted_in_their_unit() {
+        assert_eq!(format_value(Some(1_234.0), Unit::Nanoseconds), "1.23 µs");
+        assert_eq!(format_value(Some(51.0), Unit::Statements), "51 stmts");
+        assert_eq!(format_value(None, Unit::Statements), "-");
+        assert_eq!(format_change(Some(1.234)), "+1.23%");
+        assert_eq!(format_change(Some(f64::INFINITY)), "new > 0");
+    }
+}

@@ -1,0 +1,126 @@
+//! Instructions (Gungraun under callgrind): runs the `instructions` bench of a checkout with
+//! `--output-format=json` and turns each benchmark's total `Ir` (instructions executed) into a
+//! deterministic metric `instructions/<group>/<function>/<id>`.
+
+use serde::Deserialize;
+
+use crate::record::{Metric, MetricKind, Suite, Unit};
+
+use super::SuiteError;
+
+/// Gungraun's arguments: JSON lines on stdout, and the harness's plain-text filter as a
+/// wildcard pattern over `FILE::GROUP::FUNCTION::ID`.
+pub fn gungraun_args(filter: Option<&str>) -> Vec<String> {
+    let mut args = vec!["--output-format=json".to_owned()];
+    if let Some(pattern) = filter {
+        let escaped: String = pattern
+            .chars()
+            .flat_map(|c| {
+                let escape = matches!(c, '*' | '?' | '[' | ']' | '\\');
+                escape.then_some('\\').into_iter().chain([c])
+            })
+            .collect();
+        args.push(format!("*{escaped}*"));
+    }
+    args
+}
+
+#[derive(Deserialize)]
+struct BenchLine {
+    group: Option<String>,
+    function_name: String,
+    id: Option<String>,
+    profiles: Vec<Profile>,
+}
+
+#[derive(Deserialize)]
+struct Profile {
+    tool: String,
+    data: ProfileData,
+}
+
+#[derive(Deserialize)]
+struct ProfileData {
+    total: Total,
+}
+
+#[derive(Deserialize)]
+struct Total {
+    metrics: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Parses gungraun's JSON lines (other lines are ignored).
+pub fn parse_output(stdout: &str) -> Result<Vec<Metric>, SuiteError> {
+    let mut metrics = Vec::new();
+    for line in stdout.lines().map(str::trim).filter(|l| l.starts_with('{')) {
+        let bench: BenchLine = serde_json::from_str(line).map_err(|e| SuiteError::Output {
+            suite: "instructions",
+            detail: format!("unexpected gungraun JSON ({e}): {line:.200}"),
+        })?;
+        let callgrind = bench
+            .profiles
+            .iter()
+            .find(|p| p.tool == "Callgrind")
+            .ok_or_else(|| SuiteError::Output {
+                suite: "instructions",
+                detail: format!("no Callgrind profile for {}", bench.function_name),
+            })?;
+        let instructions = callgrind
+            .data
+            .total
+            .metrics
+            .get("Ir")
+            .and_then(|ir| ir.pointer("/values/new"))
+            .and_then(serde_json::Value::as_f64)
+            .ok_or_else(|| SuiteError::Output {
+                suite: "instructions",
+                detail: format!("no Ir count for {}", bench.function_name),
+            })?;
+        let mut name = String::from("instructions");
+        for part in [
+            bench.group.as_deref(),
+            Some(bench.function_name.as_str()),
+            bench.id.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            name.push('/');
+            name.push_str(part);
+        }
+        metrics.push(Metric {
+            name,
+            suite: Suite::Instructions,
+            unit: Unit::Instructions,
+            kind: MetricKind::Deterministic,
+            value: instructions,
+            interval: None,
+            samples: Vec::new(),
+        });
+    }
+    metrics.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_gungraun_json_line() {
+        let line =
+            r#"{"group":"cache","function_name":"decode","id":"word","kind":"LibraryBenchmark",
+            "profiles":[{"tool":"Callgrind","data":{"parts":[],"total":{"metrics":
+            {"Ir":{"values":{"new":2576}},"Dr":{"values":{"new":593}}},"regressions":[]}}}]}"#
+                .replace('\n', " ");
+        let metrics = parse_output(&format!("noise\n{line}\n")).unwrap();
+        assert_eq!(metrics.len(), 1);
+        assert_eq!(metrics[0].name, "instructions/cache/decode/word");
+        assert_eq!(metrics[0].value, 2576.0);
+    }
+
+    #[test]
+    fn filter_becomes_a_substring_wildcard() {
+        assert_eq!(gungraun_args(Some("decode")).last().unwrap(), "*decode*");
+    }
+}

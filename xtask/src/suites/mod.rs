@@ -1,0 +1,452 @@
+//! Running the suites of one checkout (HEAD's work tree, or a base revision's worktree):
+//! build its `bench-suite`, create and seed a database of its own, then count I/O per
+//! scenario, time with criterion and count instructions with Gungraun. Every tool is a child
+//! process in its own process group, killed with its children if the run is interrupted.
+//!
+//! The checkout is driven only through stable entry points (`suite prepare|scenario|list`,
+//! the `wall_time` and `instructions` benches), so the HEAD harness can measure any revision
+//! that has them.
+
+pub mod instructions;
+pub mod io_counts;
+pub mod wall_time;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Instant;
+
+use sqlx::{Connection, PgConnection};
+
+use crate::config::Seed;
+use crate::progress::Progress;
+use crate::provision::Services;
+use crate::record::{Metric, Phase};
+use crate::workspace::Layout;
+
+/// Errors of a suite run.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error(
+        "revision {commit} cannot be measured: {detail}.\n  fix: choose a --base that has the bench-suite entry points (`suite` binary, `wall_time` and `instructions` benches), or `--base none`"
+    )]
+    NoEntryPoints { commit: String, detail: String },
+    #[error("{what} failed ({status}); full log: {log}\n{tail}")]
+    Tool {
+        what: String,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("cannot start {program}: {detail}")]
+    Spawn { program: String, detail: String },
+    #[error(
+        "gungraun-runner is not on PATH ({detail}).\n  fix: cargo install gungraun-runner --version <the gungraun version in Cargo.lock> --locked"
+    )]
+    NoGungraunRunner { detail: String },
+    #[error("{suite}: {detail}")]
+    Output { suite: &'static str, detail: String },
+    #[error("counting I/O: {0}")]
+    Probe(String),
+    #[error("database setup: {0}")]
+    Database(String),
+}
+
+/// What the suites of one run share.
+pub struct SuiteContext<'a> {
+    pub layout: &'a Layout,
+    pub services: &'a Services,
+    pub seed: Seed,
+    pub quick: bool,
+    pub filter: Option<&'a str>,
+    pub progress: &'a Progress,
+    /// Unique per harness run: names databases and cache namespaces.
+    pub run_id: String,
+}
+
+/// A tree to measure.
+pub struct Checkout<'a> {
+    /// `head` or `base`: names the raw output directory and the database.
+    pub label: &'a str,
+    pub dir: &'a Path,
+    pub commit: &'a str,
+}
+
+/// The metrics and phase times of one checkout.
+#[derive(Debug, Default)]
+pub struct Measurement {
+    pub metrics: Vec<Metric>,
+    pub phases: Vec<Phase>,
+}
+
+impl SuiteContext<'_> {
+    fn matches(&self, name: &str) -> bool {
+        self.filter.is_none_or(|pattern| name.contains(pattern))
+    }
+}
+
+/// Builds, seeds and measures one checkout.
+pub async fn measure(
+    ctx: &SuiteContext<'_>,
+    checkout: &Checkout<'_>,
+) -> Result<Measurement, SuiteError> {
+    check_entry_points(checkout)?;
+    let raw = ctx.layout.raw_dir(checkout.label);
+    let _ = std::fs::remove_dir_all(&raw);
+    std::fs::create_dir_all(&raw).map_err(|e| SuiteError::Output {
+        suite: "setup",
+        detail: format!("cannot create {}: {e}", raw.display()),
+    })?;
+    let mut measurement = Measurement::default();
+    let label = checkout.label;
+
+    let started = Instant::now();
+    ctx.progress.line(&format!(
+        "{label}: building bench-suite at {}",
+        short(checkout.commit)
+    ));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut build = tool(&cargo, checkout.dir, ctx);
+    build.args([
+        "build",
+        "--release",
+        "--package",
+        "bench-suite",
+        "--bin",
+        "suite",
+    ]);
+    run_tool(
+        build,
+        &format!("{label}: cargo build (suite)"),
+        &raw.join("build.log"),
+    )
+    .await?;
+    let mut build_benches = tool(&cargo, checkout.dir, ctx);
+    build_benches.args(["bench", "--package", "bench-suite", "--no-run"]);
+    run_tool(
+        build_benches,
+        &format!("{label}: cargo bench --no-run"),
+        &raw.join("build-benches.log"),
+    )
+    .await?;
+    measurement.phases.push(Phase {
+        name: format!("{label}: build"),
+        seconds: started.elapsed().as_secs_f64(),
+    });
+
+    let database = format!("perf_{}_{label}", ctx.run_id);
+    create_database(ctx.services, &database).await?;
+    let result = measure_in_database(ctx, checkout, &database, &raw, &mut measurement).await;
+    let dropped = drop_database(ctx.services, &database).await;
+    result?;
+    dropped?;
+    measurement.metrics.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(measurement)
+}
+
+async fn measure_in_database(
+    ctx: &SuiteContext<'_>,
+    checkout: &Checkout<'_>,
+    database: &str,
+    raw: &Path,
+    measurement: &mut Measurement,
+) -> Result<(), SuiteError> {
+    let label = checkout.label;
+    let suite_bin = ctx.layout.target_dir.join("release").join("suite");
+    let database_url = ctx.services.postgres_url(database);
+    let redis_url = ctx.services.redis_url();
+    let with_services = |command: &mut tokio::process::Command, namespace: &str| {
+        command
+            .env("DATABASE_URL", &database_url)
+            .env("REDIS_URL", &redis_url)
+            .env("PERF_CACHE_NAMESPACE", namespace);
+    };
+
+    // Seed.
+    let started = Instant::now();
+    ctx.progress.line(&format!(
+        "{label}: seeding {} users, {} words, {} cards",
+        ctx.seed.users, ctx.seed.words, ctx.seed.cards
+    ));
+    let mut prepare = tool(&suite_bin, checkout.dir, ctx);
+    prepare.args([
+        "prepare",
+        "--users",
+        &ctx.seed.users.to_string(),
+        "--words",
+        &ctx.seed.words.to_string(),
+        "--cards",
+        &ctx.seed.cards.to_string(),
+    ]);
+    with_services(&mut prepare, &format!("{}:{label}:prepare", ctx.run_id));
+    run_tool(
+        prepare,
+        &format!("{label}: suite prepare"),
+        &raw.join("prepare.log"),
+    )
+    .await?;
+    measurement.phases.push(Phase {
+        name: format!("{label}: seed"),
+        seconds: started.elapsed().as_secs_f64(),
+    });
+
+    // I/O counts.
+    let started = Instant::now();
+    let mut list = tool(&suite_bin, checkout.dir, ctx);
+    list.arg("list");
+    let listed = run_tool(list, &format!("{label}: suite list"), &raw.join("list.log")).await?;
+    let scenarios: Vec<String> = listed
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+        .filter(|name| ctx.matches(&format!("io/{name}")))
+        .collect();
+    if !scenarios.is_empty() {
+        let mut probe =
+            io_counts::IoProbe::connect(&ctx.services.postgres_url("postgres"), &redis_url).await?;
+        for scenario in &scenarios {
+            ctx.progress.line(&format!("{label}: io_counts {scenario}"));
+            probe.reset().await?;
+            let mut run = tool(&suite_bin, checkout.dir, ctx);
+            run.args(["scenario", scenario]);
+            with_services(&mut run, &format!("{}:{label}:{scenario}", ctx.run_id));
+            let stdout = run_tool(
+                run,
+                &format!("{label}: scenario {scenario}"),
+                &raw.join(format!("scenario-{scenario}.log")),
+            )
+            .await?;
+            let counts = probe.read(database).await?;
+            let observations: BTreeMap<String, u64> = stdout
+                .lines()
+                .rev()
+                .find_map(|line| serde_json::from_str(line).ok())
+                .unwrap_or_default();
+            measurement.metrics.extend(io_counts::scenario_metrics(
+                scenario,
+                &counts,
+                &observations,
+            ));
+        }
+    }
+    measurement.phases.push(Phase {
+        name: format!("{label}: io_counts"),
+        seconds: started.elapsed().as_secs_f64(),
+    });
+
+    // Wall time.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    {
+        let started = Instant::now();
+        ctx.progress.line(&format!(
+            "{label}: wall_time (criterion, {} profile)",
+            if ctx.quick { "quick" } else { "full" }
+        ));
+        let home = raw.join("criterion");
+        let mut bench = tool(&cargo, checkout.dir, ctx);
+        bench
+            .args([
+                "bench",
+                "--package",
+                "bench-suite",
+                "--bench",
+                "wall_time",
+                "--",
+            ])
+            .args(wall_time::criterion_args(ctx.quick, ctx.filter))
+            .env("CRITERION_HOME", &home);
+        with_services(&mut bench, &format!("{}:{label}:wall_time", ctx.run_id));
+        run_tool(
+            bench,
+            &format!("{label}: criterion"),
+            &raw.join("wall_time.log"),
+        )
+        .await?;
+        measurement.metrics.extend(wall_time::read_results(&home)?);
+        measurement.phases.push(Phase {
+            name: format!("{label}: wall_time"),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+
+        // Instructions.
+        let started = Instant::now();
+        ctx.progress
+            .line(&format!("{label}: instructions (gungraun)"));
+        check_gungraun_runner().await?;
+        let mut bench = tool(&cargo, checkout.dir, ctx);
+        bench
+            .args([
+                "bench",
+                "--package",
+                "bench-suite",
+                "--bench",
+                "instructions",
+                "--",
+            ])
+            .args(instructions::gungraun_args(ctx.filter))
+            .env("GUNGRAUN_HOME", raw.join("gungraun"));
+        let stdout = run_tool(
+            bench,
+            &format!("{label}: gungraun"),
+            &raw.join("instructions.log"),
+        )
+        .await?;
+        measurement
+            .metrics
+            .extend(instructions::parse_output(&stdout)?);
+        measurement.phases.push(Phase {
+            name: format!("{label}: instructions"),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(())
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
+}
+
+fn check_entry_points(checkout: &Checkout<'_>) -> Result<(), SuiteError> {
+    let manifest = checkout.dir.join("bench-suite").join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).map_err(|e| SuiteError::NoEntryPoints {
+        commit: checkout.commit.to_owned(),
+        detail: format!("no {} ({e})", manifest.display()),
+    })?;
+    for needed in ["\"suite\"", "\"wall_time\"", "\"instructions\""] {
+        if !text.contains(needed) {
+            return Err(SuiteError::NoEntryPoints {
+                commit: checkout.commit.to_owned(),
+                detail: format!("bench-suite/Cargo.toml declares no {needed} target"),
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn check_gungraun_runner() -> Result<(), SuiteError> {
+    let output = tokio::process::Command::new("gungraun-runner")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| SuiteError::NoGungraunRunner {
+            detail: e.to_string(),
+        })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(SuiteError::NoGungraunRunner {
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
+    }
+}
+
+/// A child process of the harness: in `dir`, with the shared target directory, in a process
+/// group of its own (so that it and its children can be killed together).
+fn tool(
+    program: impl AsRef<std::ffi::OsStr>,
+    dir: &Path,
+    ctx: &SuiteContext<'_>,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", &ctx.layout.target_dir)
+        .env("CARGO_TERM_COLOR", "never")
+        .stdin(Stdio::null())
+        .process_group(0);
+    command
+}
+
+/// Kills a child's whole process group unless it finished.
+struct GroupGuard {
+    pgid: Option<i32>,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Runs a child to completion, writing its stdout and stderr to `log`; returns its stdout.
+/// A failure returns the log's last lines.
+pub async fn run_tool(
+    mut command: tokio::process::Command,
+    what: &str,
+    log: &Path,
+) -> Result<String, SuiteError> {
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().map_err(|e| SuiteError::Spawn {
+        program: program.clone(),
+        detail: e.to_string(),
+    })?;
+    let mut guard = GroupGuard {
+        pgid: child.id().map(|id| id as i32),
+    };
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|e| SuiteError::Spawn {
+            program,
+            detail: e.to_string(),
+        })?;
+    guard.pgid = None;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let _ = std::fs::write(log, format!("{stdout}\n--- stderr ---\n{stderr}"));
+    if output.status.success() {
+        Ok(stdout)
+    } else {
+        let lines: Vec<&str> = stderr.lines().collect();
+        let tail = lines[lines.len().saturating_sub(25)..].join("\n");
+        Err(SuiteError::Tool {
+            what: what.to_owned(),
+            status: output.status.to_string(),
+            log: log.to_path_buf(),
+            tail,
+        })
+    }
+}
+
+async fn admin_connection(services: &Services) -> Result<PgConnection, SuiteError> {
+    PgConnection::connect(&services.postgres_url("postgres"))
+        .await
+        .map_err(|e| SuiteError::Database(format!("cannot connect to Postgres: {e}")))
+}
+
+/// Creates the run's own database (the harness drops only databases it created).
+async fn create_database(services: &Services, database: &str) -> Result<(), SuiteError> {
+    let mut admin = admin_connection(services).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{database}\""
+    )))
+    .execute(&mut admin)
+    .await
+    .map_err(|e| SuiteError::Database(format!("CREATE DATABASE {database}: {e}")))?;
+    Ok(())
+}
+
+async fn drop_database(services: &Services, database: &str) -> Result<(), SuiteError> {
+    let mut admin = admin_connection(services).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .map_err(|e| SuiteError::Database(format!("DROP DATABASE {database}: {e}")))?;
+    Ok(())
+}
