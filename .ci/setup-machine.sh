@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine of this project's kind lacks, idempotently (check, then act):
+# Redis, a running Docker engine, the local Postgres and Redis images (no registry is
+# reachable here, so they are built from Debian's packages), and gungraun-runner at the
+# version of the gungraun crate in Cargo.lock.
+#
+# Safe to run again on a machine an earlier run used. Prints one line per step.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+
+log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=no
+apt_install() {
+    if [ "$apt_updated" = no ]; then
+        as_root apt-get update -q >/dev/null
+        apt_updated=yes
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+}
+
+# 1. Debian packages: redis-server (native services), docker.io (docker services), debootstrap
+#    (to build the local images).
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt_install "${missing[@]}"
+else
+    log "redis-server, dockerd and debootstrap are installed"
+fi
+# A Debian package starts its service; the harness starts its own servers, so stop it.
+if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
+    as_root systemctl stop redis-server || true
+fi
+
+# 2. A Docker engine that answers.
+if docker info >/dev/null 2>&1; then
+    log "docker engine answers"
+else
+    log "starting dockerd"
+    as_root sh -c 'nohup dockerd >/tmp/dockerd.log 2>&1 &'
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 1
+    done
+    docker info >/dev/null 2>&1 || { log "dockerd did not answer in 60 s; see /tmp/dockerd.log"; exit 1; }
+    log "docker engine answers"
+fi
+
+# 3. Local images local/postgres:15 and local/redis:7 from Debian's packages.
+pg_image="${PERF_POSTGRES_IMAGE:-local/postgres:15}"
+redis_image="${PERF_REDIS_IMAGE:-local/redis:7}"
+if docker image inspect "$pg_image" >/dev/null 2>&1 && docker image inspect "$redis_image" >/dev/null 2>&1; then
+    log "images $pg_image and $redis_image exist"
+else
+    mirror="$(grep -h -m1 -oE 'https?://[^ ]+/debian/?$' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -n1 || true)"
+    if [ -z "$mirror" ]; then
+        mirror="$(grep -h -m1 -oE '^URIs: *[^ ]+' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 | sed 's/^URIs: *//')"
+    fi
+    [ -n "$mirror" ] || { log "cannot find the Debian mirror apt uses"; exit 1; }
+    rootfs="$(mktemp -d /tmp/perf-rootfs.XXXXXX)"
+    trap 'rm -rf "$rootfs"' EXIT
+    log "debootstrap into $rootfs from $mirror"
+    as_root debootstrap --variant=minbase --include=postgresql-15,redis-server bookworm "$rootfs" "$mirror" >/tmp/debootstrap.log 2>&1 \
+        || { log "debootstrap failed; see /tmp/debootstrap.log"; exit 1; }
+    install -m 0755 "$here/images/postgres-entrypoint.sh" "$rootfs/usr/local/bin/docker-entrypoint.sh"
+    rm -rf "$rootfs/var/lib/postgresql/15/main"
+    tar -C "$rootfs" -c . | docker import \
+        --change 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]' \
+        --change 'ENV PGDATA=/var/lib/postgresql/data' \
+        --change 'EXPOSE 5432' - "$pg_image" >/dev/null
+    tar -C "$rootfs" -c . | docker import \
+        --change 'ENTRYPOINT ["redis-server","--protected-mode","no","--save","","--appendonly","no"]' \
+        --change 'EXPOSE 6379' - "$redis_image" >/dev/null
+    log "built $pg_image and $redis_image"
+fi
+
+# 4. gungraun-runner at the version of the gungraun crate in Cargo.lock.
+want="$(awk '/^name = "gungraun"$/ { getline; gsub(/[^0-9.]/, "", $0); print; exit }' "$root/Cargo.lock" 2>/dev/null || true)"
+have="$(gungraun-runner --version 2>/dev/null | awk '{print $2}' || true)"
+if [ -n "$want" ] && [ "$have" != "$want" ]; then
+    log "installing gungraun-runner $want (have: ${have:-none})"
+    cargo install gungraun-runner --version "$want" --locked --quiet
+else
+    log "gungraun-runner ${have:-?} matches gungraun ${want:-?}"
+fi
+log "machine ready"

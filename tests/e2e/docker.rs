@@ -1,0 +1,130 @@
+//! The docker provisioning path (testcontainers), with the local images `.ci/setup-machine.sh`
+//! builds (no image registry is reachable here; on GitHub the official images are used).
+
+use perf_tests::{assert_torn_down, fixture, heavy, metric, read_json, ready_services, run};
+
+const POSTGRES_IMAGE: &str = "local/postgres:15";
+const REDIS_IMAGE: &str = "local/redis:7";
+
+#[test]
+fn docker_run_measures_the_same_io_counts_and_removes_its_containers() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let out = tempfile::tempdir().unwrap();
+    let head = fixture.head();
+    let result = run(fixture
+        .xtask(&[
+            "perf",
+            "--quick",
+            "--services",
+            "docker",
+            "--base",
+            "none",
+            "--filter",
+            "cache_aside_read",
+            "--out",
+            out.path().to_str().unwrap(),
+        ])
+        .env("PERF_POSTGRES_IMAGE", POSTGRES_IMAGE)
+        .env("PERF_REDIS_IMAGE", REDIS_IMAGE));
+    assert_eq!(result.code, Some(0), "{}", result.describe());
+    let services = ready_services(&result.stderr);
+    assert_eq!(services.len(), 2, "{}", result.describe());
+    assert!(
+        services.iter().all(|s| s.container.is_some()),
+        "{services:?}"
+    );
+    assert_torn_down(&services);
+
+    // A filtered run is partial: it is kept apart and never becomes a baseline.
+    assert!(
+        !out.path()
+            .join("runs")
+            .join(format!("{head}.json"))
+            .exists()
+    );
+    let record = read_json(&out.path().join("filtered").join(format!("{head}.json")));
+    assert_eq!(record["environment"]["services"]["mode"], "docker");
+    assert!(
+        record["environment"]["services"]["postgres_image"]
+            .as_str()
+            .is_some_and(|image| image.contains(POSTGRES_IMAGE)),
+        "{record:#}"
+    );
+    assert_eq!(
+        metric(&record, "io/cache_aside_read/sql_statements"),
+        Some(50.0)
+    );
+    assert_eq!(
+        metric(&record, "io/cache_aside_read/redis/get"),
+        Some(100.0)
+    );
+    assert!(
+        metric(&record, "io/due_cards/sql_statements").is_none(),
+        "filter ignored"
+    );
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_names_the_image_and_its_override() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let containers_before = managed_containers();
+    let out = tempfile::tempdir().unwrap();
+    let result = run(fixture
+        .xtask(&[
+            "perf",
+            "--services",
+            "docker",
+            "--base",
+            "none",
+            "--out",
+            out.path().to_str().unwrap(),
+        ])
+        .env("PERF_POSTGRES_IMAGE", "perf-tests/no-such-image:0")
+        .env("PERF_REDIS_IMAGE", REDIS_IMAGE));
+    assert_eq!(result.code, Some(2), "{}", result.describe());
+    assert!(
+        result.stderr.contains("perf-tests/no-such-image:0"),
+        "{}",
+        result.describe()
+    );
+    assert!(
+        result.stderr.contains("PERF_POSTGRES_IMAGE"),
+        "{}",
+        result.describe()
+    );
+    assert!(
+        !out.path().join("runs").exists(),
+        "a failed run stored a record"
+    );
+    assert_eq!(
+        managed_containers(),
+        containers_before,
+        "a container was left behind"
+    );
+}
+
+/// Ids of the containers testcontainers manages on this engine.
+fn managed_containers() -> Vec<String> {
+    let output = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            "label=org.testcontainers.managed-by=testcontainers",
+        ])
+        .output()
+        .expect("docker ps");
+    assert!(
+        output.status.success(),
+        "docker ps failed: is a Docker engine running? run .ci/setup-machine.sh"
+    );
+    let mut ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    ids
+}

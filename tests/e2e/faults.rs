@@ -1,0 +1,176 @@
+//! Bad input and faults: each gives exit code 2, one clear message naming the problem and the
+//! fix, and loses nothing (no record stored, files left untouched, services torn down).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use perf_tests::{assert_torn_down, fixture, heavy, ready_services, run};
+
+#[test]
+fn no_docker_engine_and_no_server_binaries_lists_the_three_fixes() {
+    let fixture = fixture();
+    let empty_path = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let result = run(Command::new(fixture.xtask_binary())
+        .args([
+            "perf",
+            "--base",
+            "none",
+            "--out",
+            out.path().to_str().unwrap(),
+        ])
+        .current_dir(&fixture.root)
+        .env("PATH", empty_path.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/perf-tests/docker.sock")
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::null()));
+    assert_eq!(result.code, Some(2), "{}", result.describe());
+    for fix in [
+        "PERF_POSTGRES_IMAGE",
+        "redis-server",
+        "DATABASE_URL",
+        "--services external",
+    ] {
+        assert!(
+            result.stderr.contains(fix),
+            "missing {fix:?}: {}",
+            result.describe()
+        );
+    }
+    assert!(!out.path().join("runs").exists());
+}
+
+#[test]
+fn a_base_revision_that_does_not_exist_fails_before_any_service_starts() {
+    let fixture = fixture();
+    let out = tempfile::tempdir().unwrap();
+    let result = run(fixture.xtask(&[
+        "perf",
+        "--services",
+        "native",
+        "--base",
+        "no-such-branch-or-sha",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]));
+    assert_eq!(result.code, Some(2), "{}", result.describe());
+    assert!(
+        result.stderr.contains("no-such-branch-or-sha"),
+        "{}",
+        result.describe()
+    );
+    assert!(
+        !result.stderr.contains("services:"),
+        "services started: {}",
+        result.describe()
+    );
+}
+
+#[test]
+fn a_corrupt_or_newer_record_is_an_error_naming_the_file_which_is_left_untouched() {
+    let _heavy = heavy(); // another test moves the fixture's HEAD while it holds the lock
+    let fixture = fixture();
+    let head = fixture.head();
+    for (contents, expected) in [
+        ("{ this is not json", "not a valid run record"),
+        ("{\"schema_version\": 99, \"commit\": \"x\"}", "newer"),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let runs = out.path().join("runs");
+        std::fs::create_dir_all(&runs).unwrap();
+        let path = runs.join(format!("{head}.json"));
+        std::fs::write(&path, contents).unwrap();
+        let result = run(fixture.xtask(&[
+            "perf",
+            "--services",
+            "native",
+            "--base",
+            "HEAD",
+            "--out",
+            out.path().to_str().unwrap(),
+        ]));
+        assert_eq!(result.code, Some(2), "{}", result.describe());
+        assert!(
+            result.stderr.contains(path.to_str().unwrap()),
+            "{}",
+            result.describe()
+        );
+        assert!(result.stderr.contains(expected), "{}", result.describe());
+        assert!(
+            !result.stderr.contains("services:"),
+            "services started: {}",
+            result.describe()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            contents,
+            "the file was changed"
+        );
+    }
+}
+
+#[test]
+fn a_usage_error_exits_with_the_harness_error_code() {
+    let fixture = fixture();
+    let result = run(fixture.xtask(&["perf", "--no-such-flag"]));
+    assert_eq!(result.code, Some(2), "{}", result.describe());
+}
+
+#[test]
+fn sigint_mid_run_tears_services_down_and_saves_no_record() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let out = tempfile::tempdir().unwrap();
+    let mut child = fixture
+        .xtask(&[
+            "perf",
+            "--quick",
+            "--services",
+            "native",
+            "--base",
+            "none",
+            "--out",
+            out.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cargo xtask");
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut lines = BufReader::new(stderr).lines();
+        let mut signalled = false;
+        while let Some(Ok(line)) = lines.next() {
+            seen.push_str(&line);
+            seen.push('\n');
+            // Interrupt once the database is being seeded: services up, benchmarks pending.
+            if !signalled && line.contains("seeding") {
+                signalled = true;
+                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+            }
+        }
+        (child, seen, signalled)
+    });
+    let started = Instant::now();
+    while !reader.is_finished() {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the run did not end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (mut child, stderr, signalled) = reader.join().unwrap();
+    let status = child.wait().unwrap();
+    assert!(signalled, "the run never reached seeding:\n{stderr}");
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert_torn_down(&ready_services(&stderr));
+    assert!(
+        !out.path().join("runs").exists(),
+        "an interrupted run stored a record"
+    );
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `cargo xtask` binary, in a real git repository made from this
+//! workspace, against real Postgres and Redis (native servers and Docker containers).
+//! Runs that start services hold `perf_tests::heavy()` so they do not share the two cores.
+
+mod base;
+mod docker;
+mod faults;
+mod native;

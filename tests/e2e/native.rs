@@ -1,0 +1,123 @@
+//! The native provisioning path: a whole `--quick` run, its record, and an A/A comparison of
+//! two runs of the same commit.
+
+use perf_tests::{assert_torn_down, fixture, heavy, metric, read_json, ready_services, run};
+
+/// Every suite kind of the first slice, by one metric each.
+const EXPECTED_METRICS: [&str; 6] = [
+    "wall_time/cache/cache_aside_read",
+    "wall_time/query/due_cards",
+    "instructions/cache/cache_aside_read_decode/word",
+    "instructions/query/due_cards_page_decode/page_of_50",
+    "io/cache_aside_read/sql_statements",
+    "io/due_cards/sql_statements",
+];
+
+#[test]
+fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let out = tempfile::tempdir().unwrap();
+    let out_arg = out.path().to_str().unwrap();
+    let head = fixture.head();
+
+    let first = run(fixture.xtask(&[
+        "perf",
+        "--quick",
+        "--services",
+        "native",
+        "--base",
+        "none",
+        "--out",
+        out_arg,
+    ]));
+    assert_eq!(first.code, Some(0), "{}", first.describe());
+    assert!(
+        first.stderr.contains("services: native"),
+        "{}",
+        first.describe()
+    );
+    assert_torn_down(&ready_services(&first.stderr));
+
+    let record_path = out.path().join("runs").join(format!("{head}.json"));
+    let record = read_json(&record_path);
+    assert_eq!(record["schema_version"], 1);
+    assert_eq!(record["commit"], head.as_str());
+    assert_eq!(record["dirty"], false);
+    assert_eq!(record["environment"]["services"]["mode"], "native");
+    for name in EXPECTED_METRICS {
+        assert!(
+            metric(&record, name).is_some(),
+            "{name} missing from {}",
+            record_path.display()
+        );
+    }
+    // The cache-aside scenario: 50 cold reads load from Postgres once each; the warm pass is
+    // served by L1; a second instance reads all 50 from Redis.
+    assert_eq!(
+        metric(&record, "io/cache_aside_read/sql_statements"),
+        Some(50.0)
+    );
+    assert_eq!(
+        metric(&record, "io/cache_aside_read/observed/first.loads"),
+        Some(50.0)
+    );
+    assert_eq!(
+        metric(&record, "io/cache_aside_read/observed/first.l1_hits"),
+        Some(50.0)
+    );
+    assert_eq!(
+        metric(&record, "io/cache_aside_read/observed/second.l2_hits"),
+        Some(50.0)
+    );
+    assert_eq!(
+        metric(&record, "io/cache_aside_read/redis/get"),
+        Some(100.0)
+    );
+    assert!(metric(&record, "instructions/cache/cache_aside_read_decode/word").unwrap() > 100.0);
+    assert!(out.path().join("report.md").is_file());
+    assert!(out.path().join("report.json").is_file());
+    assert!(
+        first.stdout.contains("wall_time/query/due_cards"),
+        "{}",
+        first.describe()
+    );
+
+    // A/A: the same commit against its stored record.
+    let second = run(fixture.xtask(&[
+        "perf",
+        "--quick",
+        "--services",
+        "native",
+        "--base",
+        "HEAD",
+        "--out",
+        out_arg,
+    ]));
+    assert_eq!(second.code, Some(0), "{}", second.describe());
+    assert!(
+        second.stdout.contains("No regression"),
+        "{}",
+        second.describe()
+    );
+    assert!(
+        second.stdout.contains("stored record"),
+        "{}",
+        second.describe()
+    );
+    let report = read_json(&out.path().join("report.json"));
+    let rows = report["rows"].as_array().expect("comparison rows");
+    let deterministic: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "deterministic")
+        .collect();
+    assert!(deterministic.len() >= 10, "{report:#}");
+    for row in deterministic {
+        assert_eq!(
+            row["base"], row["head"],
+            "A/A changed a deterministic metric: {row:#}"
+        );
+        assert_eq!(row["verdict"], "unchanged", "{row:#}");
+    }
+    assert_torn_down(&ready_services(&second.stderr));
+}

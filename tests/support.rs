@@ -1,0 +1,262 @@
+//! Helpers of the end-to-end tests: a real git repository made from this workspace's files
+//! in a temp dir (so tests control its commits and its work tree is clean), a way to run the
+//! real `cargo xtask` in it, and checks that services were torn down.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// The workspace the tests belong to.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace")
+        .to_path_buf()
+}
+
+/// The cargo target directory shared with the fixture, so dependencies are built once.
+pub fn shared_target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// Runs that start services and benchmarks take the machine's two cores: one at a time.
+pub fn heavy() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A git repository holding a copy of this workspace, with one commit.
+pub struct Fixture {
+    pub root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The shared fixture (made once per test binary; tests that change it hold [`heavy`]).
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(Fixture::create)
+}
+
+impl Fixture {
+    fn create() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("perf-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let root = dir.path().join("project");
+        let source = workspace_root();
+        let listed = checked(
+            Command::new("git")
+                .args([
+                    "ls-files",
+                    "-z",
+                    "--cached",
+                    "--others",
+                    "--exclude-standard",
+                ])
+                .current_dir(&source),
+        );
+        for relative in listed.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+            let relative = Path::new(std::str::from_utf8(relative).expect("utf-8 path"));
+            let from = source.join(relative);
+            if !from.is_file() {
+                continue; // deleted in the work tree but still in the index
+            }
+            let to = root.join(relative);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&from, &to).unwrap();
+        }
+        let fixture = Self { root, _dir: dir };
+        fixture.git(&["init", "--quiet", "--initial-branch=main"]);
+        fixture.commit_all("fixture: the workspace under test");
+        // Build the harness once, so the first test does not pay for it under a timeout.
+        let build = Command::new(cargo())
+            .args(["build", "--quiet", "--package", "xtask"])
+            .current_dir(&fixture.root)
+            .env("CARGO_TARGET_DIR", shared_target_dir())
+            .status()
+            .expect("cargo build");
+        assert!(build.success(), "building xtask in the fixture failed");
+        fixture
+    }
+
+    /// Runs git in the fixture and returns its stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let output = checked(
+            Command::new("git")
+                .args(args)
+                .current_dir(&self.root)
+                .env("GIT_AUTHOR_NAME", "perf-tests")
+                .env("GIT_AUTHOR_EMAIL", "perf-tests@localhost")
+                .env("GIT_COMMITTER_NAME", "perf-tests")
+                .env("GIT_COMMITTER_EMAIL", "perf-tests@localhost"),
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    pub fn commit_all(&self, message: &str) -> String {
+        self.git(&["add", "--all"]);
+        self.git(&["commit", "--quiet", "--allow-empty", "-m", message]);
+        self.head()
+    }
+
+    pub fn head(&self) -> String {
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// `cargo xtask <args>` in the fixture, with a clean service environment.
+    pub fn xtask(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(cargo());
+        command
+            .arg("xtask")
+            .args(args)
+            .current_dir(&self.root)
+            .env("CARGO_TARGET_DIR", shared_target_dir())
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env_remove("PERF_POSTGRES_IMAGE")
+            .env_remove("PERF_REDIS_IMAGE")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// The harness binary itself, for runs with a PATH that has no cargo.
+    pub fn xtask_binary(&self) -> PathBuf {
+        shared_target_dir().join("debug").join("xtask")
+    }
+}
+
+fn checked(command: &mut Command) -> Output {
+    let output = command.output().expect("run command");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// What a finished run printed and how it exited.
+#[derive(Debug)]
+pub struct RunOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl RunOutput {
+    pub fn describe(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs a command to completion (an owned `Command` or a `&mut` one).
+pub fn run(mut command: impl std::borrow::BorrowMut<Command>) -> RunOutput {
+    let output = command.borrow_mut().output().expect("spawn cargo xtask");
+    RunOutput {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A service the harness reported ready, parsed from its progress line
+/// `services: postgres ready at HOST:PORT (MODE, pid=.., dir=..)` or `(docker, container=.., image=..)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyService {
+    pub service: String,
+    pub address: String,
+    pub pid: Option<i32>,
+    pub dir: Option<PathBuf>,
+    pub container: Option<String>,
+}
+
+pub fn ready_services(stderr: &str) -> Vec<ReadyService> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let rest = &line[line.find("services: ")? + "services: ".len()..];
+            let (service, rest) = rest.split_once(" ready at ")?;
+            let (address, details) = rest.split_once(" (")?;
+            let details = details.trim_end_matches(')');
+            let field = |key: &str| {
+                details
+                    .split(", ")
+                    .find_map(|part| part.strip_prefix(key))
+                    .map(str::to_owned)
+            };
+            Some(ReadyService {
+                service: service.to_owned(),
+                address: address.to_owned(),
+                pid: field("pid=").and_then(|p| p.parse().ok()),
+                dir: field("dir=").map(PathBuf::from),
+                container: field("container="),
+            })
+        })
+        .collect()
+}
+
+/// Asserts that nothing a run started is left: processes gone, temp dirs removed, containers
+/// removed, ports closed.
+pub fn assert_torn_down(services: &[ReadyService]) {
+    assert!(!services.is_empty(), "the run reported no ready services");
+    for service in services {
+        if let Some(pid) = service.pid {
+            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+            assert!(!alive, "{} (pid {pid}) is still running", service.service);
+        }
+        if let Some(dir) = &service.dir {
+            assert!(!dir.exists(), "{} left {}", service.service, dir.display());
+        }
+        if let Some(container) = &service.container {
+            let output = Command::new("docker")
+                .args(["ps", "--all", "--quiet", "--no-trunc", "--filter"])
+                .arg(format!("id={container}"))
+                .output()
+                .expect("docker ps");
+            assert!(
+                String::from_utf8_lossy(&output.stdout).trim().is_empty(),
+                "container {container} of {} is still there",
+                service.service
+            );
+        }
+        let address = std::net::ToSocketAddrs::to_socket_addrs(service.address.as_str())
+            .expect("a socket address")
+            .next()
+            .expect("an address");
+        let connect =
+            std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(500));
+        assert!(
+            connect.is_err(),
+            "{} still answers at {}",
+            service.service,
+            service.address
+        );
+    }
+}
+
+/// Reads a JSON file.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// The value of a metric in a record.
+pub fn metric(record: &serde_json::Value, name: &str) -> Option<f64> {
+    record["metrics"]
+        .as_array()?
+        .iter()
+        .find(|m| m["name"] == name)
+        .and_then(|m| m["value"].as_f64())
+}
