@@ -102,9 +102,19 @@ impl DockerServers {
         {
             std::mem::forget(container);
         }
-        if let Err(e) =
-            engine::remove_containers_blocking(&self.engine_host, &self.ids, &self.session)
-        {
+        let mut result =
+            engine::remove_containers_blocking(&self.engine_host, &self.ids, &self.session);
+        if self.ids.len() < 2 {
+            // Dropped while a create may still be in flight at the engine (the start was
+            // cancelled): sweep the session's label once more after it has had time to land.
+            std::thread::sleep(Duration::from_secs(1));
+            result = result.and(engine::remove_containers_blocking(
+                &self.engine_host,
+                &[],
+                &self.session,
+            ));
+        }
+        if let Err(e) = result {
             eprintln!(
                 "services: could not remove containers {} (label {SESSION_LABEL}={}): {e}; remove \
                  them with `docker rm -f ID`",
@@ -184,7 +194,11 @@ pub(crate) async fn start(
     }
     if let Some(e) = first_error {
         // Also removes a container a failed start may have created but not handed back.
-        let _ = servers.teardown().await;
+        if let Err(cleanup) = servers.teardown().await {
+            progress(&format!(
+                "services: cleanup after the failed start: {cleanup}"
+            ));
+        }
         return Err(e);
     }
 
@@ -194,7 +208,11 @@ pub(crate) async fn start(
             Ok(started)
         }
         Err(e) => {
-            let _ = servers.teardown().await;
+            if let Err(cleanup) = servers.teardown().await {
+                progress(&format!(
+                    "services: cleanup after the failed start: {cleanup}"
+                ));
+            }
             Err(e)
         }
     }
@@ -386,17 +404,12 @@ where
         container.id(),
         image.reference
     );
-    let alive = async |n: u32| -> Result<(), ProvisionError> {
-        // Ask the engine about once a second, not on every attempt.
-        if n % 10 != 9 {
-            return Ok(());
-        }
-        match exited_error(container, service, image).await {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+    let mut alive = ContainerLiveness {
+        container,
+        service,
+        image,
     };
-    match probe::poll_ready(timeout, attempt, alive).await? {
+    match probe::poll_ready(timeout, attempt, &mut alive).await? {
         Wait::Ready(version) => Ok(version),
         Wait::TimedOut { last_error } => Err(ProvisionError::NotReady {
             service: service.name(),
@@ -415,6 +428,25 @@ where
                 ),
             ),
         }),
+    }
+}
+
+struct ContainerLiveness<'a> {
+    container: &'a ContainerAsync<GenericImage>,
+    service: Service,
+    image: &'a ImageChoice,
+}
+
+impl probe::Liveness for ContainerLiveness<'_> {
+    async fn check(&mut self, n: u32) -> Result<(), ProvisionError> {
+        // Ask the engine about once a second, not on every attempt.
+        if n % 10 != 9 {
+            return Ok(());
+        }
+        match exited_error(self.container, self.service, self.image).await {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 

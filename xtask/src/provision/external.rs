@@ -73,10 +73,10 @@ pub(crate) async fn start(
         pg.redacted(),
         redis_parts.redacted()
     ));
-    let no_liveness = async |_n: u32| -> Result<(), ProvisionError> { Ok(()) };
+    let (mut pg_alive, mut redis_alive) = (probe::Unobserved, probe::Unobserved);
     let (pg_ready, redis_ready) = tokio::join!(
-        probe::poll_ready(timeout, || probe::postgres_once(&pg_url), no_liveness),
-        probe::poll_ready(timeout, || probe::redis_once(&redis_url), no_liveness),
+        probe::poll_ready(timeout, || probe::postgres_once(&pg_url), &mut pg_alive),
+        probe::poll_ready(timeout, || probe::redis_once(&redis_url), &mut redis_alive),
     );
     let not_ready = |service, address: &str, variable: &str, shown: String, last_error| {
         ProvisionError::NotReady {

@@ -16,8 +16,6 @@ mod error;
 mod external;
 mod native;
 mod probe;
-#[cfg(test)]
-mod scratch_tests;
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -369,5 +367,134 @@ async fn start_auto(
             postgres_image: options.postgres_image.reference.clone(),
             redis_image: options.redis_image.reference.clone(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn choice(reference: &str) -> ImageChoice {
+        ImageChoice {
+            reference: reference.to_owned(),
+            override_variable: POSTGRES_IMAGE_VARIABLE,
+        }
+    }
+
+    #[test]
+    fn image_references_split_into_name_and_tag() {
+        let split = |r: &str| choice(r).name_and_tag();
+        let pair = |n: &str, t: &str| (n.to_owned(), t.to_owned());
+        assert_eq!(split("postgres:16"), pair("postgres", "16"));
+        assert_eq!(split("postgres"), pair("postgres", "latest"));
+        assert_eq!(split("local/postgres:15"), pair("local/postgres", "15"));
+        assert_eq!(
+            split("localhost:5000/pg"),
+            pair("localhost:5000/pg", "latest")
+        );
+        assert_eq!(
+            split("localhost:5000/team/pg:15.4-bookworm"),
+            pair("localhost:5000/team/pg", "15.4-bookworm")
+        );
+        // testcontainers formats `{name}:{tag}`: a digest reference must come back unchanged.
+        for r in ["postgres@sha256:abc123", "postgres:16@sha256:abc123"] {
+            let (name, tag) = split(r);
+            assert_eq!(format!("{name}:{tag}"), r);
+        }
+    }
+
+    #[test]
+    fn nothing_can_serve_lists_the_three_fixes() {
+        let e = ProvisionError::NothingCanServe {
+            docker: "no Docker engine answers at unix:///var/run/docker.sock".to_owned(),
+            native: "native servers are not installed (`redis-server` not found in PATH)"
+                .to_owned(),
+            postgres_image: "postgres:16".to_owned(),
+            redis_image: "redis:7".to_owned(),
+        }
+        .to_string();
+        for needle in [
+            "no Docker engine answers at unix:///var/run/docker.sock",
+            "`redis-server` not found",
+            "1. start a Docker engine",
+            "postgres:16",
+            "PERF_POSTGRES_IMAGE / PERF_REDIS_IMAGE",
+            "2. install the native servers",
+            "pg_stat_statements",
+            "3. point DATABASE_URL and REDIS_URL",
+            "--services external",
+        ] {
+            assert!(e.contains(needle), "{needle:?} missing from: {e}");
+        }
+    }
+
+    #[test]
+    fn image_errors_name_the_reference_and_its_variable() {
+        let e = ProvisionError::ImageUnavailable {
+            service: "redis",
+            reference: "redis:7".to_owned(),
+            override_variable: REDIS_IMAGE_VARIABLE,
+            detail: "pull failed".to_owned(),
+        }
+        .to_string();
+        assert!(e.starts_with("image redis:7 is not available locally and could not be pulled"));
+        assert!(e.contains("(pull failed)"), "{e}");
+        assert!(e.ends_with("set PERF_REDIS_IMAGE=<name:tag>"), "{e}");
+    }
+
+    #[test]
+    fn mode_errors_say_what_is_missing() {
+        let e = ProvisionError::NativeBinaryMissing {
+            binary: "initdb",
+            searched: "PATH and /usr/lib/postgresql/*/bin".to_owned(),
+            package: "postgresql",
+        }
+        .to_string();
+        assert!(e.contains("`initdb` was not found"), "{e}");
+        let e = ProvisionError::ExternalVariableMissing {
+            variable: "REDIS_URL",
+            service: "Redis",
+            example: "redis://127.0.0.1:6379/",
+        }
+        .to_string();
+        assert!(e.contains("REDIS_URL is not set"), "{e}");
+        let e = ProvisionError::NotReady {
+            service: "postgres",
+            address: "127.0.0.1:5432".to_owned(),
+            place: "native, pid=1".to_owned(),
+            waited_secs: 30,
+            last_error: "connect: refused".to_owned(),
+            advice: error::advice("its log", "FATAL: boom\n", "Fix it"),
+        }
+        .to_string();
+        assert!(
+            e.starts_with("postgres at 127.0.0.1:5432 (native, pid=1) did not answer within 30 s"),
+            "{e}"
+        );
+        assert!(e.contains("last error: connect: refused"), "{e}");
+        assert!(e.contains("    FATAL: boom\nFix it"), "{e}");
+    }
+
+    #[test]
+    fn services_and_start_can_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>(_: &T) {}
+        send_sync::<Services>();
+        send_sync::<ProvisionError>();
+        let options = ProvisionOptions {
+            mode: ServicesMode::External,
+            postgres_image: choice("postgres:16"),
+            redis_image: choice("redis:7"),
+        };
+        let progress = |_: &str| {};
+        // Not polled: only its type is checked.
+        let start = Services::start(&options, &progress);
+        send(&start);
+    }
+
+    #[test]
+    fn errors_stay_small_enough_to_return_by_value() {
+        // clippy::result_large_err fires above 128 bytes in every caller's signature.
+        assert!(std::mem::size_of::<ProvisionError>() <= 128);
     }
 }

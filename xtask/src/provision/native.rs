@@ -576,6 +576,40 @@ async fn start_redis(
     Ok((proc, version))
 }
 
+fn hint_for(service: &str, log: &str) -> String {
+    if service == "postgres" && log.contains("pg_stat_statements") {
+        "The pg_stat_statements library is missing: install PostgreSQL's contrib modules for \
+         this version (Debian: postgresql; elsewhere postgresql-contrib), or use `--services \
+         docker`"
+            .to_owned()
+    } else {
+        "Check the server log above, or use `--services docker` or `--services external`".to_owned()
+    }
+}
+
+impl ServerProcess {
+    fn place(&self) -> String {
+        format!("native, pid={}, log={}", self.pid, self.log.display())
+    }
+}
+
+impl probe::Liveness for ServerProcess {
+    async fn check(&mut self, _n: u32) -> Result<(), ProvisionError> {
+        match self.exited() {
+            Some(status) => {
+                let tail = probe::file_tail(&self.log, 30);
+                Err(ProvisionError::ServerExited {
+                    service: self.service,
+                    place: self.place(),
+                    status: status.to_string(),
+                    advice: advice("its log", &tail, &hint_for(self.service, &tail)),
+                })
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 async fn wait_ready<F>(
     proc: &mut ServerProcess,
     port: u16,
@@ -585,45 +619,17 @@ async fn wait_ready<F>(
 where
     F: Future<Output = Result<String, String>>,
 {
-    let service = proc.service;
-    let place = format!("native, pid={}, log={}", proc.pid, proc.log.display());
-    let hint_for = |log: &str| {
-        if service == "postgres" && log.contains("pg_stat_statements") {
-            "The pg_stat_statements library is missing: install PostgreSQL's contrib modules for \
-             this version (Debian: postgresql; elsewhere postgresql-contrib), or use `--services \
-             docker`"
-                .to_owned()
-        } else {
-            "Check the server log above, or use `--services docker` or `--services external`"
-                .to_owned()
-        }
-    };
-    let log_path = proc.log.clone();
-    let alive = async |_n: u32| -> Result<(), ProvisionError> {
-        match proc.exited() {
-            Some(status) => {
-                let tail = probe::file_tail(&log_path, 30);
-                Err(ProvisionError::ServerExited {
-                    service,
-                    place: place.clone(),
-                    status: status.to_string(),
-                    advice: advice("its log", &tail, &hint_for(&tail)),
-                })
-            }
-            None => Ok(()),
-        }
-    };
-    match probe::poll_ready(timeout, attempt, alive).await? {
+    match probe::poll_ready(timeout, attempt, proc).await? {
         Wait::Ready(version) => Ok(version),
         Wait::TimedOut { last_error } => {
-            let tail = probe::file_tail(&log_path, 30);
+            let tail = probe::file_tail(&proc.log, 30);
             Err(ProvisionError::NotReady {
-                service,
+                service: proc.service,
                 address: format!("127.0.0.1:{port}"),
-                place: place.clone(),
+                place: proc.place(),
                 waited_secs: timeout.as_secs(),
                 last_error,
-                advice: advice("its log", &tail, &hint_for(&tail)),
+                advice: advice("its log", &tail, &hint_for(proc.service, &tail)),
             })
         }
     }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use sqlx::Connection;
 use tokio::time::Instant;
 
+use super::error::ProvisionError;
+
 /// How long one connection attempt may take before it counts as "no answer".
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause between attempts.
@@ -20,13 +22,29 @@ pub(crate) enum Wait<T> {
     TimedOut { last_error: String },
 }
 
+/// Tells [`poll_ready`] that a server is gone, so the wait ends at once. (A trait rather than an
+/// async closure: async closures capturing references make the futures fail `Send` checks.)
+pub(crate) trait Liveness {
+    /// Called before attempt `n`; an error means the server is gone.
+    fn check(&mut self, n: u32) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+}
+
+/// For servers whose liveness cannot be observed (external mode).
+pub(crate) struct Unobserved;
+
+impl Liveness for Unobserved {
+    async fn check(&mut self, _n: u32) -> Result<(), ProvisionError> {
+        Ok(())
+    }
+}
+
 /// Calls `attempt` every ~100 ms until it succeeds or `timeout` passes. Before every attempt,
-/// `alive(n)` may report that the server is gone (its error ends the wait at once).
-pub(crate) async fn poll_ready<T, E, A, F>(
+/// `alive` may report that the server is gone (its error ends the wait at once).
+pub(crate) async fn poll_ready<T, A, F>(
     timeout: Duration,
     mut attempt: A,
-    mut alive: impl AsyncFnMut(u32) -> Result<(), E>,
-) -> Result<Wait<T>, E>
+    alive: &mut impl Liveness,
+) -> Result<Wait<T>, ProvisionError>
 where
     A: FnMut() -> F,
     F: Future<Output = Result<T, String>>,
@@ -34,7 +52,7 @@ where
     let deadline = Instant::now() + timeout;
     let mut n = 0u32;
     loop {
-        alive(n).await?;
+        alive.check(n).await?;
         let attempt_deadline = (Instant::now() + ATTEMPT_TIMEOUT).min(deadline);
         let last_error = match tokio::time::timeout_at(attempt_deadline, attempt()).await {
             Ok(Ok(value)) => return Ok(Wait::Ready(value)),
