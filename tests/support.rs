@@ -260,3 +260,49 @@ pub fn metric(record: &serde_json::Value, name: &str) -> Option<f64> {
         .find(|m| m["name"] == name)
         .and_then(|m| m["value"].as_f64())
 }
+
+/// Runs `command`, sends it SIGINT once a stderr line contains `marker`, and waits (at most
+/// 10 minutes) for it to end. Panics if the marker never appears.
+pub fn interrupt_when(mut command: Command, marker: &str) -> RunOutput {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cargo xtask");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let stderr = child.stderr.take().expect("piped stderr");
+    let wanted = marker.to_owned();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut signalled = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !signalled && line.contains(&wanted) {
+                signalled = true;
+                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("send SIGINT");
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        (seen, signalled)
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for cargo xtask") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not end within 10 minutes");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let (stderr, signalled) = reader.join().expect("stderr reader");
+    assert!(signalled, "the run never printed {marker:?}:\n{stderr}");
+    RunOutput {
+        code: status.code(),
+        stdout: String::new(),
+        stderr,
+    }
+}

@@ -128,3 +128,40 @@ fn managed_containers() -> Vec<String> {
     ids.sort();
     ids
 }
+
+#[test]
+fn sigint_during_a_docker_run_removes_the_containers() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let out = tempfile::tempdir().unwrap();
+    let mut command = fixture.xtask(&[
+        "perf",
+        "--quick",
+        "--services",
+        "docker",
+        "--base",
+        "none",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    command
+        .env("PERF_POSTGRES_IMAGE", POSTGRES_IMAGE)
+        .env("PERF_REDIS_IMAGE", REDIS_IMAGE);
+    let interrupted = perf_tests::interrupt_when(command, "seeding");
+    assert_eq!(interrupted.code, Some(2), "{}", interrupted.describe());
+    assert!(
+        interrupted.stderr.contains("interrupted by SIGINT"),
+        "{}",
+        interrupted.describe()
+    );
+    let services = ready_services(&interrupted.stderr);
+    assert!(
+        services.iter().all(|s| s.container.is_some()),
+        "{services:?}"
+    );
+    assert_torn_down(&services);
+    assert!(
+        !out.path().join("runs").exists(),
+        "an interrupted run stored a record"
+    );
+}

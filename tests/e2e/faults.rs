@@ -1,11 +1,9 @@
 //! Bad input and faults: each gives exit code 2, one clear message naming the problem and the
 //! fix, and loses nothing (no record stored, files left untouched, services torn down).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use perf_tests::{assert_torn_down, fixture, heavy, ready_services, run};
+use perf_tests::{assert_torn_down, fixture, heavy, interrupt_when, ready_services, run};
 
 #[test]
 fn no_docker_engine_and_no_server_binaries_lists_the_three_fixes() {
@@ -123,54 +121,69 @@ fn sigint_mid_run_tears_services_down_and_saves_no_record() {
     let _heavy = heavy();
     let fixture = fixture();
     let out = tempfile::tempdir().unwrap();
-    let mut child = fixture
-        .xtask(&[
-            "perf",
-            "--quick",
-            "--services",
-            "native",
-            "--base",
-            "none",
-            "--out",
-            out.path().to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cargo xtask");
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut seen = String::new();
-        let mut lines = BufReader::new(stderr).lines();
-        let mut signalled = false;
-        while let Some(Ok(line)) = lines.next() {
-            seen.push_str(&line);
-            seen.push('\n');
-            // Interrupt once the database is being seeded: services up, benchmarks pending.
-            if !signalled && line.contains("seeding") {
-                signalled = true;
-                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-            }
-        }
-        (child, seen, signalled)
-    });
-    let started = Instant::now();
-    while !reader.is_finished() {
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "the run did not end"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let (mut child, stderr, signalled) = reader.join().unwrap();
-    let status = child.wait().unwrap();
-    assert!(signalled, "the run never reached seeding:\n{stderr}");
-    assert_eq!(status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
-    assert_torn_down(&ready_services(&stderr));
+    let command = fixture.xtask(&[
+        "perf",
+        "--quick",
+        "--services",
+        "native",
+        "--base",
+        "none",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    let interrupted = interrupt_when(command, "seeding");
+    assert_eq!(interrupted.code, Some(2), "{}", interrupted.describe());
+    assert!(
+        interrupted.stderr.contains("interrupted by SIGINT"),
+        "{}",
+        interrupted.describe()
+    );
+    assert_torn_down(&ready_services(&interrupted.stderr));
     assert!(
         !out.path().join("runs").exists(),
         "an interrupted run stored a record"
+    );
+}
+
+#[test]
+fn a_benchmark_that_fails_to_build_is_a_harness_error_that_tears_services_down() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let good = fixture.head();
+    let out = tempfile::tempdir().unwrap();
+    let scenarios = fixture.root.join("bench-suite/src/scenarios.rs");
+    let original = std::fs::read_to_string(&scenarios).unwrap();
+    std::fs::write(
+        &scenarios,
+        format!("{original}\nconst BROKEN: u32 = \"not a number\";\n"),
+    )
+    .unwrap();
+    let result = run(fixture.xtask(&[
+        "perf",
+        "--quick",
+        "--services",
+        "native",
+        "--base",
+        "none",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]));
+    std::fs::write(&scenarios, original).unwrap();
+    assert_eq!(fixture.head(), good);
+    assert_eq!(result.code, Some(2), "{}", result.describe());
+    assert!(
+        result.stderr.contains("cargo build"),
+        "{}",
+        result.describe()
+    );
+    assert!(
+        result.stderr.contains("mismatched types"),
+        "{}",
+        result.describe()
+    );
+    assert_torn_down(&ready_services(&result.stderr));
+    assert!(
+        !out.path().join("runs").exists(),
+        "a failed run stored a record"
     );
 }
