@@ -9,6 +9,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
+logs="$root/target/setup-logs"
+mkdir -p "$logs"
 
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
@@ -47,12 +49,12 @@ if docker info >/dev/null 2>&1; then
     log "docker engine answers"
 else
     log "starting dockerd"
-    as_root sh -c 'nohup dockerd >/tmp/dockerd.log 2>&1 &'
+    as_root sh -c "nohup dockerd >'$logs/dockerd.log' 2>&1 &"
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && break
         sleep 1
     done
-    docker info >/dev/null 2>&1 || { log "dockerd did not answer in 60 s; see /tmp/dockerd.log"; exit 1; }
+    docker info >/dev/null 2>&1 || { log "dockerd did not answer in 60 s; see $logs/dockerd.log"; exit 1; }
     log "docker engine answers"
 fi
 
@@ -67,11 +69,11 @@ else
         mirror="$(grep -h -m1 -oE '^URIs: *[^ ]+' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 | sed 's/^URIs: *//')"
     fi
     [ -n "$mirror" ] || { log "cannot find the Debian mirror apt uses"; exit 1; }
-    rootfs="$(mktemp -d /tmp/perf-rootfs.XXXXXX)"
+    rootfs="$(mktemp -d -t perf-rootfs.XXXXXX)"
     trap 'rm -rf "$rootfs"' EXIT
     log "debootstrap into $rootfs from $mirror"
-    as_root debootstrap --variant=minbase --include=postgresql-15,redis-server bookworm "$rootfs" "$mirror" >/tmp/debootstrap.log 2>&1 \
-        || { log "debootstrap failed; see /tmp/debootstrap.log"; exit 1; }
+    as_root debootstrap --variant=minbase --include=postgresql-15,redis-server bookworm "$rootfs" "$mirror" >"$logs/debootstrap.log" 2>&1 \
+        || { log "debootstrap failed; see $logs/debootstrap.log"; exit 1; }
     install -m 0755 "$here/images/postgres-entrypoint.sh" "$rootfs/usr/local/bin/docker-entrypoint.sh"
     rm -rf "$rootfs/var/lib/postgresql/15/main"
     tar -C "$rootfs" -c . | docker import \

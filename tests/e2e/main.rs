@@ -4,5 +4,6 @@
 
 mod base;
 mod docker;
+mod external;
 mod faults;
 mod native;

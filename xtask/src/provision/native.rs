@@ -26,8 +26,6 @@ use super::{Backend, Started};
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// The user Postgres runs as when the harness runs as root.
 const POSTGRES_USER: &str = "postgres";
-/// Where Debian keeps the PostgreSQL binaries of each major version.
-const DEBIAN_PG_ROOT: &str = "/usr/lib/postgresql";
 
 /// The binaries native mode uses.
 #[derive(Debug, Clone)]
@@ -74,28 +72,11 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// `/usr/lib/postgresql/*/bin`, highest major version first.
-fn debian_pg_dirs() -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(DEBIAN_PG_ROOT) else {
-        return Vec::new();
-    };
-    let mut versions: Vec<(u32, PathBuf)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
-            Some((v, e.path().join("bin")))
-        })
-        .collect();
-    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
-    versions.into_iter().map(|(_, p)| p).collect()
-}
-
 /// Finds the binaries (and, as root, `setpriv` and the `postgres` user).
 pub(crate) fn find() -> Result<NativeBinaries, ProvisionError> {
     let path = path_dirs();
-    let mut pg_dirs = path.clone();
-    pg_dirs.extend(debian_pg_dirs());
-    let searched_pg = format!("PATH and {DEBIAN_PG_ROOT}/*/bin");
+    let pg_dirs = path.clone();
+    let searched_pg = "PATH".to_owned();
 
     // initdb and postgres must come from the same directory (the same version).
     let pg_dir = pg_dirs

@@ -1,6 +1,9 @@
 //! Helpers of the end-to-end tests: a real git repository made from this workspace's files
 //! in a temp dir (so tests control its commits and its work tree is clean), a way to run the
-//! real `cargo xtask` in it, and checks that services were torn down.
+//! real `cargo xtask` in it, checks that services were torn down, and real Postgres and Redis
+//! (started through the harness's own provisioning) for the system tests.
+
+pub mod services;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
