@@ -34,8 +34,9 @@ pub struct MetricComparison {
     pub head: Option<f64>,
     /// Relative change in percent, `(head - base) / base * 100`.
     pub change_pct: Option<f64>,
-    /// How sure the change is, in words ("exact count", "95% CI head [a, b] vs base [c, d]").
-    pub certainty: String,
+    /// 95% confidence intervals of base and head (statistical metrics); `None` for exact counts.
+    pub base_interval: Option<[f64; 2]>,
+    pub head_interval: Option<[f64; 2]>,
     pub verdict: Verdict,
     /// The rule that decided the verdict, in words a maintainer can check.
     pub rule: String,
@@ -152,7 +153,8 @@ fn one_sided(
         base,
         head,
         change_pct: None,
-        certainty: String::new(),
+        base_interval: None,
+        head_interval: None,
         verdict: Verdict::NotComparable,
         rule: rule.to_owned(),
     }
@@ -173,7 +175,7 @@ pub fn relative_change_pct(base: f64, head: f64) -> f64 {
 
 fn compare_metric(base: &Metric, head: &Metric, thresholds: &Thresholds) -> MetricComparison {
     let change = relative_change_pct(base.value, head.value);
-    let (verdict, certainty, rule) = match head.kind {
+    let (verdict, rule) = match head.kind {
         MetricKind::Deterministic => {
             let threshold = match head.suite {
                 Suite::Instructions => thresholds.instructions_pct,
@@ -191,36 +193,19 @@ fn compare_metric(base: &Metric, head: &Metric, thresholds: &Thresholds) -> Metr
             } else {
                 format!("deterministic count: change beyond ±{threshold}%")
             };
-            (verdict, "exact count".to_owned(), rule)
+            (verdict, rule)
         }
-        MetricKind::Statistical => {
-            let certainty = match (base.interval, head.interval) {
-                (Some([bl, bh]), Some([hl, hh])) => format!(
-                    "95% CI base [{}, {}], head [{}, {}]",
-                    short(bl),
-                    short(bh),
-                    short(hl),
-                    short(hh)
-                ),
-                _ => "no interval".to_owned(),
-            };
-            (
-                Verdict::Informational,
-                certainty,
-                "wall time from separate runs: shown for information, never gated".to_owned(),
-            )
-        }
+        MetricKind::Statistical => (
+            Verdict::Informational,
+            "wall time from separate runs: shown for information, never gated".to_owned(),
+        ),
         MetricKind::Categorical => {
             let verdict = if base.value == head.value {
                 Verdict::Unchanged
             } else {
                 Verdict::Informational
             };
-            (
-                verdict,
-                "exact".to_owned(),
-                "categorical: any change is reported".to_owned(),
-            )
+            (verdict, "categorical: any change is reported".to_owned())
         }
     };
     MetricComparison {
@@ -231,17 +216,10 @@ fn compare_metric(base: &Metric, head: &Metric, thresholds: &Thresholds) -> Metr
         base: Some(base.value),
         head: Some(head.value),
         change_pct: Some(change),
-        certainty,
+        base_interval: base.interval,
+        head_interval: head.interval,
         verdict,
         rule,
-    }
-}
-
-fn short(value: f64) -> String {
-    if value.abs() >= 100.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.2}")
     }
 }
 

@@ -295,15 +295,30 @@ pub fn markdown(report: &Report<'_>) -> String {
     let env = &head.environment;
     let _ = writeln!(
         out,
-        "<sub>Machine class `{}`; {}; services: {} (Postgres {}, Redis {}); valgrind {}.</sub>",
+        "<sub>Machine class `{}`; {}; services: {} (Postgres {}, Redis {}); {}.</sub>",
         env.machine_class,
         env.rustc,
         env.services.mode,
         env.services.postgres_version,
         env.services.redis_version,
-        env.valgrind.as_deref().unwrap_or("none"),
+        env.valgrind.as_deref().unwrap_or("no valgrind"),
     );
     out
+}
+
+/// How sure a row's change is: "exact count", or both 95% intervals in the metric's unit.
+pub fn certainty(row: &MetricComparison) -> String {
+    match (row.base_interval, row.head_interval) {
+        (Some([bl, bh]), Some([hl, hh])) => format!(
+            "95% CI base {}–{}, head {}–{}",
+            format_value(Some(bl), row.unit),
+            format_value(Some(bh), row.unit),
+            format_value(Some(hl), row.unit),
+            format_value(Some(hh), row.unit)
+        ),
+        _ if row.kind == crate::record::MetricKind::Deterministic => "exact count".to_owned(),
+        _ => String::new(),
+    }
 }
 
 fn markdown_table(out: &mut String, rows: &[&MetricComparison]) {
@@ -317,7 +332,7 @@ fn markdown_table(out: &mut String, rows: &[&MetricComparison]) {
             format_value(row.base, row.unit),
             format_value(row.head, row.unit),
             format_change(row.change_pct),
-            row.certainty,
+            certainty(row),
             row.rule
         );
     }
@@ -356,5 +371,150 @@ mod tests {
         assert_eq!(format_value(None, Unit::Statements), "-");
         assert_eq!(format_change(Some(1.234)), "+1.23%");
         assert_eq!(format_change(Some(f64::INFINITY)), "new > 0");
+    }
+}
+
+#[cfg(test)]
+mod snapshots {
+    //! Snapshot tests of the terminal and Markdown renderings, on plain values (nothing
+    //! volatile: fixed shas, times and environment).
+
+    use super::*;
+    use crate::compare::compare;
+    use crate::config::Thresholds;
+    use crate::record::{Metric, MetricKind, Suite};
+
+    fn record(commit: &str, metrics: Vec<(&str, Suite, Unit, MetricKind, f64)>) -> RunRecord {
+        let metrics: Vec<Metric> = metrics
+            .into_iter()
+            .map(|(name, suite, unit, kind, value)| Metric {
+                name: name.to_owned(),
+                suite,
+                unit,
+                kind,
+                value,
+                interval: (kind == MetricKind::Statistical).then_some([value * 0.95, value * 1.05]),
+                samples: Vec::new(),
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "commit": commit, "dirty": false, "branch": "main",
+            "created_at": "2026-01-01T00:00:00Z", "profile": "quick",
+            "environment": {
+                "machine_class": "linux-x86_64-2c-0000abcd", "cpu_model": "cpu", "cores": 2,
+                "os": "linux x86_64", "rustc": "rustc 1.95.0", "valgrind": "valgrind-3.19.0",
+                "gungraun_runner": "gungraun-runner 0.20.0",
+                "services": {
+                    "mode": "native", "reason": "--services native",
+                    "postgres_version": "15.18", "redis_version": "7.0.15",
+                    "postgres_image": null, "redis_image": null
+                },
+                "config_hash": "0123456789abcdef"
+            },
+            "phases": [], "metrics": metrics,
+        }))
+        .expect("a valid record")
+    }
+
+    fn base_and_head() -> (RunRecord, RunRecord) {
+        use MetricKind::{Deterministic as D, Statistical as S};
+        use Suite::*;
+        let base = record(
+            "1111111111111111111111111111111111111111",
+            vec![
+                (
+                    "io/due_cards/sql_statements",
+                    IoCounts,
+                    Unit::Statements,
+                    D,
+                    30.0,
+                ),
+                (
+                    "io/cache_aside_read/redis/get",
+                    IoCounts,
+                    Unit::Commands,
+                    D,
+                    100.0,
+                ),
+                (
+                    "instructions/cache/decode/word",
+                    Instructions,
+                    Unit::Instructions,
+                    D,
+                    2576.0,
+                ),
+                (
+                    "wall_time/query/due_cards",
+                    WallTime,
+                    Unit::Nanoseconds,
+                    S,
+                    256_000.0,
+                ),
+            ],
+        );
+        let head = record(
+            "2222222222222222222222222222222222222222",
+            vec![
+                (
+                    "io/due_cards/sql_statements",
+                    IoCounts,
+                    Unit::Statements,
+                    D,
+                    31.0,
+                ),
+                (
+                    "io/cache_aside_read/redis/get",
+                    IoCounts,
+                    Unit::Commands,
+                    D,
+                    100.0,
+                ),
+                (
+                    "instructions/cache/decode/word",
+                    Instructions,
+                    Unit::Instructions,
+                    D,
+                    2400.0,
+                ),
+                (
+                    "wall_time/query/due_cards",
+                    WallTime,
+                    Unit::Nanoseconds,
+                    S,
+                    260_000.0,
+                ),
+            ],
+        );
+        (base, head)
+    }
+
+    fn report<'a>(head: &'a RunRecord, comparison: &'a Comparison) -> Report<'a> {
+        Report {
+            head,
+            baseline: BaselineDisclosure::Used {
+                commit: "1111111111111111111111111111111111111111".to_owned(),
+                how_chosen: "merge-base of HEAD and refs/heads/main".to_owned(),
+                source: "measured in a git worktree in this run".to_owned(),
+                passed_over: vec!["no stored record in target/perf/runs".to_owned()],
+            },
+            comparison: Some(comparison),
+            record_path: Some(
+                "target/perf/runs/2222222222222222222222222222222222222222.json".to_owned(),
+            ),
+        }
+    }
+
+    #[test]
+    fn terminal_report() {
+        let (base, head) = base_and_head();
+        let comparison = compare(&base, &head, &Thresholds::default());
+        insta::assert_snapshot!(terminal(&report(&head, &comparison)));
+    }
+
+    #[test]
+    fn markdown_report() {
+        let (base, head) = base_and_head();
+        let comparison = compare(&base, &head, &Thresholds::default());
+        insta::assert_snapshot!(markdown(&report(&head, &comparison)));
     }
 }
