@@ -206,12 +206,12 @@ async fn measure_in_database(
             io_counts::IoProbe::connect(&ctx.services.postgres_url("postgres"), &redis_url).await?;
         for scenario in &scenarios {
             ctx.progress.line(&format!("{label}: io_counts {scenario}"));
-            probe.reset().await?;
             let mut run = tool(&suite_bin, checkout.dir, ctx);
             run.args(["scenario", scenario]);
             with_services(&mut run, &format!("{}:{label}:{scenario}", ctx.run_id));
-            let stdout = run_tool(
+            let stdout = run_scenario(
                 run,
+                &mut probe,
                 &format!("{label}: scenario {scenario}"),
                 &raw.join(format!("scenario-{scenario}.log")),
             )
@@ -418,6 +418,102 @@ pub async fn run_tool(
             status: output.status.to_string(),
             log: log.to_path_buf(),
             tail,
+        })
+    }
+}
+
+/// How long one I/O scenario may run.
+const SCENARIO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs one I/O scenario under the handshake protocol: the scenario does its setup
+/// (connections, warm-up), prints `{"ready":true}` on stdout and waits for a line on stdin; the
+/// harness then zeroes the servers' statistics and answers `go`, so only the measured part is
+/// counted. A scenario that never sends the handshake (an older revision) is counted from its
+/// start. Returns the scenario's stdout after the handshake.
+async fn run_scenario(
+    mut command: tokio::process::Command,
+    probe: &mut io_counts::IoProbe,
+    what: &str,
+    log: &Path,
+) -> Result<String, SuiteError> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    probe.reset().await?;
+    let mut child = command.spawn().map_err(|e| SuiteError::Spawn {
+        program: program.clone(),
+        detail: e.to_string(),
+    })?;
+    let mut guard = GroupGuard {
+        pgid: child.id().map(|id| id as i32),
+    };
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut stderr_pipe = child.stderr.take().expect("piped stderr");
+    let stderr_task = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr_pipe.read_to_string(&mut text).await;
+        text
+    });
+    let exchange = async {
+        let mut measured = String::new();
+        let mut handshake = false;
+        while let Some(line) = stdout.next_line().await.map_err(|e| SuiteError::Output {
+            suite: "io_counts",
+            detail: format!("reading the scenario's output: {e}"),
+        })? {
+            if !handshake && line.trim() == r#"{"ready":true}"# {
+                handshake = true;
+                probe.reset().await?;
+                stdin
+                    .write_all(b"go\n")
+                    .await
+                    .and(stdin.flush().await)
+                    .map_err(|e| SuiteError::Output {
+                        suite: "io_counts",
+                        detail: format!("answering the scenario's handshake: {e}"),
+                    })?;
+                continue;
+            }
+            measured.push_str(&line);
+            measured.push('\n');
+        }
+        let status = child.wait().await.map_err(|e| SuiteError::Spawn {
+            program: program.clone(),
+            detail: e.to_string(),
+        })?;
+        Ok::<_, SuiteError>((status, measured))
+    };
+    let (status, measured) = tokio::time::timeout(SCENARIO_TIMEOUT, exchange)
+        .await
+        .map_err(|_| SuiteError::Output {
+            suite: "io_counts",
+            detail: format!(
+                "{what} did not finish within {} s",
+                SCENARIO_TIMEOUT.as_secs()
+            ),
+        })??;
+    guard.pgid = None;
+    let stderr = stderr_task.await.unwrap_or_default();
+    let _ = std::fs::write(log, format!("{measured}\n--- stderr ---\n{stderr}"));
+    if status.success() {
+        Ok(measured)
+    } else {
+        let lines: Vec<&str> = stderr.lines().collect();
+        Err(SuiteError::Tool {
+            what: what.to_owned(),
+            status: status.to_string(),
+            log: log.to_path_buf(),
+            tail: lines[lines.len().saturating_sub(25)..].join("\n"),
         })
     }
 }
