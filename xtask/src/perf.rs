@@ -18,7 +18,7 @@ use crate::fingerprint;
 use crate::flags::PerfFlags;
 use crate::progress::Progress;
 use crate::provision::{ProvisionOptions, Services};
-use crate::record::{self, Profile, RunRecord, SCHEMA_VERSION};
+use crate::record::{self, Phase, Profile, RunRecord, SCHEMA_VERSION};
 use crate::render::{self, BaselineDisclosure, Report};
 use crate::suites::{self, Checkout, SuiteContext};
 use crate::workspace::Layout;
@@ -97,12 +97,26 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
         redis_image,
     };
     let report_line = |line: &str| progress.line(line);
+    let services_started = std::time::Instant::now();
     let services = tokio::select! {
         started = Services::start(&options, &report_line) => started?,
         signal = shutdown.received() => bail!(interrupted(signal)),
     };
+    let services_phase = Phase {
+        name: "services: start".to_owned(),
+        seconds: services_started.elapsed().as_secs_f64(),
+    };
+    let run = Run {
+        flags: &flags,
+        layout: &layout,
+        metadata: &metadata,
+        repo: &repo,
+        head: &head,
+        services: &services,
+        progress: &progress,
+    };
     let outcome = tokio::select! {
-        outcome = measure_and_report(&flags, &layout, &metadata, &repo, &head, base_plan, &services, &progress) => outcome,
+        outcome = measure_and_report(&run, base_plan, services_phase) => outcome,
         signal = shutdown.received() => Err(anyhow::anyhow!(interrupted(signal))),
     };
     progress.line("services: tearing down");
@@ -155,17 +169,31 @@ fn plan_base(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What one run measures with, once services are up.
+struct Run<'a> {
+    flags: &'a PerfFlags,
+    layout: &'a Layout,
+    metadata: &'a PerfMetadata,
+    repo: &'a GitRepo,
+    head: &'a HeadState,
+    services: &'a Services,
+    progress: &'a Progress,
+}
+
 async fn measure_and_report(
-    flags: &PerfFlags,
-    layout: &Layout,
-    metadata: &PerfMetadata,
-    repo: &GitRepo,
-    head: &HeadState,
+    run: &Run<'_>,
     base_plan: BasePlan,
-    services: &Services,
-    progress: &Progress,
+    services_phase: Phase,
 ) -> Result<Outcome> {
+    let Run {
+        flags,
+        layout,
+        metadata,
+        repo,
+        head,
+        services,
+        progress,
+    } = *run;
     let run_id = run_id();
     let context = SuiteContext {
         layout,
@@ -204,12 +232,13 @@ async fn measure_and_report(
         },
     )
     .await?;
-    let head_record = new_record(
+    let mut head_record = new_record(
         &head.commit,
         head.dirty,
         head.branch.clone(),
         head_measurement,
     );
+    head_record.phases.insert(0, services_phase);
 
     let mut passed_over = Vec::new();
     let to_measure = match base_plan {

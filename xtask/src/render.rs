@@ -222,10 +222,22 @@ pub fn terminal(report: &Report<'_>) -> String {
     if let Some(command) = reproduce_command(report) {
         let _ = writeln!(out, "\nReproduce the worst regression: {command}");
     }
+    let _ = writeln!(out, "Time: {}", phases_line(head));
     if let Some(path) = &report.record_path {
         let _ = writeln!(out, "Record: {path}");
     }
     out
+}
+
+/// Where the run's time went, e.g. `head: build 12.0 s, head: seed 1.3 s (total 13.3 s)`.
+pub fn phases_line(record: &RunRecord) -> String {
+    let total: f64 = record.phases.iter().map(|p| p.seconds).sum();
+    let parts: Vec<String> = record
+        .phases
+        .iter()
+        .map(|p| format!("{} {:.1} s", p.name, p.seconds))
+        .collect();
+    format!("{} (total {total:.1} s)", parts.join(", "))
 }
 
 fn table_row(row: &MetricComparison) -> [String; 6] {
@@ -293,6 +305,7 @@ pub fn markdown(report: &Report<'_>) -> String {
         }
     }
     let env = &head.environment;
+    let _ = writeln!(out, "<sub>Time: {}.</sub><br>", phases_line(head));
     let _ = writeln!(
         out,
         "<sub>Machine class `{}`; {}; services: {} (Postgres {}, Redis {}); {}.</sub>",
