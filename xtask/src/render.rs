@@ -231,7 +231,10 @@ pub fn terminal(report: &Report<'_>) -> String {
 
 /// Where the run's time went, e.g. `head: build 12.0 s, head: seed 1.3 s (total 13.3 s)`.
 pub fn phases_line(record: &RunRecord) -> String {
-    let total: f64 = record.phases.iter().map(|p| p.seconds).sum();
+    if record.phases.is_empty() {
+        return "not recorded".to_owned();
+    }
+    let total = record.phases.iter().fold(0.0, |sum, p| sum + p.seconds);
     let parts: Vec<String> = record
         .phases
         .iter()
