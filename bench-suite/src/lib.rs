@@ -14,6 +14,7 @@ pub mod scenarios;
 pub mod seed;
 pub mod service;
 pub mod settings;
+pub mod sm2;
 
 /// The fixed instant every query and the seed data treat as "now", so that a due list is the
 /// same in every run, whatever the wall clock says.

@@ -1,14 +1,23 @@
 //! Named I/O scenarios: fixed sequences of service calls whose SQL statements and Redis
 //! commands the harness counts on the servers. Each scenario is deterministic given the seed
 //! data and a fresh cache namespace, so its counts are exact and repeatable.
+//!
+//! A scenario first does its setup (connecting, warming what it needs warm), then calls
+//! [`Handshake::ready`]; only what follows is counted (the harness zeroes the servers'
+//! statistics at that moment). The documented counts below are checked by the end-to-end
+//! tests.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
+use chrono::Duration;
 
+use crate::cache::CacheStats;
+use crate::model::NewCard;
+use crate::seed::session_token;
 use crate::service::{Service, ServiceOptions};
 use crate::settings::Settings;
+use crate::sm2::Grade;
 
 /// A scenario the harness can run.
 #[derive(Debug, Clone, Copy)]
@@ -21,24 +30,82 @@ pub struct ScenarioInfo {
 pub const SCENARIOS: &[ScenarioInfo] = &[
     ScenarioInfo {
         name: "cache_aside_read",
-        about: "50 word lookups with a cold cache, again warm (L1), again with a fresh L1 (L2)",
+        about: "50 word lookups cold (50 SQL, 50 GET, 50 SET), again warm (L1: nothing), again \
+                from a fresh L1 (50 GET)",
+    },
+    ScenarioInfo {
+        name: "words_batch",
+        about: "the definitions of a list of 50 words cold (1 MGET, 1 SQL, 50 SET), then warm",
     },
     ScenarioInfo {
         name: "due_cards",
-        about: "the first 3 pages of the due list of users 1..=10",
+        about: "the first 3 due pages of users 1..=10: first pages through the cache, later \
+                pages from the database",
+    },
+    ScenarioInfo {
+        name: "dashboard_cold",
+        about: "the dashboards of users 1..=10 with a cold cache: 3 SQL, 3 GET, 3 SET each",
+    },
+    ScenarioInfo {
+        name: "dashboard_warm",
+        about: "the dashboards of users 1..=10 again, warm: no SQL, no Redis command",
+    },
+    ScenarioInfo {
+        name: "review_card",
+        about: "user 7 reviews the first card of a warm due list, then opens the dashboard again",
+    },
+    ScenarioInfo {
+        name: "bulk_import",
+        about: "1,000 new cards for users 1..=10 in one set-based statement",
+    },
+    ScenarioInfo {
+        name: "session_auth",
+        about: "20 session lookups cold, then the same 20 warm",
     },
 ];
 
 /// What the scenario observed from the inside (the harness adds the servers' counts).
 pub type Observations = BTreeMap<String, u64>;
 
-const WORD_IDS: std::ops::RangeInclusive<i64> = 1..=50;
+/// How a scenario tells its driver that setup is done and waits for the go.
+pub enum Handshake {
+    /// Print `{"ready":true}` on stdout and wait for a line on stdin (the harness's protocol).
+    Stdio,
+    /// Do not wait (tests, direct use).
+    None,
+}
+
+impl Handshake {
+    pub async fn ready(&self) -> Result<()> {
+        match self {
+            Handshake::None => Ok(()),
+            Handshake::Stdio => {
+                use std::io::Write as _;
+                let mut stdout = std::io::stdout();
+                writeln!(stdout, r#"{{"ready":true}}"#)?;
+                stdout.flush()?;
+                tokio::task::spawn_blocking(|| {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).map(|_| ())
+                })
+                .await?
+                .context("waiting for the harness's go on stdin")
+            }
+        }
+    }
+}
 
 /// Runs the named scenario once.
-pub async fn run(name: &str, settings: &Settings) -> Result<Observations> {
+pub async fn run(name: &str, settings: &Settings, handshake: &Handshake) -> Result<Observations> {
     match name {
-        "cache_aside_read" => cache_aside_read(settings).await,
-        "due_cards" => due_cards(settings).await,
+        "cache_aside_read" => cache_aside_read(settings, handshake).await,
+        "words_batch" => words_batch(settings, handshake).await,
+        "due_cards" => due_cards(settings, handshake).await,
+        "dashboard_cold" => dashboard(settings, handshake, false).await,
+        "dashboard_warm" => dashboard(settings, handshake, true).await,
+        "review_card" => review_card(settings, handshake).await,
+        "bulk_import" => bulk_import(settings, handshake).await,
+        "session_auth" => session_auth(settings, handshake).await,
         other => {
             let known: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
             bail!("no scenario named {other:?}; known: {}", known.join(", "))
@@ -46,13 +113,27 @@ pub async fn run(name: &str, settings: &Settings) -> Result<Observations> {
     }
 }
 
-async fn cache_aside_read(settings: &Settings) -> Result<Observations> {
-    let options = ServiceOptions {
-        pool_size: 1,
-        ..ServiceOptions::default()
-    };
-    let mut observations = Observations::new();
-    let first = Service::connect(settings, &options).await?;
+async fn connect(settings: &Settings) -> Result<Service> {
+    Ok(Service::connect(settings, &ServiceOptions::default()).await?)
+}
+
+/// The counters of one namespace, as `{prefix}.{counter}` observations (zeros left out).
+fn observe(observations: &mut Observations, prefix: &str, stats: &CacheStats) {
+    for (name, value) in stats.fields() {
+        if value > 0 {
+            observations.insert(format!("{prefix}.{name}"), value);
+        }
+    }
+}
+
+const WORD_IDS: std::ops::RangeInclusive<i64> = 1..=50;
+const USERS: std::ops::RangeInclusive<i64> = 1..=10;
+
+async fn cache_aside_read(settings: &Settings, handshake: &Handshake) -> Result<Observations> {
+    let first = connect(settings).await?;
+    // A second instance has an empty L1 but shares Redis: its reads are L2 hits.
+    let second = connect(settings).await?;
+    handshake.ready().await?;
     for _ in 0..2 {
         for id in WORD_IDS {
             first
@@ -61,36 +142,41 @@ async fn cache_aside_read(settings: &Settings) -> Result<Observations> {
                 .with_context(|| format!("word {id} is missing from the seed data"))?;
         }
     }
-    // A second instance has an empty L1 but shares Redis: every read is an L2 hit.
-    let second = Service::connect(settings, &options).await?;
     for id in WORD_IDS {
         second.word_lookup(id).await?;
     }
-    for (instance, service) in [("first", &first), ("second", &second)] {
-        let counters = service.word_cache().counters();
-        for (what, counter) in [
-            ("l1_hits", &counters.l1_hits),
-            ("l2_hits", &counters.l2_hits),
-            ("loads", &counters.loads),
-        ] {
-            observations.insert(
-                format!("{instance}.{what}"),
-                counter.load(Ordering::Relaxed),
-            );
-        }
-    }
+    let mut observations = Observations::new();
+    observe(&mut observations, "first.words", &first.cache_stats().words);
+    observe(
+        &mut observations,
+        "second.words",
+        &second.cache_stats().words,
+    );
     Ok(observations)
 }
 
-async fn due_cards(settings: &Settings) -> Result<Observations> {
-    let options = ServiceOptions {
-        pool_size: 1,
-        ..ServiceOptions::default()
-    };
-    let service = Service::connect(settings, &options).await?;
+async fn words_batch(settings: &Settings, handshake: &Handshake) -> Result<Observations> {
+    let service = connect(settings).await?;
+    let ids: Vec<i64> = (100..150).collect();
+    handshake.ready().await?;
+    for _ in 0..2 {
+        let words = service.words_lookup(&ids).await?;
+        anyhow::ensure!(
+            words.iter().all(Option::is_some),
+            "a seeded word is missing"
+        );
+    }
+    let mut observations = Observations::new();
+    observe(&mut observations, "words", &service.cache_stats().words);
+    Ok(observations)
+}
+
+async fn due_cards(settings: &Settings, handshake: &Handshake) -> Result<Observations> {
+    let service = connect(settings).await?;
+    handshake.ready().await?;
     let mut cards = 0_u64;
     let mut pages = 0_u64;
-    for user_id in 1..=10 {
+    for user_id in USERS {
         let mut after = None;
         for _ in 0..3 {
             let page = service.due_cards(user_id, after).await?;
@@ -102,8 +188,118 @@ async fn due_cards(settings: &Settings) -> Result<Observations> {
             }
         }
     }
+    let mut observations =
+        Observations::from([("pages".to_owned(), pages), ("cards".to_owned(), cards)]);
+    observe(&mut observations, "due", &service.cache_stats().due);
+    Ok(observations)
+}
+
+async fn dashboard(settings: &Settings, handshake: &Handshake, warm: bool) -> Result<Observations> {
+    let service = connect(settings).await?;
+    if warm {
+        for user_id in USERS {
+            service.dashboard(user_id).await?;
+        }
+    }
+    let before = service.cache_stats();
+    handshake.ready().await?;
+    let mut due_now = 0_u64;
+    for user_id in USERS {
+        let dashboard = service.dashboard(user_id).await?;
+        due_now += dashboard.stats.due_now as u64;
+    }
+    let after = service.cache_stats();
+    let mut observations = Observations::from([("due_now".to_owned(), due_now)]);
+    observe(
+        &mut observations,
+        "progress",
+        &after.progress.since(&before.progress),
+    );
+    observe(&mut observations, "due", &after.due.since(&before.due));
+    observe(
+        &mut observations,
+        "prefs",
+        &after.preferences.since(&before.preferences),
+    );
+    Ok(observations)
+}
+
+const REVIEWER: i64 = 7;
+
+async fn review_card(settings: &Settings, handshake: &Handshake) -> Result<Observations> {
+    let service = connect(settings).await?;
+    let dashboard = service.dashboard(REVIEWER).await?;
+    let card = dashboard
+        .due
+        .cards
+        .first()
+        .with_context(|| format!("user {REVIEWER} has no due card in the seed data"))?
+        .card_id;
+    let before = service.cache_stats();
+    handshake.ready().await?;
+    let outcome = service
+        .record_review(REVIEWER, card, Grade::new(4).expect("a valid grade"))
+        .await?;
+    let dashboard = service.dashboard(REVIEWER).await?;
+    anyhow::ensure!(
+        dashboard.due.cards.iter().all(|c| c.card_id != card),
+        "the reviewed card is still in the due list: stale cache"
+    );
+    let after = service.cache_stats();
+    let mut observations = Observations::from([(
+        "repetitions_after".to_owned(),
+        outcome.after.repetitions as u64,
+    )]);
+    observe(
+        &mut observations,
+        "progress",
+        &after.progress.since(&before.progress),
+    );
+    observe(&mut observations, "due", &after.due.since(&before.due));
+    Ok(observations)
+}
+
+async fn bulk_import(settings: &Settings, handshake: &Handshake) -> Result<Observations> {
+    let service = connect(settings).await?;
+    let now = service.now();
+    // Cards for the last 100 word ids of the default seed: most users do not study them yet.
+    let cards: Vec<NewCard> = USERS
+        .flat_map(|user_id| {
+            (19_901..=20_000).map(move |word_id| NewCard {
+                user_id,
+                word_id,
+                due_at: now + Duration::hours(word_id % 48),
+            })
+        })
+        .collect();
+    handshake.ready().await?;
+    let inserted = service.import_cards(&cards).await?;
     Ok(Observations::from([
-        ("pages".to_owned(), pages),
-        ("cards".to_owned(), cards),
+        ("offered".to_owned(), cards.len() as u64),
+        ("inserted".to_owned(), inserted),
     ]))
+}
+
+async fn session_auth(settings: &Settings, handshake: &Handshake) -> Result<Observations> {
+    let service = connect(settings).await?;
+    handshake.ready().await?;
+    let mut valid = 0_u64;
+    for _ in 0..2 {
+        for user_id in 1..=20 {
+            if service
+                .authenticate(&session_token(user_id))
+                .await?
+                .is_some()
+            {
+                valid += 1;
+            }
+        }
+    }
+    let mut observations = Observations::from([("valid".to_owned(), valid)]);
+    observe(
+        &mut observations,
+        "sessions",
+        &service.cache_stats().sessions,
+    );
+    Ok(observations)
 }

@@ -1,6 +1,19 @@
-//! Deterministic seed data: a fixed RNG seed gives the same users, words and cards in every
-//! run, so every run measures the same data. Rows are inserted set-based (`UNNEST`), one
-//! statement per table chunk.
+//! Deterministic seed data: a fixed RNG seed gives the same users, preferences, sessions,
+//! words, cards and review history in every run, so every run measures the same data.
+//!
+//! This module must never depend on the wall clock, the database's state or iteration order
+//! of hash containers: everything is generated from [`SEED`] and [`crate::fixed_now`] by
+//! [`generate`] (pure), then inserted set-based (`UNNEST` of column arrays, one statement per
+//! table chunk) in one transaction into an empty, migrated database.
+//!
+//! The shape of the data:
+//! - users' card counts are skewed (weights `1 / rank^0.8`: a few heavy users hold many
+//!   cards), and common (low-id) words are studied more often;
+//! - every card was introduced in the 60 days before `fixed_now()`; most were then reviewed
+//!   on their SM-2 schedule ([`crate::sm2`], the same code `record_review` runs), so a card's
+//!   state, ease, lapses and due date agree with its `review_log` rows;
+//! - some users stopped studying days ago (their cards pile up as due), the others reviewed
+//!   up to `fixed_now()` (their streaks run to today); about a third of all cards are due.
 
 use std::collections::HashSet;
 
@@ -8,6 +21,8 @@ use chrono::{DateTime, Duration, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sqlx::PgPool;
+
+use crate::sm2::{self, Grade, Sm2State};
 
 /// The RNG seed of the fixtures. Changing it changes every measurement's data.
 pub const SEED: u64 = 0x5EED_CA7D;
@@ -30,72 +45,371 @@ impl Default for SeedSize {
     }
 }
 
+impl SeedSize {
+    /// The default size times `factor` (0.1: 100 users, 2,000 words, 10,000 cards; 10: 10,000
+    /// users, 200,000 words, 1,000,000 cards), each rounded and at least 1. A factor that is
+    /// not a positive finite number counts as the smallest size.
+    pub fn scaled(factor: f64) -> Self {
+        let base = Self::default();
+        let scale = |n: u32| {
+            let scaled = (f64::from(n) * factor).round();
+            if scaled.is_finite() && scaled >= 1.0 {
+                // `as` saturates at u32::MAX.
+                scaled as u32
+            } else {
+                1
+            }
+        };
+        Self {
+            users: scale(base.users),
+            words: scale(base.words),
+            cards: scale(base.cards),
+        }
+    }
+}
+
 /// What was inserted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct SeedSummary {
     pub users: u64,
     pub words: u64,
     pub cards: u64,
+    pub reviews: u64,
+    pub sessions: u64,
 }
 
+/// How far back the review history goes.
+const HISTORY_DAYS: i64 = 60;
+/// How long a seeded session lasts.
+const SESSION_DAYS: i64 = 30;
+/// Rows per `UNNEST` statement.
 const CHUNK: usize = 20_000;
 
-/// Generates the fixtures and inserts them into an empty, migrated database.
-pub async fn seed(pool: &PgPool, size: SeedSize) -> Result<SeedSummary, sqlx::Error> {
+/// RNG streams: one per table, so that changing how one table is drawn leaves the others.
+const STREAM_USERS: u64 = 1;
+const STREAM_WORDS: u64 = 2;
+const STREAM_CARDS: u64 = 3;
+
+/// The generated rows, before insertion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedData {
+    pub users: Vec<UserRow>,
+    pub words: Vec<WordRow>,
+    pub cards: Vec<CardRow>,
+    /// In `reviewed_at` order; ids ascend with time.
+    pub reviews: Vec<ReviewRow>,
+}
+
+/// A user with its preferences and its one session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRow {
+    pub id: i64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub daily_goal: i32,
+    pub new_cards_per_day: i32,
+    pub utc_offset_minutes: i32,
+    /// `session-{id:05}`.
+    pub session_token: String,
+    pub session_created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WordRow {
+    pub id: i64,
+    pub lemma: String,
+    pub definition: String,
+    pub difficulty: i16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub word_id: i64,
+    pub sm2: Sm2State,
+    pub due_at: DateTime<Utc>,
+    pub last_reviewed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewRow {
+    pub id: i64,
+    pub card_id: i64,
+    pub user_id: i64,
+    pub reviewed_at: DateTime<Utc>,
+    pub grade: Grade,
+    pub ease_before: f32,
+    pub ease_after: f32,
+    pub interval_before: i32,
+    pub interval_after: i32,
+}
+
+/// The token of the seeded session of a user.
+pub fn session_token(user_id: i64) -> String {
+    format!("session-{user_id:05}")
+}
+
+fn rng(stream: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+    rng.set_stream(stream);
+    rng
+}
+
+fn minutes(rng: &mut ChaCha8Rng, range: std::ops::Range<i64>) -> Duration {
+    Duration::minutes(rng.random_range(range))
+}
+
+/// Generates every row for `size`, deterministically (pure: no I/O, no clock).
+pub fn generate(size: SeedSize) -> SeedData {
     let now = crate::fixed_now();
+    let users = generate_users(size, now);
+    let words = generate_words(size);
+    let (cards, reviews) = generate_cards(size, &words, now);
+    SeedData {
+        users,
+        words,
+        cards,
+        reviews,
+    }
+}
 
-    let user_ids: Vec<i64> = (1..=i64::from(size.users)).collect();
-    let user_names: Vec<String> = user_ids.iter().map(|id| format!("user-{id:05}")).collect();
-    let user_created: Vec<DateTime<Utc>> = user_ids
-        .iter()
-        .map(|_| now - Duration::days(rng.random_range(30..720)))
+fn generate_users(size: SeedSize, now: DateTime<Utc>) -> Vec<UserRow> {
+    // Real offsets, weighted towards the common ones by repetition.
+    const OFFSETS: [i32; 12] = [0, 0, 60, 60, 120, -300, -300, -480, 330, 540, 600, -180];
+    const GOALS: [i32; 5] = [10, 20, 20, 30, 50];
+    const NEW_PER_DAY: [i32; 4] = [5, 10, 10, 20];
+    let mut rng = rng(STREAM_USERS);
+    (1..=i64::from(size.users.max(1)))
+        .map(|id| UserRow {
+            id,
+            name: format!("user-{id:05}"),
+            created_at: now - Duration::days(rng.random_range(HISTORY_DAYS..720)),
+            daily_goal: GOALS[rng.random_range(0..GOALS.len())],
+            new_cards_per_day: NEW_PER_DAY[rng.random_range(0..NEW_PER_DAY.len())],
+            utc_offset_minutes: OFFSETS[rng.random_range(0..OFFSETS.len())],
+            session_token: session_token(id),
+            session_created_at: now - minutes(&mut rng, 0..7 * 24 * 60),
+        })
+        .collect()
+}
+
+fn generate_words(size: SeedSize) -> Vec<WordRow> {
+    let mut rng = rng(STREAM_WORDS);
+    (1..=i64::from(size.words.max(1)))
+        .map(|id| WordRow {
+            id,
+            lemma: lemma(id),
+            definition: format!("the meaning of {} (entry {id})", lemma(id)),
+            difficulty: rng.random_range(1..=5),
+        })
+        .collect()
+}
+
+/// A grade for a word of `difficulty` (1..=5): harder words are forgotten more often.
+fn draw_grade(rng: &mut ChaCha8Rng, difficulty: i16) -> Grade {
+    let fail_probability = 0.05 + 0.04 * f64::from(difficulty);
+    let roll: f64 = rng.random();
+    let value = if rng.random::<f64>() < fail_probability {
+        // 0, 1, 2 with 20 %, 30 %, 50 %.
+        match roll {
+            r if r < 0.2 => 0,
+            r if r < 0.5 => 1,
+            _ => 2,
+        }
+    } else {
+        // 3, 4, 5 with 30 %, 45 %, 25 %.
+        match roll {
+            r if r < 0.30 => 3,
+            r if r < 0.75 => 4,
+            _ => 5,
+        }
+    };
+    Grade::new(value).expect("0..=5")
+}
+
+/// Cards, and the reviews that brought each card to its state.
+fn generate_cards(
+    size: SeedSize,
+    words: &[WordRow],
+    now: DateTime<Utc>,
+) -> (Vec<CardRow>, Vec<ReviewRow>) {
+    let mut rng = rng(STREAM_CARDS);
+    let users = size.users.max(1) as usize;
+    let word_count = words.len();
+    let wanted_total = size.cards as usize;
+    // Per-user weights ~ 1/(rank^0.8), normalised to the requested card count, each user
+    // capped at the number of words (one card per (user, word)).
+    let weights: Vec<f64> = (1..=users)
+        .map(|rank| 1.0 / (rank as f64).powf(0.8))
         .collect();
-    sqlx::query(
-        "INSERT INTO users (id, name, created_at) \
-         SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TIMESTAMPTZ[])",
-    )
-    .bind(&user_ids)
-    .bind(&user_names)
-    .bind(&user_created)
-    .execute(pool)
-    .await?;
+    let total: f64 = weights.iter().sum();
+    let mut cards = Vec::with_capacity(wanted_total);
+    let mut reviews = Vec::with_capacity(wanted_total * 3);
+    for (index, weight) in weights.iter().enumerate() {
+        if cards.len() >= wanted_total {
+            break;
+        }
+        let want = ((weight / total) * wanted_total as f64).round() as usize;
+        let want = want.clamp(1, word_count).min(wanted_total - cards.len());
+        let user_id = index as i64 + 1;
+        // Two users in five stopped studying 1..=20 days ago: their due cards pile up.
+        let active_until = if rng.random_range(0..5) < 2 {
+            now - Duration::days(rng.random_range(1..=20))
+        } else {
+            now
+        };
+        let mut chosen = HashSet::with_capacity(want);
+        while chosen.len() < want {
+            // Squaring a uniform draw favours low (common) word ids.
+            let draw: f64 = rng.random();
+            let word_id = (((draw * draw) * word_count as f64) as i64 + 1).min(word_count as i64);
+            if !chosen.insert(word_id) {
+                continue;
+            }
+            let card_id = cards.len() as i64 + 1;
+            let introduced_at = now - minutes(&mut rng, 0..HISTORY_DAYS * 24 * 60);
+            // One card in six is still new; so is every card introduced after the user stopped.
+            if introduced_at > active_until || rng.random_range(0..6) == 0 {
+                cards.push(CardRow {
+                    id: card_id,
+                    user_id,
+                    word_id,
+                    sm2: Sm2State::NEW,
+                    // New cards become available over the next weeks; some already are.
+                    due_at: now + minutes(&mut rng, -30 * 24 * 60..60 * 24 * 60),
+                    last_reviewed_at: None,
+                });
+                continue;
+            }
+            let difficulty = words[word_id as usize - 1].difficulty;
+            let mut state = Sm2State::NEW;
+            let mut at = introduced_at;
+            let (due_at, last_reviewed_at) = loop {
+                let grade = draw_grade(&mut rng, difficulty);
+                let next = sm2::schedule(&state, grade, at);
+                reviews.push(ReviewRow {
+                    id: 0,
+                    card_id,
+                    user_id,
+                    reviewed_at: at,
+                    grade,
+                    ease_before: state.ease,
+                    ease_after: next.state.ease,
+                    interval_before: state.interval_days,
+                    interval_after: next.state.interval_days,
+                });
+                state = next.state;
+                // The next review happens when the card is due, up to 36 hours late.
+                let next_at = next.due_at + minutes(&mut rng, 0..36 * 60);
+                if next_at > active_until {
+                    break (next.due_at, at);
+                }
+                at = next_at;
+            };
+            cards.push(CardRow {
+                id: card_id,
+                user_id,
+                word_id,
+                sm2: state,
+                due_at,
+                last_reviewed_at: Some(last_reviewed_at),
+            });
+        }
+    }
+    // Ids ascend with time, as they would have been assigned.
+    reviews.sort_by_key(|review| (review.reviewed_at, review.card_id));
+    for (index, review) in reviews.iter_mut().enumerate() {
+        review.id = index as i64 + 1;
+    }
+    (cards, reviews)
+}
 
-    let word_ids: Vec<i64> = (1..=i64::from(size.words)).collect();
-    for chunk in word_ids.chunks(CHUNK) {
-        let lemmas: Vec<String> = chunk.iter().map(|&id| lemma(id)).collect();
-        let definitions: Vec<String> = chunk
+/// Generates the fixtures and inserts them into an empty, migrated database, in one
+/// transaction; then moves the id sequences past the seeded ids and runs `VACUUM (ANALYZE)`
+/// (statistics for the planner, a visibility map for index-only scans).
+pub async fn seed(pool: &PgPool, size: SeedSize) -> Result<SeedSummary, sqlx::Error> {
+    let data = generate(size);
+    let mut tx = pool.begin().await?;
+
+    for chunk in data.users.chunks(CHUNK) {
+        let ids: Vec<i64> = chunk.iter().map(|u| u.id).collect();
+        let names: Vec<&str> = chunk.iter().map(|u| u.name.as_str()).collect();
+        let created: Vec<DateTime<Utc>> = chunk.iter().map(|u| u.created_at).collect();
+        sqlx::query(
+            "INSERT INTO users (id, name, created_at) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TIMESTAMPTZ[])",
+        )
+        .bind(&ids)
+        .bind(&names)
+        .bind(&created)
+        .execute(&mut *tx)
+        .await?;
+        let goals: Vec<i32> = chunk.iter().map(|u| u.daily_goal).collect();
+        let new_per_day: Vec<i32> = chunk.iter().map(|u| u.new_cards_per_day).collect();
+        let offsets: Vec<i32> = chunk.iter().map(|u| u.utc_offset_minutes).collect();
+        sqlx::query(
+            "INSERT INTO user_preferences (user_id, daily_goal, new_cards_per_day, \
+                                           utc_offset_minutes) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::INTEGER[], $3::INTEGER[], $4::INTEGER[])",
+        )
+        .bind(&ids)
+        .bind(&goals)
+        .bind(&new_per_day)
+        .bind(&offsets)
+        .execute(&mut *tx)
+        .await?;
+        let tokens: Vec<&str> = chunk.iter().map(|u| u.session_token.as_str()).collect();
+        let session_created: Vec<DateTime<Utc>> =
+            chunk.iter().map(|u| u.session_created_at).collect();
+        let expires: Vec<DateTime<Utc>> = session_created
             .iter()
-            .map(|&id| format!("the meaning of {} (entry {id})", lemma(id)))
+            .map(|&at| at + Duration::days(SESSION_DAYS))
             .collect();
-        let difficulty: Vec<i16> = chunk.iter().map(|_| rng.random_range(1..=5)).collect();
+        sqlx::query(
+            "INSERT INTO sessions (token, user_id, created_at, expires_at) \
+             SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TIMESTAMPTZ[], $4::TIMESTAMPTZ[])",
+        )
+        .bind(&tokens)
+        .bind(&ids)
+        .bind(&session_created)
+        .bind(&expires)
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    for chunk in data.words.chunks(CHUNK) {
+        let ids: Vec<i64> = chunk.iter().map(|w| w.id).collect();
+        let lemmas: Vec<&str> = chunk.iter().map(|w| w.lemma.as_str()).collect();
+        let definitions: Vec<&str> = chunk.iter().map(|w| w.definition.as_str()).collect();
+        let difficulty: Vec<i16> = chunk.iter().map(|w| w.difficulty).collect();
         sqlx::query(
             "INSERT INTO words (id, lemma, definition, difficulty) \
              SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::SMALLINT[])",
         )
-        .bind(chunk)
+        .bind(&ids)
         .bind(&lemmas)
         .bind(&definitions)
         .bind(&difficulty)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
     }
 
-    let cards = generate_cards(&mut rng, size, now);
-    for chunk in cards.chunks(CHUNK) {
+    for chunk in data.cards.chunks(CHUNK) {
         let column = |f: fn(&CardRow) -> i64| chunk.iter().map(f).collect::<Vec<_>>();
-        let state: Vec<i16> = chunk.iter().map(|c| c.state).collect();
-        let ease: Vec<f32> = chunk.iter().map(|c| c.ease).collect();
-        let interval: Vec<i32> = chunk.iter().map(|c| c.interval_days).collect();
-        let reps: Vec<i32> = chunk.iter().map(|c| c.repetitions).collect();
+        let state: Vec<i16> = chunk.iter().map(|c| c.sm2.state.as_i16()).collect();
+        let ease: Vec<f32> = chunk.iter().map(|c| c.sm2.ease).collect();
+        let interval: Vec<i32> = chunk.iter().map(|c| c.sm2.interval_days).collect();
+        let reps: Vec<i32> = chunk.iter().map(|c| c.sm2.repetitions).collect();
+        let lapses: Vec<i32> = chunk.iter().map(|c| c.sm2.lapses).collect();
         let due: Vec<DateTime<Utc>> = chunk.iter().map(|c| c.due_at).collect();
         let last: Vec<Option<DateTime<Utc>>> = chunk.iter().map(|c| c.last_reviewed_at).collect();
         sqlx::query(
             "INSERT INTO review_cards (id, user_id, word_id, card_state, ease, interval_days, \
-                                       repetitions, due_at, last_reviewed_at) \
+                                       repetitions, lapses, due_at, last_reviewed_at) \
              SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::SMALLINT[], \
-                                  $5::REAL[], $6::INTEGER[], $7::INTEGER[], $8::TIMESTAMPTZ[], \
-                                  $9::TIMESTAMPTZ[])",
+                                  $5::REAL[], $6::INTEGER[], $7::INTEGER[], $8::INTEGER[], \
+                                  $9::TIMESTAMPTZ[], $10::TIMESTAMPTZ[])",
         )
         .bind(column(|c| c.id))
         .bind(column(|c| c.user_id))
@@ -104,91 +418,66 @@ pub async fn seed(pool: &PgPool, size: SeedSize) -> Result<SeedSummary, sqlx::Er
         .bind(&ease)
         .bind(&interval)
         .bind(&reps)
+        .bind(&lapses)
         .bind(&due)
         .bind(&last)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
     }
-    sqlx::query("ANALYZE").execute(pool).await?;
+
+    for chunk in data.reviews.chunks(CHUNK) {
+        let column = |f: fn(&ReviewRow) -> i64| chunk.iter().map(f).collect::<Vec<_>>();
+        let at: Vec<DateTime<Utc>> = chunk.iter().map(|r| r.reviewed_at).collect();
+        let grade: Vec<i16> = chunk.iter().map(|r| i16::from(r.grade.value())).collect();
+        let ease_before: Vec<f32> = chunk.iter().map(|r| r.ease_before).collect();
+        let ease_after: Vec<f32> = chunk.iter().map(|r| r.ease_after).collect();
+        let interval_before: Vec<i32> = chunk.iter().map(|r| r.interval_before).collect();
+        let interval_after: Vec<i32> = chunk.iter().map(|r| r.interval_after).collect();
+        sqlx::query(
+            "INSERT INTO review_log (id, card_id, user_id, reviewed_at, grade, ease_before, \
+                                     ease_after, interval_before, interval_after) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::TIMESTAMPTZ[], \
+                                  $5::SMALLINT[], $6::REAL[], $7::REAL[], $8::INTEGER[], \
+                                  $9::INTEGER[])",
+        )
+        .bind(column(|r| r.id))
+        .bind(column(|r| r.card_id))
+        .bind(column(|r| r.user_id))
+        .bind(&at)
+        .bind(&grade)
+        .bind(&ease_before)
+        .bind(&ease_after)
+        .bind(&interval_before)
+        .bind(&interval_after)
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    // Ids assigned by Postgres from now on come after the seeded ones.
+    sqlx::raw_sql(
+        "SELECT setval(pg_get_serial_sequence('words', 'id'), COALESCE(max(id), 0) + 1, false) \
+             FROM words; \
+         SELECT setval(pg_get_serial_sequence('review_cards', 'id'), COALESCE(max(id), 0) + 1, \
+                       false) FROM review_cards; \
+         SELECT setval(pg_get_serial_sequence('review_log', 'id'), COALESCE(max(id), 0) + 1, \
+                       false) FROM review_log;",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+
+    // Outside a transaction (VACUUM cannot run in one).
+    sqlx::raw_sql("VACUUM (ANALYZE)").execute(pool).await?;
     Ok(SeedSummary {
-        users: user_ids.len() as u64,
-        words: word_ids.len() as u64,
-        cards: cards.len() as u64,
+        users: data.users.len() as u64,
+        words: data.words.len() as u64,
+        cards: data.cards.len() as u64,
+        reviews: data.reviews.len() as u64,
+        sessions: data.users.len() as u64,
     })
 }
 
-struct CardRow {
-    id: i64,
-    user_id: i64,
-    word_id: i64,
-    state: i16,
-    ease: f32,
-    interval_days: i32,
-    repetitions: i32,
-    due_at: DateTime<Utc>,
-    last_reviewed_at: Option<DateTime<Utc>>,
-}
-
-/// Cards with a realistic skew: a few heavy users hold many cards, common (low-id) words are
-/// studied more often, and about a third of the cards are due at the fixed "now".
-fn generate_cards(rng: &mut ChaCha8Rng, size: SeedSize, now: DateTime<Utc>) -> Vec<CardRow> {
-    let users = size.users.max(1) as usize;
-    let words = size.words.max(1) as usize;
-    // Per-user weights ~ 1/(rank^0.8), normalised to the requested card count, each user
-    // capped at the number of words (one card per (user, word)).
-    let weights: Vec<f64> = (1..=users)
-        .map(|rank| 1.0 / (rank as f64).powf(0.8))
-        .collect();
-    let total: f64 = weights.iter().sum();
-    let mut cards = Vec::with_capacity(size.cards as usize);
-    let mut next_id = 1_i64;
-    for (index, weight) in weights.iter().enumerate() {
-        if cards.len() >= size.cards as usize {
-            break;
-        }
-        let want = ((weight / total) * f64::from(size.cards)).round() as usize;
-        let want = want.clamp(1, words).min(size.cards as usize - cards.len());
-        let user_id = index as i64 + 1;
-        let mut chosen = HashSet::with_capacity(want);
-        while chosen.len() < want {
-            // Squaring a uniform draw favours low (common) word ids.
-            let draw: f64 = rng.random();
-            let word_id = ((draw * draw) * words as f64) as i64 + 1;
-            if !chosen.insert(word_id) {
-                continue;
-            }
-            let state: i16 = rng.random_range(0..4);
-            let repetitions = if state == 0 {
-                0
-            } else {
-                rng.random_range(1..12)
-            };
-            let interval_days = if state == 0 {
-                0
-            } else {
-                rng.random_range(1..90)
-            };
-            let due_at = now + Duration::minutes(rng.random_range(-30 * 24 * 60..60 * 24 * 60));
-            let last_reviewed_at =
-                (state != 0).then(|| due_at - Duration::days(i64::from(interval_days)));
-            cards.push(CardRow {
-                id: next_id,
-                user_id,
-                word_id,
-                state,
-                ease: 1.3 + rng.random::<f32>() * 1.7,
-                interval_days,
-                repetitions,
-                due_at,
-                last_reviewed_at,
-            });
-            next_id += 1;
-        }
-    }
-    cards
-}
-
-/// A pronounceable, deterministic lemma for a word id.
+/// A pronounceable, deterministic lemma for a word id (distinct ids give distinct lemmas).
 pub fn lemma(id: i64) -> String {
     const SYLLABLES: [&str; 16] = [
         "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "da", "fu", "go", "hi", "ja", "po",
@@ -204,4 +493,133 @@ pub fn lemma(id: i64) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashSet};
+
+    use super::*;
+    use crate::sm2::CardState;
+
+    const SMALL: SeedSize = SeedSize {
+        users: 50,
+        words: 2_000,
+        cards: 5_000,
+    };
+
+    #[test]
+    fn generation_is_deterministic() {
+        let first = generate(SMALL);
+        let second = generate(SMALL);
+        assert_eq!(first, second);
+        // Pinned: a change here changes every measurement's data, on purpose or not.
+        assert_eq!(first.cards.len(), 5_000);
+        assert_eq!(first.users[6].session_token, "session-00007");
+    }
+
+    #[test]
+    fn scaled_sizes() {
+        assert_eq!(SeedSize::scaled(1.0), SeedSize::default());
+        assert_eq!(
+            SeedSize::scaled(0.1),
+            SeedSize {
+                users: 100,
+                words: 2_000,
+                cards: 10_000
+            }
+        );
+        assert_eq!(
+            SeedSize::scaled(10.0),
+            SeedSize {
+                users: 10_000,
+                words: 200_000,
+                cards: 1_000_000
+            }
+        );
+        let tiny = SeedSize {
+            users: 1,
+            words: 1,
+            cards: 1,
+        };
+        assert_eq!(SeedSize::scaled(0.0), tiny);
+        assert_eq!(SeedSize::scaled(f64::NAN), tiny);
+        assert_eq!(SeedSize::scaled(1e12).cards, u32::MAX);
+    }
+
+    #[test]
+    fn cards_are_unique_per_user_and_word_and_reference_existing_rows() {
+        let data = generate(SMALL);
+        let mut pairs = HashSet::new();
+        for (index, card) in data.cards.iter().enumerate() {
+            assert_eq!(card.id, index as i64 + 1);
+            assert!(pairs.insert((card.user_id, card.word_id)));
+            assert!((1..=i64::from(SMALL.users)).contains(&card.user_id));
+            assert!((1..=i64::from(SMALL.words)).contains(&card.word_id));
+        }
+        let lemmas: HashSet<&str> = data.words.iter().map(|w| w.lemma.as_str()).collect();
+        assert_eq!(lemmas.len(), data.words.len());
+    }
+
+    /// Replaying a card's reviews through SM-2 gives the card's stored state.
+    #[test]
+    fn cards_agree_with_their_review_history() {
+        let data = generate(SMALL);
+        let now = crate::fixed_now();
+        let mut history: BTreeMap<i64, Vec<&ReviewRow>> = BTreeMap::new();
+        for (index, review) in data.reviews.iter().enumerate() {
+            assert_eq!(review.id, index as i64 + 1);
+            assert!(review.reviewed_at <= now);
+            assert!(review.reviewed_at > now - Duration::days(HISTORY_DAYS));
+            history.entry(review.card_id).or_default().push(review);
+        }
+        assert!(
+            data.reviews.len() > data.cards.len(),
+            "a few reviews per card"
+        );
+        for card in &data.cards {
+            let Some(reviews) = history.get(&card.id) else {
+                assert_eq!(card.sm2, Sm2State::NEW);
+                assert_eq!(card.last_reviewed_at, None);
+                continue;
+            };
+            let mut state = Sm2State::NEW;
+            let mut due_at = None;
+            for review in reviews {
+                assert_eq!(review.user_id, card.user_id);
+                assert_eq!(review.ease_before, state.ease);
+                let next = sm2::schedule(&state, review.grade, review.reviewed_at);
+                state = next.state;
+                due_at = Some(next.due_at);
+            }
+            assert_eq!(state, card.sm2);
+            assert_eq!(due_at, Some(card.due_at));
+            assert_eq!(
+                card.last_reviewed_at,
+                reviews.last().map(|review| review.reviewed_at)
+            );
+        }
+    }
+
+    #[test]
+    fn the_data_is_skewed_and_about_a_third_is_due() {
+        let data = generate(SeedSize::default());
+        let now = crate::fixed_now();
+        let due = data.cards.iter().filter(|c| c.due_at <= now).count();
+        let share = due as f64 / data.cards.len() as f64;
+        assert!((0.2..0.5).contains(&share), "due share {share}");
+        let of_user = |id| data.cards.iter().filter(|c| c.user_id == id).count();
+        assert!(of_user(1) > 20 * of_user(1_000));
+        let states: HashSet<CardState> = data.cards.iter().map(|c| c.sm2.state).collect();
+        assert_eq!(states.len(), 4, "every state occurs");
+        assert!(data.cards.iter().any(|c| c.sm2.lapses >= 2));
+    }
+
+    #[test]
+    fn lemmas_are_distinct_and_stable() {
+        assert_eq!(lemma(0), "ka");
+        assert_eq!(lemma(1), "lo");
+        assert_eq!(lemma(16), "kalo");
+        assert_eq!(lemma(42), "fumi");
+    }
 }

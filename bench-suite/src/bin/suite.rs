@@ -19,13 +19,19 @@ struct Flags {
 #[derive(Subcommand)]
 enum Command {
     /// Apply the migrations and insert the deterministic seed data into an empty database.
+    ///
+    /// The size is the default (1,000 users, 20,000 words, 100,000 cards) times `--scale`;
+    /// `--users`, `--words` and `--cards` override one count each.
     Prepare {
-        #[arg(long, default_value_t = 1_000)]
-        users: u32,
-        #[arg(long, default_value_t = 20_000)]
-        words: u32,
-        #[arg(long, default_value_t = 100_000)]
-        cards: u32,
+        /// Multiplies every default count (0.1, 10, ...).
+        #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+        scale: f64,
+        #[arg(long)]
+        users: Option<u32>,
+        #[arg(long)]
+        words: Option<u32>,
+        #[arg(long)]
+        cards: Option<u32>,
     },
     /// Run one I/O scenario and print what it observed as one JSON line.
     Scenario { name: String },
@@ -33,36 +39,43 @@ enum Command {
     List,
 }
 
+/// A `--scale`: a finite number above 0.
+fn parse_scale(text: &str) -> Result<f64, String> {
+    let scale: f64 = text
+        .parse()
+        .map_err(|error| format!("{text:?} is not a number: {error}"))?;
+    if scale.is_finite() && scale > 0.0 {
+        Ok(scale)
+    } else {
+        Err(format!("{text:?} is not a positive finite scale"))
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     match Flags::parse().command {
         Command::Prepare {
+            scale,
             users,
             words,
             cards,
         } => {
+            let scaled = SeedSize::scaled(scale);
+            let size = SeedSize {
+                users: users.unwrap_or(scaled.users),
+                words: words.unwrap_or(scaled.words),
+                cards: cards.unwrap_or(scaled.cards),
+            };
             let settings = Settings::from_env()?;
             let pool = query::connect(&settings.database_url, 2).await?;
             query::MIGRATOR.run(&pool).await?;
-            let summary = seed::seed(
-                &pool,
-                SeedSize {
-                    users,
-                    words,
-                    cards,
-                },
-            )
-            .await?;
-            println!(
-                "{}",
-                serde_json::json!({
-                    "users": summary.users, "words": summary.words, "cards": summary.cards,
-                })
-            );
+            let summary = seed::seed(&pool, size).await?;
+            println!("{}", serde_json::to_string(&summary)?);
         }
         Command::Scenario { name } => {
             let settings = Settings::from_env()?;
-            let observations = scenarios::run(&name, &settings).await?;
+            let observations =
+                scenarios::run(&name, &settings, &scenarios::Handshake::Stdio).await?;
             println!("{}", serde_json::to_string(&observations)?);
         }
         Command::List => {

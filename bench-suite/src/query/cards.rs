@@ -1,0 +1,74 @@
+//! A user's cards: the due list (keyset pagination) and the difficult cards.
+//!
+//! This module must never offset-paginate or sort outside an index: both lists are served in
+//! index order and stop after their page.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::model::{DifficultCard, DueCard, DueCursor, DuePage};
+
+/// Page size of a due list.
+pub const DUE_PAGE_SIZE: usize = 50;
+
+/// The most difficult cards one call returns.
+pub const DIFFICULT_CARDS_MAX: u32 = 500;
+
+/// The statement of [`due_cards`]: `$1` user, `$2` now, `$3`/`$4` the cursor, `$5` the page
+/// size. Public so that benchmarks can time the raw prepared statement beside the layer.
+pub const DUE_CARDS_SQL: &str = "SELECT c.id AS card_id, c.word_id, w.lemma, c.card_state, c.ease, \
+        c.interval_days, c.repetitions, c.due_at \
+     FROM review_cards c JOIN words w ON w.id = c.word_id \
+     WHERE c.user_id = $1 AND c.due_at <= $2 AND (c.due_at, c.id) > ($3, $4) \
+     ORDER BY c.due_at, c.id \
+     LIMIT $5";
+
+/// One page of a user's cards due at `now`, in (due_at, id) order, after `after`.
+///
+/// Served by `review_cards_user_due (user_id, due_at, id)`: an index range scan from the
+/// cursor, a nested-loop join to `words` by primary key, stopping after [`DUE_PAGE_SIZE`] rows.
+pub async fn due_cards(
+    pool: &PgPool,
+    user_id: i64,
+    now: DateTime<Utc>,
+    after: Option<DueCursor>,
+) -> Result<DuePage, sqlx::Error> {
+    // A cursor before every card keeps one statement shape for the first and later pages.
+    let (after_due, after_id) = match after {
+        Some(cursor) => (cursor.due_at, cursor.card_id),
+        None => (DateTime::<Utc>::UNIX_EPOCH, i64::MIN),
+    };
+    let cards: Vec<DueCard> = sqlx::query_as(DUE_CARDS_SQL)
+        .bind(user_id)
+        .bind(now)
+        .bind(after_due)
+        .bind(after_id)
+        .bind(DUE_PAGE_SIZE as i64)
+        .fetch_all(pool)
+        .await?;
+    Ok(DuePage::from_rows(cards, DUE_PAGE_SIZE))
+}
+
+/// A user's most difficult reviewed cards: most lapses first, then lowest ease, then id; at
+/// most `limit` (capped at [`DIFFICULT_CARDS_MAX`]). New cards are never difficult.
+///
+/// Served by the partial index `review_cards_user_difficulty (user_id, lapses DESC, ease, id)
+/// WHERE card_state <> 0` in index order (no sort), joined to `words` by primary key.
+pub async fn difficult_cards(
+    pool: &PgPool,
+    user_id: i64,
+    limit: u32,
+) -> Result<Vec<DifficultCard>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.id AS card_id, c.word_id, w.lemma, c.card_state, c.ease, c.lapses, \
+                c.interval_days, c.repetitions, c.due_at, c.last_reviewed_at \
+         FROM review_cards c JOIN words w ON w.id = c.word_id \
+         WHERE c.user_id = $1 AND c.card_state <> 0 \
+         ORDER BY c.lapses DESC, c.ease, c.id \
+         LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(i64::from(limit.min(DIFFICULT_CARDS_MAX)))
+    .fetch_all(pool)
+    .await
+}

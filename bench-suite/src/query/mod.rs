@@ -1,0 +1,31 @@
+//! The query layer: a configured sqlx pool, the migrations, and every statement the service
+//! runs against Postgres, each a prepared statement (sqlx caches it per connection) returning
+//! the typed values of [`crate::model`].
+//!
+//! This module must never cache results, talk to Redis or read a clock: callers pass `now`,
+//! the cache layer decides what to keep, and every function here is exactly the SQL it
+//! documents, so the harness's statement and row counts mean what they say.
+//!
+//! Submodules: [`pool`] (connecting), [`cards`] (due lists, difficult cards), [`review`]
+//! (recording a review with SM-2), [`stats`] (a user's statistics), [`import`] (bulk and
+//! row-by-row imports), [`words`] (word lookups and prefix search), [`users`] (preferences and
+//! sessions).
+
+pub mod cards;
+pub mod import;
+pub mod pool;
+pub mod review;
+pub mod stats;
+pub mod users;
+pub mod words;
+
+pub use cards::{DIFFICULT_CARDS_MAX, DUE_CARDS_SQL, DUE_PAGE_SIZE, difficult_cards, due_cards};
+pub use import::{import_cards, import_cards_row_by_row, import_words};
+pub use pool::{PoolSettings, connect, connect_with};
+pub use review::{ReviewError, record_review};
+pub use stats::user_stats;
+pub use users::{session_by_token, user_preferences};
+pub use words::{prefix_upper_bound, word_by_id, word_prefix_search, words_by_ids};
+
+/// The migrations of this crate, embedded at compile time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

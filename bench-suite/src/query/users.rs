@@ -1,0 +1,32 @@
+//! Per-user lookups the service (and the cache layer in front of it) loads by key: study
+//! preferences and login sessions.
+//!
+//! This module must never decide whether a session is still valid: it returns the stored row
+//! and the caller checks [`crate::model::Session::is_valid_at`] with its own `now`, so a cached
+//! session expires on time.
+
+use sqlx::PgPool;
+
+use crate::model::{Session, UserPreferences};
+
+/// A user's preferences, or `None` when the user has none stored (primary-key lookup).
+pub async fn user_preferences(
+    pool: &PgPool,
+    user_id: i64,
+) -> Result<Option<UserPreferences>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT user_id, daily_goal, new_cards_per_day, utc_offset_minutes \
+         FROM user_preferences WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The session with this token, expired or not, or `None` (primary-key lookup).
+pub async fn session_by_token(pool: &PgPool, token: &str) -> Result<Option<Session>, sqlx::Error> {
+    sqlx::query_as("SELECT token, user_id, created_at, expires_at FROM sessions WHERE token = $1")
+        .bind(token)
+        .fetch_optional(pool)
+        .await
+}
