@@ -83,6 +83,54 @@ impl SuiteContext<'_> {
     fn matches(&self, name: &str) -> bool {
         self.filter.is_none_or(|pattern| name.contains(pattern))
     }
+
+    /// The filter the tool of the suite whose metrics start with `suite_prefix` gets, or
+    /// `None` when the filter names another suite (skip this one).
+    fn tool_filter(&self, suite_prefix: &str) -> Option<Option<&str>> {
+        match tool_filter(self.filter, suite_prefix) {
+            ToolFilter::Skip => None,
+            ToolFilter::All => Some(None),
+            ToolFilter::Pattern(pattern) => Some(Some(pattern)),
+        }
+    }
+}
+
+/// What `--filter` means for one suite's tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolFilter<'a> {
+    /// The filter names another suite: do not run this one.
+    Skip,
+    /// Run every benchmark of this suite.
+    All,
+    /// Pass this pattern on (the filter, without the suite's prefix).
+    Pattern(&'a str),
+}
+
+/// Metric names start with their suite: `wall_time/`, `instructions/`, `io/`. A filter that
+/// starts with one of them selects that suite (and, after the prefix, its benchmarks); any
+/// other filter is passed to every suite.
+pub fn tool_filter<'a>(filter: Option<&'a str>, suite_prefix: &str) -> ToolFilter<'a> {
+    const SUITE_PREFIXES: [&str; 3] = ["wall_time/", "instructions/", "io/"];
+    let Some(pattern) = filter else {
+        return ToolFilter::All;
+    };
+    if let Some(rest) = pattern.strip_prefix(suite_prefix) {
+        return if rest.is_empty() {
+            ToolFilter::All
+        } else {
+            ToolFilter::Pattern(rest)
+        };
+    }
+    if suite_prefix.starts_with(pattern) {
+        return ToolFilter::All;
+    }
+    if SUITE_PREFIXES
+        .iter()
+        .any(|prefix| pattern.starts_with(prefix))
+    {
+        return ToolFilter::Skip;
+    }
+    ToolFilter::Pattern(pattern)
 }
 
 /// Builds, seeds and measures one checkout.
@@ -236,7 +284,7 @@ async fn measure_in_database(
 
     // Wall time.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    {
+    if let Some(filter) = ctx.tool_filter("wall_time/") {
         let started = Instant::now();
         ctx.progress.line(&format!(
             "{label}: wall_time (criterion, {} profile)",
@@ -253,7 +301,7 @@ async fn measure_in_database(
                 "wall_time",
                 "--",
             ])
-            .args(wall_time::criterion_args(ctx.quick, ctx.filter))
+            .args(wall_time::criterion_args(ctx.quick, filter))
             .env("CRITERION_HOME", &home);
         with_services(&mut bench, &format!("{}:{label}:wall_time", ctx.run_id));
         run_tool(
@@ -267,8 +315,10 @@ async fn measure_in_database(
             name: format!("{label}: wall_time"),
             seconds: started.elapsed().as_secs_f64(),
         });
+    }
 
-        // Instructions.
+    // Instructions.
+    if let Some(filter) = ctx.tool_filter("instructions/") {
         let started = Instant::now();
         ctx.progress
             .line(&format!("{label}: instructions (gungraun)"));
@@ -283,7 +333,7 @@ async fn measure_in_database(
                 "instructions",
                 "--",
             ])
-            .args(instructions::gungraun_args(ctx.filter))
+            .args(instructions::gungraun_args(filter))
             .env("GUNGRAUN_HOME", raw.join("gungraun"));
         let stdout = run_tool(
             bench,
@@ -545,4 +595,35 @@ async fn drop_database(services: &Services, database: &str) -> Result<(), SuiteE
     .await
     .map_err(|e| SuiteError::Database(format!("DROP DATABASE {database}: {e}")))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_reaches_each_suite_as_it_should() {
+        use ToolFilter::{All, Pattern, Skip};
+        // (filter, what criterion gets, what gungraun gets)
+        let cases = [
+            (None, All, All),
+            (
+                Some("due_cards"),
+                Pattern("due_cards"),
+                Pattern("due_cards"),
+            ),
+            (Some("wall_time/cache"), Pattern("cache"), Skip),
+            (Some("wall_time/"), All, Skip),
+            (Some("io/due_cards"), Skip, Skip),
+            (Some("instr"), Pattern("instr"), All),
+        ];
+        for (filter, wall_time, instructions) in cases {
+            assert_eq!(tool_filter(filter, "wall_time/"), wall_time, "{filter:?}");
+            assert_eq!(
+                tool_filter(filter, "instructions/"),
+                instructions,
+                "{filter:?}"
+            );
+        }
+    }
 }
