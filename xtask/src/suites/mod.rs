@@ -431,11 +431,7 @@ pub async fn run_tool(
     what: &str,
     log: &Path,
 ) -> Result<String, SuiteError> {
-    let program = command
-        .as_std()
-        .get_program()
-        .to_string_lossy()
-        .into_owned();
+    let program = program_of(&command);
     command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -457,19 +453,38 @@ pub async fn run_tool(
     guard.pgid = None;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    finish(what, output.status, stdout, &stderr, log)
+}
+
+/// Writes a finished child's output to `log`; its stdout on success, else an error with the
+/// last lines of its stderr.
+fn finish(
+    what: &str,
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: &str,
+    log: &Path,
+) -> Result<String, SuiteError> {
     let _ = std::fs::write(log, format!("{stdout}\n--- stderr ---\n{stderr}"));
-    if output.status.success() {
-        Ok(stdout)
-    } else {
-        let lines: Vec<&str> = stderr.lines().collect();
-        let tail = lines[lines.len().saturating_sub(25)..].join("\n");
-        Err(SuiteError::Tool {
-            what: what.to_owned(),
-            status: output.status.to_string(),
-            log: log.to_path_buf(),
-            tail,
-        })
+    if status.success() {
+        return Ok(stdout);
     }
+    let lines: Vec<&str> = stderr.lines().collect();
+    Err(SuiteError::Tool {
+        what: what.to_owned(),
+        status: status.to_string(),
+        log: log.to_path_buf(),
+        tail: lines[lines.len().saturating_sub(25)..].join("\n"),
+    })
+}
+
+/// The program a command runs, for messages.
+fn program_of(command: &tokio::process::Command) -> String {
+    command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// How long one I/O scenario may run.
@@ -488,11 +503,7 @@ async fn run_scenario(
 ) -> Result<String, SuiteError> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-    let program = command
-        .as_std()
-        .get_program()
-        .to_string_lossy()
-        .into_owned();
+    let program = program_of(&command);
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -554,18 +565,7 @@ async fn run_scenario(
         })??;
     guard.pgid = None;
     let stderr = stderr_task.await.unwrap_or_default();
-    let _ = std::fs::write(log, format!("{measured}\n--- stderr ---\n{stderr}"));
-    if status.success() {
-        Ok(measured)
-    } else {
-        let lines: Vec<&str> = stderr.lines().collect();
-        Err(SuiteError::Tool {
-            what: what.to_owned(),
-            status: status.to_string(),
-            log: log.to_path_buf(),
-            tail: lines[lines.len().saturating_sub(25)..].join("\n"),
-        })
-    }
+    finish(what, status, measured, &stderr, log)
 }
 
 async fn admin_connection(services: &Services) -> Result<PgConnection, SuiteError> {
