@@ -20,7 +20,6 @@ use bench_suite::model::NewCard;
 use bench_suite::query;
 use bench_suite::service::{Service, ServiceOptions};
 use bench_suite::settings::Settings;
-use chrono::{DateTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
 use sqlx::Row;
@@ -110,11 +109,9 @@ fn queries(c: &mut Criterion) {
     });
     c.bench_function("raw/due_cards_statement", |b| {
         b.to_async(&runtime).iter(|| async {
-            let rows = sqlx::query(query::DUE_CARDS_SQL)
+            let rows = sqlx::query(query::DUE_CARDS_FIRST_PAGE_SQL)
                 .bind(BUSY_USER)
                 .bind(now)
-                .bind(DateTime::<Utc>::UNIX_EPOCH)
-                .bind(i64::MIN)
                 .bind(query::DUE_PAGE_SIZE as i64)
                 .fetch_all(&pool)
                 .await

@@ -79,6 +79,7 @@ impl<K, V> Expiry<K, L1Entry<V>> for PerEntryTtl {
 /// | [`get_many_or_load`](Self::get_many_or_load), `n = 0` | none |
 /// | [`get_many_or_load`](Self::get_many_or_load), `m` of `n` missing in L2 | one `MGET` of `n` keys, then (if `m > 0`) `m` × `SET .. EX` in one pipelined round trip |
 /// | [`invalidate`](Self::invalidate) / [`invalidate_many`](Self::invalidate_many) | one `DEL` of the distinct keys (none for an empty list) |
+/// | any read that reaches Redis after an invalidation's `DEL` failed | first one `DEL` of the keys not yet confirmed deleted |
 ///
 /// A lookup whose key is invalidated while it is in flight skips its `SET` and L1 fill. A
 /// command is sent a second time only when the connection was found dead (see
@@ -90,6 +91,9 @@ pub struct TypedCache<K, V> {
     l2: RedisL2,
     flights: Flights<K, V>,
     counters: Counters,
+    /// Keys whose `DEL` failed: Redis may still hold a value that is stale, so before this
+    /// process reads Redis again it deletes them (one more `DEL`, only after a failure).
+    unconfirmed: std::sync::Mutex<HashSet<K>>,
 }
 
 impl<K, V> std::fmt::Debug for TypedCache<K, V> {
@@ -132,6 +136,7 @@ where
             l2,
             flights: Flights::new(),
             counters: Counters::default(),
+            unconfirmed: std::sync::Mutex::new(HashSet::new()),
         })
     }
 
@@ -253,7 +258,42 @@ where
             }
         }
         Counters::add(&self.counters.invalidations, unique.len() as u64);
+        {
+            let mut unconfirmed = self.unconfirmed.lock().unwrap_or_else(|p| p.into_inner());
+            for key in &unique {
+                if deleted.is_ok() {
+                    unconfirmed.remove(*key);
+                } else {
+                    unconfirmed.insert((*key).clone());
+                }
+            }
+        }
         self.counted(deleted.map_err(|source| self.redis_error("DEL", source)))
+    }
+
+    /// Deletes the keys whose invalidation failed (one `DEL`, sent only after such a failure),
+    /// so that a stale value a racing reader put into Redis is never served. `Err` while Redis
+    /// still does not answer: the caller must not read Redis then.
+    async fn delete_unconfirmed(&self) -> Result<(), CacheError> {
+        let keys: Vec<K> = {
+            let unconfirmed = self.unconfirmed.lock().unwrap_or_else(|p| p.into_inner());
+            if unconfirmed.is_empty() {
+                return Ok(());
+            }
+            unconfirmed.iter().cloned().collect()
+        };
+        let redis_keys: Vec<String> = keys.iter().map(|key| self.keys.key(key).full).collect();
+        let refs: Vec<&str> = redis_keys.iter().map(String::as_str).collect();
+        Counters::bump(&self.counters.redis_commands);
+        self.l2
+            .del(&refs)
+            .await
+            .map_err(|source| self.redis_error("DEL", source))?;
+        let mut unconfirmed = self.unconfirmed.lock().unwrap_or_else(|p| p.into_inner());
+        for key in &keys {
+            unconfirmed.remove(key);
+        }
+        Ok(())
     }
 
     /// L1's answer for `key`, counted; `None` when L1 is off or does not have it.
@@ -279,6 +319,7 @@ where
         if let Some(value) = self.l1_get(leader.key()).await {
             return Ok(value);
         }
+        self.delete_unconfirmed().await?;
         let key = self.keys.key(leader.key());
         Counters::bump(&self.counters.redis_commands);
         let cached = self
@@ -347,6 +388,9 @@ where
                 Some(value) => found[i] = Some(value),
                 None => pending.push(i),
             }
+        }
+        if !pending.is_empty() {
+            self.delete_unconfirmed().await?;
         }
         while !pending.is_empty() {
             let joins = self.flights.join_many(pending.iter().map(|&i| unique[i]));

@@ -14,10 +14,18 @@ pub const DUE_PAGE_SIZE: usize = 50;
 /// The most difficult cards one call returns.
 pub const DIFFICULT_CARDS_MAX: u32 = 500;
 
-/// The statement of [`due_cards`]: `$1` user, `$2` now, `$3`/`$4` the cursor, `$5` the page
-/// size. Public so that benchmarks can time the raw prepared statement beside the layer.
-pub const DUE_CARDS_SQL: &str = "SELECT c.id AS card_id, c.word_id, w.lemma, c.card_state, c.ease, \
-        c.interval_days, c.repetitions, c.due_at \
+/// The first page of [`due_cards`]: `$1` user, `$2` now, `$3` the page size. Public so that
+/// benchmarks can time the raw prepared statement beside the layer.
+pub const DUE_CARDS_FIRST_PAGE_SQL: &str = "SELECT c.id AS card_id, c.word_id, w.lemma, \
+        c.card_state, c.ease, c.interval_days, c.repetitions, c.due_at \
+     FROM review_cards c JOIN words w ON w.id = c.word_id \
+     WHERE c.user_id = $1 AND c.due_at <= $2 \
+     ORDER BY c.due_at, c.id \
+     LIMIT $3";
+
+/// A later page of [`due_cards`]: `$1` user, `$2` now, `$3`/`$4` the cursor, `$5` the page size.
+pub const DUE_CARDS_AFTER_SQL: &str = "SELECT c.id AS card_id, c.word_id, w.lemma, \
+        c.card_state, c.ease, c.interval_days, c.repetitions, c.due_at \
      FROM review_cards c JOIN words w ON w.id = c.word_id \
      WHERE c.user_id = $1 AND c.due_at <= $2 AND (c.due_at, c.id) > ($3, $4) \
      ORDER BY c.due_at, c.id \
@@ -33,19 +41,28 @@ pub async fn due_cards(
     now: DateTime<Utc>,
     after: Option<DueCursor>,
 ) -> Result<DuePage, sqlx::Error> {
-    // A cursor before every card keeps one statement shape for the first and later pages.
-    let (after_due, after_id) = match after {
-        Some(cursor) => (cursor.due_at, cursor.card_id),
-        None => (DateTime::<Utc>::UNIX_EPOCH, i64::MIN),
+    // Two statement shapes: a sentinel cursor "before every card" would skip cards due
+    // before the sentinel, and any instant is a valid due date.
+    let cards: Vec<DueCard> = match after {
+        None => {
+            sqlx::query_as(DUE_CARDS_FIRST_PAGE_SQL)
+                .bind(user_id)
+                .bind(now)
+                .bind(DUE_PAGE_SIZE as i64)
+                .fetch_all(pool)
+                .await?
+        }
+        Some(cursor) => {
+            sqlx::query_as(DUE_CARDS_AFTER_SQL)
+                .bind(user_id)
+                .bind(now)
+                .bind(cursor.due_at)
+                .bind(cursor.card_id)
+                .bind(DUE_PAGE_SIZE as i64)
+                .fetch_all(pool)
+                .await?
+        }
     };
-    let cards: Vec<DueCard> = sqlx::query_as(DUE_CARDS_SQL)
-        .bind(user_id)
-        .bind(now)
-        .bind(after_due)
-        .bind(after_id)
-        .bind(DUE_PAGE_SIZE as i64)
-        .fetch_all(pool)
-        .await?;
     Ok(DuePage::from_rows(cards, DUE_PAGE_SIZE))
 }
 

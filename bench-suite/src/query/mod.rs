@@ -19,7 +19,10 @@ pub mod stats;
 pub mod users;
 pub mod words;
 
-pub use cards::{DIFFICULT_CARDS_MAX, DUE_CARDS_SQL, DUE_PAGE_SIZE, difficult_cards, due_cards};
+pub use cards::{
+    DIFFICULT_CARDS_MAX, DUE_CARDS_AFTER_SQL, DUE_CARDS_FIRST_PAGE_SQL, DUE_PAGE_SIZE,
+    difficult_cards, due_cards,
+};
 pub use import::{import_cards, import_cards_row_by_row, import_words};
 pub use pool::{PoolSettings, connect, connect_with};
 pub use review::{ReviewError, record_review};
