@@ -7,3 +7,4 @@ mod docker;
 mod external;
 mod faults;
 mod native;
+mod system;
