@@ -58,22 +58,34 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         metric(&record, "io/cache_aside_read/sql_statements"),
         Some(50.0)
     );
-    assert_eq!(
-        metric(&record, "io/cache_aside_read/observed/first.loads"),
-        Some(50.0)
-    );
-    assert_eq!(
-        metric(&record, "io/cache_aside_read/observed/first.l1_hits"),
-        Some(50.0)
-    );
-    assert_eq!(
-        metric(&record, "io/cache_aside_read/observed/second.l2_hits"),
-        Some(50.0)
-    );
-    assert_eq!(
-        metric(&record, "io/cache_aside_read/redis/get"),
-        Some(100.0)
-    );
+    let expected = [
+        ("io/cache_aside_read/observed/first.words.loads", 50.0),
+        ("io/cache_aside_read/observed/first.words.l1_hits", 50.0),
+        ("io/cache_aside_read/observed/second.words.l2_hits", 50.0),
+        ("io/cache_aside_read/redis/get", 100.0),
+        ("io/cache_aside_read/redis/set", 50.0),
+        // A warm dashboard makes no SQL statement and no Redis command; a cold one makes 3
+        // of each kind per user (statistics, first due page, preferences), for 10 users.
+        ("io/dashboard_warm/sql_statements", 0.0),
+        ("io/dashboard_warm/redis_commands", 0.0),
+        ("io/dashboard_cold/sql_statements", 30.0),
+        ("io/dashboard_cold/redis/get", 30.0),
+        ("io/dashboard_cold/redis/set", 30.0),
+        // A list of 50 words: one MGET, one SQL statement, 50 SET in one pipeline.
+        ("io/words_batch/redis/mget", 1.0),
+        ("io/words_batch/sql_statements", 1.0),
+        ("io/words_batch/redis/set", 50.0),
+        // A review: BEGIN, SELECT .. FOR UPDATE, UPDATE + INSERT, COMMIT; then the due list
+        // and the statistics reload (the preferences stay cached). Two DEL before and two
+        // after the transaction.
+        ("io/review_card/sql_statements", 6.0),
+        ("io/review_card/redis/del", 4.0),
+        // A bulk import is one statement.
+        ("io/bulk_import/sql_statements", 1.0),
+    ];
+    for (name, value) in expected {
+        assert_eq!(metric(&record, name), Some(value), "{name}");
+    }
     assert!(metric(&record, "instructions/cache/cache_aside_read_decode/word").unwrap() > 100.0);
     assert!(out.path().join("report.md").is_file());
     assert!(out.path().join("report.json").is_file());
