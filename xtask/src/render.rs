@@ -118,15 +118,11 @@ pub fn reproduce_command(report: &Report<'_>) -> Option<String> {
 /// The benchmark or scenario part of a metric name (`io/due_cards/sql_statements` ->
 /// `due_cards`), which `--filter` selects.
 pub fn bench_of(metric_name: &str) -> &str {
-    let mut parts = metric_name.split('/');
-    let _suite = parts.next();
+    // io/<scenario>/<measure>; wall_time/<group>/<bench>; instructions/<group>/<bench>/<id>.
+    let mut parts = metric_name.split('/').skip(1);
     match (parts.next(), parts.next()) {
-        (Some(first), Some(second)) if metric_name.starts_with("io/") => {
-            let _ = second;
-            first
-        }
-        (Some(_), Some(second)) => second,
-        (Some(first), None) => first,
+        (Some(scenario), _) if metric_name.starts_with("io/") => scenario,
+        (Some(_), Some(bench)) | (Some(bench), None) => bench,
         _ => metric_name,
     }
 }

@@ -79,19 +79,24 @@ pub struct Measurement {
     pub phases: Vec<Phase>,
 }
 
+impl Measurement {
+    /// Records that the phase `name` ran from `started` until now.
+    fn phase_done(&mut self, name: String, started: Instant) {
+        self.phases.push(Phase {
+            name,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+}
+
+/// The cargo that runs the harness (`CARGO`), else the one on PATH.
+fn cargo_program() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
 impl SuiteContext<'_> {
     fn matches(&self, name: &str) -> bool {
         self.filter.is_none_or(|pattern| name.contains(pattern))
-    }
-
-    /// The filter the tool of the suite whose metrics start with `suite_prefix` gets, or
-    /// `None` when the filter names another suite (skip this one).
-    fn tool_filter(&self, suite_prefix: &str) -> Option<Option<&str>> {
-        match tool_filter(self.filter, suite_prefix) {
-            ToolFilter::Skip => None,
-            ToolFilter::All => Some(None),
-            ToolFilter::Pattern(pattern) => Some(Some(pattern)),
-        }
     }
 }
 
@@ -104,6 +109,16 @@ pub enum ToolFilter<'a> {
     All,
     /// Pass this pattern on (the filter, without the suite's prefix).
     Pattern(&'a str),
+}
+
+impl<'a> ToolFilter<'a> {
+    /// The pattern to pass on, if any.
+    pub fn pattern(self) -> Option<&'a str> {
+        match self {
+            ToolFilter::Pattern(pattern) => Some(pattern),
+            ToolFilter::Skip | ToolFilter::All => None,
+        }
+    }
 }
 
 /// Metric names start with their suite: `wall_time/`, `instructions/`, `io/`. A filter that
@@ -153,7 +168,7 @@ pub async fn measure(
         "{label}: building bench-suite at {}",
         short(checkout.commit)
     ));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let cargo = cargo_program();
     let mut build = tool(&cargo, checkout.dir, ctx);
     build.args([
         "build",
@@ -177,10 +192,7 @@ pub async fn measure(
         &raw.join("build-benches.log"),
     )
     .await?;
-    measurement.phases.push(Phase {
-        name: format!("{label}: build"),
-        seconds: started.elapsed().as_secs_f64(),
-    });
+    measurement.phase_done(format!("{label}: build"), started);
 
     let database = format!("perf_{}_{label}", ctx.run_id);
     create_database(ctx.services, &database).await?;
@@ -233,10 +245,7 @@ async fn measure_in_database(
         &raw.join("prepare.log"),
     )
     .await?;
-    measurement.phases.push(Phase {
-        name: format!("{label}: seed"),
-        seconds: started.elapsed().as_secs_f64(),
-    });
+    measurement.phase_done(format!("{label}: seed"), started);
 
     // I/O counts.
     let started = Instant::now();
@@ -277,14 +286,12 @@ async fn measure_in_database(
             ));
         }
     }
-    measurement.phases.push(Phase {
-        name: format!("{label}: io_counts"),
-        seconds: started.elapsed().as_secs_f64(),
-    });
+    measurement.phase_done(format!("{label}: io_counts"), started);
 
     // Wall time.
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    if let Some(filter) = ctx.tool_filter("wall_time/") {
+    let cargo = cargo_program();
+    let filter = tool_filter(ctx.filter, "wall_time/");
+    if filter != ToolFilter::Skip {
         let started = Instant::now();
         ctx.progress.line(&format!(
             "{label}: wall_time (criterion, {} profile)",
@@ -301,7 +308,7 @@ async fn measure_in_database(
                 "wall_time",
                 "--",
             ])
-            .args(wall_time::criterion_args(ctx.quick, filter))
+            .args(wall_time::criterion_args(ctx.quick, filter.pattern()))
             .env("CRITERION_HOME", &home);
         with_services(&mut bench, &format!("{}:{label}:wall_time", ctx.run_id));
         run_tool(
@@ -311,14 +318,12 @@ async fn measure_in_database(
         )
         .await?;
         measurement.metrics.extend(wall_time::read_results(&home)?);
-        measurement.phases.push(Phase {
-            name: format!("{label}: wall_time"),
-            seconds: started.elapsed().as_secs_f64(),
-        });
+        measurement.phase_done(format!("{label}: wall_time"), started);
     }
 
     // Instructions.
-    if let Some(filter) = ctx.tool_filter("instructions/") {
+    let filter = tool_filter(ctx.filter, "instructions/");
+    if filter != ToolFilter::Skip {
         let started = Instant::now();
         ctx.progress
             .line(&format!("{label}: instructions (gungraun)"));
@@ -333,7 +338,7 @@ async fn measure_in_database(
                 "instructions",
                 "--",
             ])
-            .args(instructions::gungraun_args(filter))
+            .args(instructions::gungraun_args(filter.pattern()))
             .env("GUNGRAUN_HOME", raw.join("gungraun"));
         let stdout = run_tool(
             bench,
@@ -344,10 +349,7 @@ async fn measure_in_database(
         measurement
             .metrics
             .extend(instructions::parse_output(&stdout)?);
-        measurement.phases.push(Phase {
-            name: format!("{label}: instructions"),
-            seconds: started.elapsed().as_secs_f64(),
-        });
+        measurement.phase_done(format!("{label}: instructions"), started);
     }
     Ok(())
 }
