@@ -119,6 +119,63 @@ pub struct ReviewOutcome {
     pub due_at: DateTime<Utc>,
 }
 
+/// Names one review request. A client makes a new one per review it means to record and
+/// sends the same one again when it retries that review (after a time-out, a lost answer, or
+/// [`crate::service::ServiceError::ReviewedButCacheStale`]), so that a retry is never
+/// recorded twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReviewRequestId(pub uuid::Uuid);
+
+impl ReviewRequestId {
+    /// A fresh, random id (UUID v4).
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+}
+
+impl std::fmt::Display for ReviewRequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A review recorded earlier under the same request id (what a retry finds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PastReview {
+    /// The id of the `review_log` row the first attempt wrote.
+    pub review_id: i64,
+    pub card_id: i64,
+    pub user_id: i64,
+    pub grade: Grade,
+    pub reviewed_at: DateTime<Utc>,
+}
+
+/// What recording a review did: recorded it now, or found it recorded by an earlier attempt
+/// of the same request (and changed nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Review {
+    Recorded(ReviewOutcome),
+    AlreadyRecorded(PastReview),
+}
+
+impl Review {
+    /// The id of the `review_log` row of this review.
+    pub fn review_id(&self) -> i64 {
+        match self {
+            Review::Recorded(outcome) => outcome.review_id,
+            Review::AlreadyRecorded(past) => past.review_id,
+        }
+    }
+
+    /// The outcome, when this call recorded the review.
+    pub fn recorded(&self) -> Option<&ReviewOutcome> {
+        match self {
+            Review::Recorded(outcome) => Some(outcome),
+            Review::AlreadyRecorded(_) => None,
+        }
+    }
+}
+
 /// A word to import; Postgres assigns its id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewWord {

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use chrono::Duration;
 
 use crate::cache::CacheStats;
-use crate::model::NewCard;
+use crate::model::{NewCard, ReviewRequestId};
 use crate::seed::session_token;
 use crate::service::{Service, ServiceOptions};
 use crate::settings::Settings;
@@ -237,9 +237,17 @@ async fn review_card(settings: &Settings, handshake: &Handshake) -> Result<Obser
         .card_id;
     let before = service.cache_stats();
     handshake.ready().await?;
-    let outcome = service
-        .record_review(REVIEWER, card, Grade::new(4).expect("a valid grade"))
+    let review = service
+        .record_review(
+            REVIEWER,
+            card,
+            Grade::new(4).expect("a valid grade"),
+            ReviewRequestId::random(),
+        )
         .await?;
+    let outcome = review
+        .recorded()
+        .context("a review with a new request id was answered as already recorded")?;
     let dashboard = service.dashboard(REVIEWER).await?;
     anyhow::ensure!(
         dashboard.due.cards.iter().all(|c| c.card_id != card),

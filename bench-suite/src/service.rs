@@ -16,8 +16,8 @@ use sqlx::PgPool;
 
 use crate::cache::{CacheError, CacheStats, Namespace, RedisL2, RedisOptions, TypedCache};
 use crate::model::{
-    DifficultCard, DueCursor, DuePage, NewCard, ReviewOutcome, Session, UserPreferences, UserStats,
-    Word, WordHit,
+    DifficultCard, DueCursor, DuePage, NewCard, Review, ReviewRequestId, Session, UserPreferences,
+    UserStats, Word, WordHit,
 };
 use crate::query::{self, PoolSettings, ReviewError};
 use crate::settings::Settings;
@@ -60,6 +60,21 @@ pub enum ServiceError {
     Review(#[from] ReviewError),
     #[error("connecting the service: {0}")]
     Connect(String),
+    /// The review IS recorded (its transaction committed), but invalidating the user's cached
+    /// due list and statistics afterwards failed, so a reader may still be served the
+    /// pre-review copies until Redis is reachable again. Retry with the same request id: the
+    /// retry records nothing twice and finishes the invalidation.
+    #[error(
+        "review {review_id} was recorded, but the cached due list and statistics of user \
+         {user_id} could not be invalidated afterwards; retry with the same request id to \
+         finish (it will not be recorded twice)"
+    )]
+    ReviewedButCacheStale {
+        review_id: i64,
+        user_id: i64,
+        #[source]
+        source: CacheError,
+    },
 }
 
 /// What a user's home screen shows.
@@ -281,19 +296,32 @@ impl Service {
         })
     }
 
-    /// Records a review of one of the user's cards, and invalidates the user's cached due
-    /// list and statistics: two `DEL` (one per namespace) before the transaction, and two
-    /// after it commits.
+    /// Records a review of one of the user's cards as request `request`, and invalidates the
+    /// user's cached due list and statistics: two `DEL` (one per namespace) before the
+    /// transaction, and two after it commits.
+    ///
+    /// Safe to retry with the same `request`: an attempt of a request already recorded writes
+    /// nothing, answers [`Review::AlreadyRecorded`], and still invalidates (so a retry after
+    /// [`ServiceError::ReviewedButCacheStale`] finishes the job). An `Err` other than that one
+    /// means nothing was recorded.
     pub async fn record_review(
         &self,
         user_id: i64,
         card_id: i64,
         grade: Grade,
-    ) -> Result<ReviewOutcome, ServiceError> {
+        request: ReviewRequestId,
+    ) -> Result<Review, ServiceError> {
         self.invalidate_user(user_id).await?;
-        let outcome = query::record_review(&self.pool, user_id, card_id, grade, self.now).await?;
-        self.invalidate_user(user_id).await?;
-        Ok(outcome)
+        let review =
+            query::record_review(&self.pool, user_id, card_id, grade, request, self.now).await?;
+        if let Err(source) = self.invalidate_user(user_id).await {
+            return Err(ServiceError::ReviewedButCacheStale {
+                review_id: review.review_id(),
+                user_id,
+                source,
+            });
+        }
+        Ok(review)
     }
 
     /// Imports cards in one set-based statement, then invalidates the affected users' cached
@@ -318,7 +346,7 @@ impl Service {
         Ok(())
     }
 
-    async fn invalidate_user(&self, user_id: i64) -> Result<(), ServiceError> {
+    async fn invalidate_user(&self, user_id: i64) -> Result<(), CacheError> {
         let (due, progress) = tokio::join!(
             self.due.invalidate(&user_id),
             self.progress.invalidate(&user_id)

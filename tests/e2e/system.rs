@@ -7,7 +7,7 @@
 //! and across processes sharing Redis ([`coherence`]); TTL expiry in both levels ([`ttl`]);
 //! single-flight, counted on the servers ([`single_flight`]); completeness and order of the
 //! keyset-paginated due list ([`pagination`]); no lost update under concurrent reviews
-//! ([`lost_update`]); errors, consistency and recovery when Redis is killed or frozen
+//! ([`lost_update`]); attempts of one review request recorded once ([`idempotency`]); errors, consistency and recovery when Redis is killed or frozen
 //! ([`redis_outage`]) or when the connection to a Redis that keeps its data is cut
 //! mid-review ([`redis_partition`]).
 //!
@@ -17,6 +17,7 @@
 //! test's own `block_on`; no other task of the runtime ever takes it, so it cannot deadlock.
 
 mod coherence;
+mod idempotency;
 mod lost_update;
 mod pagination;
 mod redis_outage;

@@ -25,7 +25,7 @@ pub use cards::{
 };
 pub use import::{import_cards, import_cards_row_by_row, import_words};
 pub use pool::{PoolSettings, connect, connect_with};
-pub use review::{ReviewError, record_review};
+pub use review::{ReviewError, record_review, recorded_request};
 pub use stats::user_stats;
 pub use users::{session_by_token, user_preferences};
 pub use words::{prefix_upper_bound, word_by_id, word_prefix_search, words_by_ids};

@@ -3,7 +3,7 @@
 //! statistics.
 
 use bench_suite::cache::{Namespace, RedisL2, RedisOptions, TypedCache};
-use bench_suite::model::{DuePage, UserStats};
+use bench_suite::model::{DuePage, ReviewRequestId, UserStats};
 use bench_suite::query;
 use bench_suite::service::{Service, ServiceOptions};
 use perf_tests::heavy;
@@ -62,7 +62,11 @@ async fn a_review_invalidates_due_page_and_stats_for_the_writer_and_via_redis_fo
     // A reviews the first due card. Grade 4 is a success: the card is rescheduled at least a
     // day after `now`, so it leaves the due list.
     let card = old.due.cards[0].card_id;
-    let outcome = a.record_review(user, card, grade(4)).await.expect("review");
+    let review = a
+        .record_review(user, card, grade(4), ReviewRequestId::random())
+        .await
+        .expect("review");
+    let outcome = review.recorded().expect("a new review is recorded");
     assert!(outcome.due_at > now, "{outcome:?}");
 
     // The write removed both keys from Redis.
@@ -152,7 +156,9 @@ async fn the_writer_reads_its_own_review_at_once_and_a_new_instance_agrees() {
     assert_eq!(a.dashboard(user).await.expect("warm"), old);
     let first = a.due_cards(user, None).await.expect("first due page");
     let card = first.cards[0].card_id;
-    a.record_review(user, card, grade(4)).await.expect("review");
+    a.record_review(user, card, grade(4), ReviewRequestId::random())
+        .await
+        .expect("review");
 
     // The writer's L1 and Redis were both invalidated: one load per namespace.
     let before = a.cache_stats();

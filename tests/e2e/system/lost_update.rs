@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bench_suite::model::{CardState, ReviewOutcome};
+use bench_suite::model::{CardState, Review, ReviewOutcome, ReviewRequestId};
 use bench_suite::query::{self, PoolSettings};
 use perf_tests::heavy;
 use perf_tests::services::TestServices;
@@ -81,7 +81,7 @@ async fn fifty_concurrent_reviews_of_one_card_are_all_applied_and_logged() {
             let barrier = Arc::clone(&barrier);
             tokio::spawn(async move {
                 barrier.wait().await;
-                query::record_review(&pool, user, card, g, now).await
+                query::record_review(&pool, user, card, g, ReviewRequestId::random(), now).await
             })
         })
         .collect();
@@ -92,7 +92,10 @@ async fn fifty_concurrent_reviews_of_one_card_are_all_applied_and_logged() {
             .expect("the reviews finish within a minute")
             .expect("task")
             .expect("review");
-        outcomes.push(outcome);
+        match outcome {
+            Review::Recorded(outcome) => outcomes.push(outcome),
+            replay => panic!("every review has its own request id: {replay:?}"),
+        }
     }
     let (good_outcomes, bad_outcomes): (Vec<_>, Vec<_>) =
         outcomes.into_iter().partition(|o| o.card_id == good);

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bench_suite::cache::CacheError;
+use bench_suite::model::{Review, ReviewRequestId};
 use bench_suite::query;
 use bench_suite::service::{Service, ServiceError, ServiceOptions};
 use bench_suite::settings::Settings;
@@ -152,7 +153,8 @@ async fn with_redis_killed_writes_fail_before_the_database_and_reads_fail_fast_t
 
     // A review fails at its first invalidation (`DEL`), before the transaction: the database
     // is unchanged (no review_log row, the card as it was).
-    let (review, took) = timed(service.record_review(user, card, grade(4))).await;
+    let (review, took) =
+        timed(service.record_review(user, card, grade(4), ReviewRequestId::random())).await;
     assert!(
         is_redis_error(&review),
         "review while Redis is down: {review:?}"
@@ -204,8 +206,10 @@ async fn with_redis_killed_writes_fail_before_the_database_and_reads_fail_fast_t
 
     // A review succeeds, and the next reads (this instance, and a new one sharing the
     // restarted Redis) see it.
-    let (review, _) = timed(service.record_review(user, card, grade(4))).await;
-    let outcome = review.expect("review after Redis came back");
+    let (review, _) =
+        timed(service.record_review(user, card, grade(4), ReviewRequestId::random())).await;
+    let review = review.expect("review after Redis came back");
+    let outcome = review.recorded().expect("a new review is recorded");
     assert!(outcome.due_at > now);
     assert_eq!(review_log_rows(&pool, card).await, logs_before + 1);
     assert_eq!(
@@ -276,7 +280,8 @@ async fn with_redis_frozen_operations_time_out_and_after_it_resumes_answers_matc
 
     redis.signal(Signal::SIGSTOP);
 
-    let (review, took) = timed(service.record_review(user, card, grade(4))).await;
+    let (review, took) =
+        timed(service.record_review(user, card, grade(4), ReviewRequestId::random())).await;
     assert!(
         matches!(&review, Err(ServiceError::Cache(e)) if e.is_timeout()),
         "review while Redis is frozen: {review:?}"
@@ -320,7 +325,8 @@ async fn with_redis_frozen_operations_time_out_and_after_it_resumes_answers_matc
     // Nothing was written: the dashboard is as before; then a review goes through and is seen.
     let (dashboard, _) = timed(service.dashboard(user)).await;
     assert_eq!(dashboard.expect("dashboard after Redis resumed"), old);
-    let (review, _) = timed(service.record_review(user, card, grade(4))).await;
+    let (review, _) =
+        timed(service.record_review(user, card, grade(4), ReviewRequestId::random())).await;
     review.expect("review after Redis resumed");
     assert_eq!(review_log_rows(&pool, card).await, logs_before + 1);
     let new = service
@@ -381,9 +387,10 @@ async fn redis_dying_mid_review_stores_it_once_and_never_serves_the_raced_stale_
         .execute(&mut *locker)
         .await
         .expect("lock the card");
+    let request = ReviewRequestId::random();
     let review = tokio::spawn({
         let service = std::sync::Arc::clone(&service);
-        async move { service.record_review(user, card, grade(4)).await }
+        async move { service.record_review(user, card, grade(4), request).await }
     });
     let database = super::database_name(&settings.database_url);
     let deadline = Instant::now() + HANG;
@@ -418,10 +425,10 @@ async fn redis_dying_mid_review_stores_it_once_and_never_serves_the_raced_stale_
     assert!(
         matches!(
             &result,
-            Err(ServiceError::Cache(CacheError::Redis {
-                command: "DEL",
+            Err(ServiceError::ReviewedButCacheStale {
+                source: CacheError::Redis { command: "DEL", .. },
                 ..
-            }))
+            })
         ),
         "the second invalidation failed, so the review reports it: {result:?}"
     );
@@ -452,6 +459,19 @@ async fn redis_dying_mid_review_stores_it_once_and_never_serves_the_raced_stale_
         *new.stats,
         query::user_stats(&pool, user, now).await.unwrap()
     );
+
+    // The client retries the review the error told it was recorded, with the same request id:
+    // nothing is recorded twice, the retry says so, and it invalidates again.
+    let review_id = match &result {
+        Err(ServiceError::ReviewedButCacheStale { review_id, .. }) => *review_id,
+        other => panic!("{other:?}"),
+    };
+    let (retry, _) = timed(service.record_review(user, card, grade(4), request)).await;
+    match retry.expect("the retry succeeds") {
+        Review::AlreadyRecorded(past) => assert_eq!(past.review_id, review_id),
+        recorded => panic!("the retry recorded the review twice: {recorded:?}"),
+    }
+    assert_eq!(review_log_rows(&pool, card).await, logs_before + 1);
 
     drop(service);
     pool.close().await;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bench_suite::cache::{CacheError, Namespace, RedisL2, RedisOptions, TypedCache};
-use bench_suite::model::DuePage;
+use bench_suite::model::{DuePage, ReviewRequestId};
 use bench_suite::query;
 use bench_suite::service::{Service, ServiceError, ServiceOptions};
 use bench_suite::settings::Settings;
@@ -129,9 +129,10 @@ async fn a_review_whose_second_invalidation_is_cut_off_never_serves_the_raced_st
         .execute(&mut *locker)
         .await
         .expect("lock the card");
+    let request = ReviewRequestId::random();
     let review = tokio::spawn({
         let service = Arc::clone(&service);
-        async move { service.record_review(user, card, grade(4)).await }
+        async move { service.record_review(user, card, grade(4), request).await }
     });
     let database = database_name(&settings.database_url);
     let deadline = Instant::now() + HANG;
@@ -167,10 +168,10 @@ async fn a_review_whose_second_invalidation_is_cut_off_never_serves_the_raced_st
     assert!(
         matches!(
             &result,
-            Err(ServiceError::Cache(CacheError::Redis {
-                command: "DEL",
+            Err(ServiceError::ReviewedButCacheStale {
+                source: CacheError::Redis { command: "DEL", .. },
                 ..
-            }))
+            })
         ),
         "the second invalidation failed: {result:?}"
     );
