@@ -4,7 +4,7 @@
 //! This module must never interpolate values into SQL: every value is bound (as an array in
 //! the set-based statements), and ids are left to Postgres.
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::model::{NewCard, NewWord};
 use crate::sm2::{CardState, INITIAL_EASE};
@@ -61,13 +61,45 @@ pub async fn import_cards(pool: &PgPool, cards: &[NewCard]) -> Result<u64, sqlx:
     Ok(done.rows_affected())
 }
 
-/// The same as [`import_cards`], one `INSERT` per card inside one transaction: the honest
-/// slow baseline (one round trip per row) the benchmarks compare the set-based import with.
-pub async fn import_cards_row_by_row(pool: &PgPool, cards: &[NewCard]) -> Result<u64, sqlx::Error> {
+/// How the row-by-row baseline commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowByRow {
+    /// All the `INSERT`s in one transaction: the careful loop, and the strictest baseline.
+    OneTransaction,
+    /// Each `INSERT` commits by itself: the loop most application code writes.
+    Autocommit,
+}
+
+/// The same as [`import_cards`], one `INSERT` per card (one round trip each): the slow
+/// baselines the benchmarks compare the set-based import with. Not atomic in
+/// [`RowByRow::Autocommit`] mode.
+pub async fn import_cards_row_by_row(
+    pool: &PgPool,
+    cards: &[NewCard],
+    mode: RowByRow,
+) -> Result<u64, sqlx::Error> {
     if cards.is_empty() {
         return Ok(0);
     }
-    let mut tx = pool.begin().await?;
+    match mode {
+        RowByRow::OneTransaction => {
+            // Dropped without commit (an error, a cancelled call), the transaction rolls back.
+            let mut tx = pool.begin().await?;
+            let inserted = insert_one_by_one(&mut tx, cards).await?;
+            tx.commit().await?;
+            Ok(inserted)
+        }
+        RowByRow::Autocommit => {
+            let mut connection = pool.acquire().await?;
+            insert_one_by_one(&mut connection, cards).await
+        }
+    }
+}
+
+async fn insert_one_by_one(
+    connection: &mut PgConnection,
+    cards: &[NewCard],
+) -> Result<u64, sqlx::Error> {
     let mut inserted = 0;
     for card in cards {
         inserted += sqlx::query(INSERT_NEW_CARD)
@@ -76,10 +108,9 @@ pub async fn import_cards_row_by_row(pool: &PgPool, cards: &[NewCard]) -> Result
             .bind(card.due_at)
             .bind(CardState::New.as_i16())
             .bind(INITIAL_EASE)
-            .execute(&mut *tx)
+            .execute(&mut *connection)
             .await?
             .rows_affected();
     }
-    tx.commit().await?;
     Ok(inserted)
 }

@@ -23,7 +23,7 @@ pub use cards::{
     DIFFICULT_CARDS_MAX, DUE_CARDS_AFTER_SQL, DUE_CARDS_FIRST_PAGE_SQL, DUE_PAGE_SIZE,
     difficult_cards, due_cards,
 };
-pub use import::{import_cards, import_cards_row_by_row, import_words};
+pub use import::{RowByRow, import_cards, import_cards_row_by_row, import_words};
 pub use pool::{PoolSettings, connect, connect_with};
 pub use review::{ReviewError, record_review, recorded_request};
 pub use stats::user_stats;
