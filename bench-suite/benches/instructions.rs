@@ -1,14 +1,17 @@
-//! Instruction-count benchmarks (Gungraun, under valgrind's callgrind) of CPU-bound paths of
-//! the cache-aside read and the due-cards query: encoding and decoding what they cache.
-//! Deterministic: the same binary gives the same counts. Needs `gungraun-runner` of the same
-//! version as the `gungraun` crate on PATH.
+//! Instruction-count benchmarks (Gungraun, under valgrind's callgrind) of the CPU-bound paths
+//! of the service: encoding and decoding what the cache holds (a word, a due page), building
+//! cache keys with their TTLs, and SM-2 scheduling of a review. Deterministic: the same
+//! binary gives the same counts. Needs `gungraun-runner` of the same version as the `gungraun`
+//! crate on PATH.
 
 use std::hint::black_box;
 
+use bench_suite::cache::{KeySpace, Namespace, RedisKey, entry_ttls};
 use bench_suite::codec;
 use bench_suite::model::{DueCard, DuePage, Word};
 use bench_suite::query::DUE_PAGE_SIZE;
 use bench_suite::seed::lemma;
+use bench_suite::sm2::{self, CardState, Grade, Scheduled, Sm2State};
 use gungraun::{library_benchmark, library_benchmark_group, main};
 
 fn word() -> Word {
@@ -63,9 +66,47 @@ fn due_cards_page_decode(bytes: Vec<u8>) -> DuePage {
     black_box(codec::decode(black_box(&bytes)).expect("decode"))
 }
 
+// Builds the Redis key of a user's due page and its jittered TTLs, as every cached read does.
+#[library_benchmark]
+#[bench::due_page_of_user(KeySpace::new("perf", &Namespace::DueCards.config()))]
+fn key_and_ttls(keys: KeySpace) -> (RedisKey, u64) {
+    let key = keys.key(black_box(&123_456_i64));
+    let ttls = entry_ttls(&Namespace::DueCards.config(), key.hash, false);
+    black_box((key, ttls.l2_secs))
+}
+
+fn card(state: CardState, interval_days: i32, repetitions: i32) -> Sm2State {
+    Sm2State {
+        state,
+        ease: 2.5,
+        interval_days,
+        repetitions,
+        lapses: 1,
+    }
+}
+
+// SM-2 rescheduling of one review: a success on a mature card, a lapse, a first review.
+#[library_benchmark]
+#[bench::mature_success(card(CardState::Review, 21, 5), 4)]
+#[bench::lapse(card(CardState::Review, 21, 5), 1)]
+#[bench::first_review(Sm2State::NEW, 5)]
+fn sm2_schedule(card: Sm2State, grade: u8) -> Scheduled {
+    let grade = Grade::new(grade).expect("a valid grade");
+    black_box(sm2::schedule(
+        black_box(&card),
+        black_box(grade),
+        bench_suite::fixed_now(),
+    ))
+}
+
 library_benchmark_group!(
     name = cache;
-    benchmarks = cache_aside_read_decode, cache_aside_fill_encode
+    benchmarks = cache_aside_read_decode, cache_aside_fill_encode, key_and_ttls
+);
+
+library_benchmark_group!(
+    name = review;
+    benchmarks = sm2_schedule
 );
 
 library_benchmark_group!(
@@ -73,4 +114,4 @@ library_benchmark_group!(
     benchmarks = due_cards_page_decode
 );
 
-main!(library_benchmark_groups = cache, query);
+main!(library_benchmark_groups = cache, query, review);

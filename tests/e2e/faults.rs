@@ -187,3 +187,18 @@ fn a_benchmark_that_fails_to_build_is_a_harness_error_that_tears_services_down()
         "a failed run stored a record"
     );
 }
+
+#[test]
+fn a_filter_that_selects_nothing_is_a_usage_error_naming_the_fix() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let result = run(fixture.xtask(&["perf", "--list", "--filter", "no_such_benchmark"]));
+    assert_eq!(result.code, Some(2), "{}", result.describe());
+    assert!(
+        result.stderr.contains("selects no benchmark or scenario")
+            && result.stderr.contains("cargo xtask perf --list"),
+        "{}",
+        result.describe()
+    );
+    assert!(result.stdout.is_empty(), "{}", result.describe());
+}

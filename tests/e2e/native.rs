@@ -95,6 +95,33 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         first.describe()
     );
 
+    // `--list` names exactly what the run recorded: every benchmark, and every scenario as
+    // the prefix of its I/O metrics. It starts no server.
+    let listing = run(fixture.xtask(&["perf", "--list", "--out", out_arg]));
+    assert_eq!(listing.code, Some(0), "{}", listing.describe());
+    assert!(
+        ready_services(&listing.stderr).is_empty(),
+        "{}",
+        listing.describe()
+    );
+    let listed: std::collections::BTreeSet<String> = listing
+        .stdout
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    let recorded: std::collections::BTreeSet<String> = record["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .map(|m| m["name"].as_str().expect("a name").to_owned())
+        .map(|name| match name.strip_prefix("io/") {
+            Some(rest) => format!("io/{}", rest.split('/').next().unwrap_or_default()),
+            None => name,
+        })
+        .collect();
+    assert_eq!(listed, recorded, "--list and the record disagree");
+
     // A/A: the same commit against its stored record.
     let second = run(fixture.xtask(&[
         "perf",

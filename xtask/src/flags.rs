@@ -43,6 +43,11 @@ pub struct PerfFlags {
     #[arg(long, value_name = "PATTERN")]
     pub filter: Option<String>,
 
+    /// List the benchmarks and scenarios (as `--filter` selects them) and exit: builds
+    /// `bench-suite`, starts no server, measures nothing.
+    #[arg(long)]
+    pub list: bool,
+
     /// Where records (`runs/`) and reports go. Default: `target/perf`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -16,7 +16,7 @@ use crate::config::{self, PerfMetadata};
 use crate::exit::Outcome;
 use crate::fingerprint;
 use crate::flags::PerfFlags;
-use crate::progress::Progress;
+use crate::progress::{Progress, ProgressStyleChoice};
 use crate::provision::{ProvisionOptions, Services};
 use crate::record::{self, Phase, Profile, RunRecord, SCHEMA_VERSION};
 use crate::render::{self, BaselineDisclosure, Report};
@@ -64,8 +64,21 @@ enum BasePlan {
 
 /// Runs the whole pipeline.
 pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
-    let progress = Progress::new();
+    let progress = Progress::with_style(ProgressStyleChoice::detect(flags.ci));
     let layout = Layout::new(flags.out.as_deref());
+    if flags.list {
+        progress.line("list: building bench-suite to ask its tools for their benchmarks");
+        let listed = suites::listing::list(&layout, flags.filter.as_deref()).await?;
+        progress.finish();
+        if listed.is_empty() {
+            bail!(
+                "--filter {:?} selects no benchmark or scenario.\n  fix: run `cargo xtask perf --list` to see the names",
+                flags.filter.as_deref().unwrap_or_default()
+            );
+        }
+        print!("{}", suites::listing::render(&listed));
+        return Ok(Outcome::Success);
+    }
     let metadata = config::read_metadata(&layout.root)?;
     let repo = GitRepo::open(&layout.root)?;
     let head = repo.head()?;
@@ -332,6 +345,7 @@ async fn measure_and_report(
     record::write_atomically(&layout.out_dir.join("report.md"), markdown.as_bytes())?;
     let json = serde_json::to_vec_pretty(&render::json(&report))?;
     record::write_atomically(&layout.out_dir.join("report.json"), &json)?;
+    run.progress.finish();
     print!("{}", render::terminal(&report));
     if flags.ci {
         append_step_summary(&markdown)?;

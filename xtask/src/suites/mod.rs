@@ -9,6 +9,7 @@
 
 pub mod instructions;
 pub mod io_counts;
+pub mod listing;
 pub mod wall_time;
 
 use std::collections::BTreeMap;
@@ -168,30 +169,7 @@ pub async fn measure(
         "{label}: building bench-suite at {}",
         short(checkout.commit)
     ));
-    let cargo = cargo_program();
-    let mut build = tool(&cargo, checkout.dir, ctx);
-    build.args([
-        "build",
-        "--release",
-        "--package",
-        "bench-suite",
-        "--bin",
-        "suite",
-    ]);
-    run_tool(
-        build,
-        &format!("{label}: cargo build (suite)"),
-        &raw.join("build.log"),
-    )
-    .await?;
-    let mut build_benches = tool(&cargo, checkout.dir, ctx);
-    build_benches.args(["bench", "--package", "bench-suite", "--no-run"]);
-    run_tool(
-        build_benches,
-        &format!("{label}: cargo bench --no-run"),
-        &raw.join("build-benches.log"),
-    )
-    .await?;
+    build_bench_suite(checkout.dir, &ctx.layout.target_dir, label, &raw).await?;
     measurement.phase_done(format!("{label}: build"), started);
 
     let database = format!("perf_{}_{label}", ctx.run_id);
@@ -354,6 +332,40 @@ async fn measure_in_database(
     Ok(())
 }
 
+/// Builds the checkout's `suite` binary and its benchmarks (release), logging to `raw`.
+async fn build_bench_suite(
+    dir: &Path,
+    target_dir: &Path,
+    label: &str,
+    raw: &Path,
+) -> Result<(), SuiteError> {
+    let cargo = cargo_program();
+    let mut build = tool_in(&cargo, dir, target_dir);
+    build.args([
+        "build",
+        "--release",
+        "--package",
+        "bench-suite",
+        "--bin",
+        "suite",
+    ]);
+    run_tool(
+        build,
+        &format!("{label}: cargo build (suite)"),
+        &raw.join("build.log"),
+    )
+    .await?;
+    let mut build_benches = tool_in(&cargo, dir, target_dir);
+    build_benches.args(["bench", "--package", "bench-suite", "--no-run"]);
+    run_tool(
+        build_benches,
+        &format!("{label}: cargo bench --no-run"),
+        &raw.join("build-benches.log"),
+    )
+    .await?;
+    Ok(())
+}
+
 fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
 }
@@ -400,10 +412,19 @@ fn tool(
     dir: &Path,
     ctx: &SuiteContext<'_>,
 ) -> tokio::process::Command {
+    tool_in(program, dir, &ctx.layout.target_dir)
+}
+
+/// [`tool`] with the target directory given.
+fn tool_in(
+    program: impl AsRef<std::ffi::OsStr>,
+    dir: &Path,
+    target_dir: &Path,
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(program);
     command
         .current_dir(dir)
-        .env("CARGO_TARGET_DIR", &ctx.layout.target_dir)
+        .env("CARGO_TARGET_DIR", target_dir)
         .env("CARGO_TERM_COLOR", "never")
         .stdin(Stdio::null())
         .process_group(0);

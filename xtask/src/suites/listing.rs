@@ -1,0 +1,173 @@
+//! `cargo xtask perf --list`: the name of every benchmark and scenario of the work tree, as a
+//! run would record it (`io/<scenario>`, `wall_time/<group>/<bench>`,
+//! `instructions/<group>/<function>/<id>`), taken from each tool's own listing (`suite list`,
+//! criterion's and Gungraun's `--list`), so the list cannot drift from what a run measures.
+//!
+//! This module must never start a server or run a benchmark: listing builds the checkout
+//! and asks each tool for names only.
+
+use std::path::Path;
+
+use super::{SuiteError, build_bench_suite, cargo_program, run_tool, tool_in};
+use crate::workspace::Layout;
+
+/// One benchmark or scenario: its name as recorded, and what it is (when the tool says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub about: Option<String>,
+}
+
+/// Builds the work tree's `bench-suite` and lists what a run would measure, filtered by
+/// `filter` (a substring of the name, as `--filter` selects), sorted by name.
+pub async fn list(layout: &Layout, filter: Option<&str>) -> Result<Vec<Listed>, SuiteError> {
+    let raw = layout.raw_dir("list");
+    std::fs::create_dir_all(&raw).map_err(|e| SuiteError::Output {
+        suite: "list",
+        detail: format!("cannot create {}: {e}", raw.display()),
+    })?;
+    let dir = layout.root.as_path();
+    build_bench_suite(dir, &layout.target_dir, "list", &raw).await?;
+
+    let mut listed = Vec::new();
+    let suite_bin = layout.target_dir.join("release").join("suite");
+    let mut scenarios = tool_in(&suite_bin, dir, &layout.target_dir);
+    scenarios.arg("list");
+    let stdout = run_tool(scenarios, "suite list", &raw.join("list.log")).await?;
+    listed.extend(parse_scenarios(&stdout));
+
+    for (bench, prefix) in [("wall_time", "wall_time"), ("instructions", "instructions")] {
+        let stdout = bench_list(dir, &layout.target_dir, bench, &raw).await?;
+        listed.extend(
+            parse_bench_list(&stdout, prefix)
+                .into_iter()
+                .map(|name| Listed { name, about: None }),
+        );
+    }
+    listed.retain(|entry| filter.is_none_or(|pattern| entry.name.contains(pattern)));
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(listed)
+}
+
+/// `cargo bench --bench <bench> -- --list` (criterion and Gungraun both answer it without
+/// running anything).
+async fn bench_list(
+    dir: &Path,
+    target_dir: &Path,
+    bench: &str,
+    raw: &Path,
+) -> Result<String, SuiteError> {
+    let mut command = tool_in(cargo_program(), dir, target_dir);
+    command.args([
+        "bench",
+        "--quiet",
+        "--package",
+        "bench-suite",
+        "--bench",
+        bench,
+        "--",
+        "--list",
+    ]);
+    run_tool(
+        command,
+        &format!("cargo bench --bench {bench} -- --list"),
+        &raw.join(format!("list-{bench}.log")),
+    )
+    .await
+}
+
+/// `suite list` prints one JSON object per scenario: `{"name": ..., "about": ...}`.
+pub fn parse_scenarios(stdout: &str) -> Vec<Listed> {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|value| {
+            let name = value.get("name")?.as_str()?;
+            Some(Listed {
+                name: format!("io/{name}"),
+                about: value
+                    .get("about")
+                    .and_then(|about| about.as_str())
+                    .map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+/// Names from a libtest-style `--list`: lines `<name>: benchmark`. Criterion names are
+/// `group/bench`; Gungraun's are `<bench target>::group::function::id`, whose first segment
+/// is dropped. Each becomes `<prefix>/<name with / separators>`.
+pub fn parse_bench_list(stdout: &str, prefix: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|line| line.trim().strip_suffix(": benchmark"))
+        .map(|name| match name.split_once("::") {
+            Some((_target, rest)) => rest.replace("::", "/"),
+            None => name.to_owned(),
+        })
+        .map(|name| format!("{prefix}/{name}"))
+        .collect()
+}
+
+/// The listing as printed: one name per line, with what it is when known.
+pub fn render(listed: &[Listed]) -> String {
+    let width = listed.iter().map(|l| l.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for entry in listed {
+        match &entry.about {
+            Some(about) => out.push_str(&format!("{:width$}  {about}\n", entry.name)),
+            None => out.push_str(&format!("{}\n", entry.name)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn criterion_and_gungraun_lists_become_metric_names() {
+        let criterion = "cache/l1_hit: benchmark\n\nimport/bulk_10k: benchmark\n";
+        assert_eq!(
+            parse_bench_list(criterion, "wall_time"),
+            ["wall_time/cache/l1_hit", "wall_time/import/bulk_10k"]
+        );
+        let gungraun = "instructions::cache::cache_aside_read_decode::word: benchmark\n\n\
+                        0 tests, 1 benchmarks\n";
+        assert_eq!(
+            parse_bench_list(gungraun, "instructions"),
+            ["instructions/cache/cache_aside_read_decode/word"]
+        );
+    }
+
+    #[test]
+    fn scenarios_keep_their_description_and_skip_noise() {
+        let stdout = "{\"name\":\"dashboard_warm\",\"about\":\"A warm dashboard\"}\nnot json\n";
+        assert_eq!(
+            parse_scenarios(stdout),
+            [Listed {
+                name: "io/dashboard_warm".to_owned(),
+                about: Some("A warm dashboard".to_owned()),
+            }]
+        );
+    }
+
+    #[test]
+    fn the_listing_aligns_descriptions() {
+        let listed = [
+            Listed {
+                name: "io/a".to_owned(),
+                about: Some("first".to_owned()),
+            },
+            Listed {
+                name: "wall_time/cache/l1_hit".to_owned(),
+                about: None,
+            },
+        ];
+        assert_eq!(
+            render(&listed),
+            "io/a                    first\nwall_time/cache/l1_hit\n"
+        );
+    }
+}
