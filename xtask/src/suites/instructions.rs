@@ -10,6 +10,11 @@ use super::SuiteError;
 
 /// Gungraun's arguments: JSON lines on stdout, and the harness's plain-text filter as a
 /// wildcard pattern over `FILE::GROUP::FUNCTION::ID`.
+/// The Gungraun benchmarks a run counts: `(package, bench target)`. The system under test's
+/// CPU-bound paths, and the harness's own comparison and rendering (skipped at a revision
+/// that does not have it).
+pub const BENCHES: [(&str, &str); 2] = [("bench-suite", "instructions"), ("xtask", "render")];
+
 pub fn gungraun_args(filter: Option<&str>) -> Vec<String> {
     let mut args = vec!["--output-format=json".to_owned()];
     if let Some(pattern) = filter {

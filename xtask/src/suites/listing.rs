@@ -36,8 +36,13 @@ pub async fn list(layout: &Layout, filter: Option<&str>) -> Result<Vec<Listed>, 
     let stdout = run_tool(scenarios, "suite list", &raw.join("list.log")).await?;
     listed.extend(parse_scenarios(&stdout));
 
-    for (bench, prefix) in [("wall_time", "wall_time"), ("instructions", "instructions")] {
-        let stdout = bench_list(dir, &layout.target_dir, bench, &raw).await?;
+    let benches = [("bench-suite", "wall_time", "wall_time")]
+        .into_iter()
+        .chain(
+            super::instructions::BENCHES.map(|(package, bench)| (package, bench, "instructions")),
+        );
+    for (package, bench, prefix) in benches {
+        let stdout = bench_list(dir, &layout.target_dir, package, bench, &raw).await?;
         listed.extend(
             parse_bench_list(&stdout, prefix)
                 .into_iter()
@@ -49,11 +54,12 @@ pub async fn list(layout: &Layout, filter: Option<&str>) -> Result<Vec<Listed>, 
     Ok(listed)
 }
 
-/// `cargo bench --bench <bench> -- --list` (criterion and Gungraun both answer it without
-/// running anything).
+/// `cargo bench --package <package> --bench <bench> -- --list` (criterion and Gungraun both
+/// answer it without running anything).
 async fn bench_list(
     dir: &Path,
     target_dir: &Path,
+    package: &str,
     bench: &str,
     raw: &Path,
 ) -> Result<String, SuiteError> {
@@ -62,7 +68,7 @@ async fn bench_list(
         "bench",
         "--quiet",
         "--package",
-        "bench-suite",
+        package,
         "--bench",
         bench,
         "--",

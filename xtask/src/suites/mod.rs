@@ -306,33 +306,38 @@ async fn measure_in_database(
         ctx.progress
             .line(&format!("{label}: instructions (gungraun)"));
         check_gungraun_runner().await?;
-        let mut bench = tool(&cargo, checkout.dir, ctx);
-        bench
-            .args([
-                "bench",
-                "--package",
-                "bench-suite",
-                "--bench",
-                "instructions",
-                "--",
-            ])
-            .args(instructions::gungraun_args(filter.pattern()))
-            .env("GUNGRAUN_HOME", raw.join("gungraun"));
-        let stdout = run_tool(
-            bench,
-            &format!("{label}: gungraun"),
-            &raw.join("instructions.log"),
-        )
-        .await?;
-        measurement
-            .metrics
-            .extend(instructions::parse_output(&stdout)?);
+        for (package, bench_name) in instructions::BENCHES {
+            let source = checkout
+                .dir
+                .join(package)
+                .join("benches")
+                .join(format!("{bench_name}.rs"));
+            if package != "bench-suite" && !source.is_file() {
+                // An older revision without the harness's own benchmark: nothing to count.
+                continue;
+            }
+            let mut bench = tool(&cargo, checkout.dir, ctx);
+            bench
+                .args(["bench", "--package", package, "--bench", bench_name, "--"])
+                .args(instructions::gungraun_args(filter.pattern()))
+                .env("GUNGRAUN_HOME", raw.join("gungraun").join(bench_name));
+            let stdout = run_tool(
+                bench,
+                &format!("{label}: gungraun ({package} {bench_name})"),
+                &raw.join(format!("instructions-{bench_name}.log")),
+            )
+            .await?;
+            measurement
+                .metrics
+                .extend(instructions::parse_output(&stdout)?);
+        }
         measurement.phase_done(format!("{label}: instructions"), started);
     }
     Ok(())
 }
 
-/// Builds the checkout's `suite` binary and its benchmarks (release), logging to `raw`.
+/// Builds the checkout's `suite` binary and its benchmarks, and the harness's own Gungraun
+/// benchmark where the checkout has it (release), logging to `raw`.
 async fn build_bench_suite(
     dir: &Path,
     target_dir: &Path,
@@ -363,6 +368,25 @@ async fn build_bench_suite(
         &raw.join("build-benches.log"),
     )
     .await?;
+    for (package, bench) in instructions::BENCHES {
+        if package == "bench-suite"
+            || !dir
+                .join(package)
+                .join("benches")
+                .join(format!("{bench}.rs"))
+                .is_file()
+        {
+            continue;
+        }
+        let mut build_bench = tool_in(&cargo, dir, target_dir);
+        build_bench.args(["bench", "--package", package, "--bench", bench, "--no-run"]);
+        run_tool(
+            build_bench,
+            &format!("{label}: cargo bench --package {package} --bench {bench} --no-run"),
+            &raw.join(format!("build-{bench}.log")),
+        )
+        .await?;
+    }
     Ok(())
 }
 
