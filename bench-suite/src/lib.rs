@@ -4,11 +4,13 @@
 //!
 //! This crate knows nothing of the harness: it reads its connection settings from the
 //! environment (`DATABASE_URL`, `REDIS_URL`, see [`settings`]) and is driven through the `suite`
-//! binary and the `wall_time` / `instructions` benchmarks.
+//! binary and the `wall_time` / `instructions` benchmarks. [`plans`] explains the query layer's
+//! statements for the harness's plans suite.
 
 pub mod cache;
 pub mod codec;
 pub mod model;
+pub mod plans;
 pub mod query;
 pub mod scenarios;
 pub mod seed;

@@ -7,4 +7,5 @@ mod docker;
 mod external;
 mod faults;
 mod native;
+mod plans;
 mod system;

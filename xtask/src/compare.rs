@@ -40,6 +40,11 @@ pub struct MetricComparison {
     pub verdict: Verdict,
     /// The rule that decided the verdict, in words a maintainer can check.
     pub rule: String,
+    /// The plan shapes of a categorical plan metric, base and head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_shape: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_shape: Option<String>,
 }
 
 /// A whole comparison, rows ordered regressions first.
@@ -114,20 +119,24 @@ pub fn compare(base: &RunRecord, head: &RunRecord, thresholds: &Thresholds) -> C
         .iter()
         .map(|metric| match base.metric(&metric.name) {
             Some(base_metric) => compare_metric(base_metric, metric, thresholds),
-            None => one_sided(
-                metric,
-                None,
-                Some(metric.value),
-                "new in head: no base value",
-            ),
+            None => MetricComparison {
+                head_shape: metric.shape.clone(),
+                ..one_sided(
+                    metric,
+                    None,
+                    Some(metric.value),
+                    "new in head: no base value",
+                )
+            },
         })
         .collect();
     rows.extend(
         base.metrics
             .iter()
             .filter(|m| head.metric(&m.name).is_none())
-            .map(|m| {
-                one_sided(
+            .map(|m| MetricComparison {
+                base_shape: m.shape.clone(),
+                ..one_sided(
                     m,
                     Some(m.value),
                     None,
@@ -157,6 +166,8 @@ fn one_sided(
         head_interval: None,
         verdict: Verdict::NotComparable,
         rule: rule.to_owned(),
+        base_shape: None,
+        head_shape: None,
     }
 }
 
@@ -179,7 +190,7 @@ fn compare_metric(base: &Metric, head: &Metric, thresholds: &Thresholds) -> Metr
         MetricKind::Deterministic => {
             let threshold = match head.suite {
                 Suite::Instructions => thresholds.instructions_pct,
-                Suite::IoCounts | Suite::WallTime => thresholds.io_counts_pct,
+                Suite::IoCounts | Suite::WallTime | Suite::Plans => thresholds.io_counts_pct,
             };
             let verdict = if change > threshold {
                 Verdict::Regression
@@ -199,14 +210,22 @@ fn compare_metric(base: &Metric, head: &Metric, thresholds: &Thresholds) -> Metr
             Verdict::Informational,
             "wall time from separate runs: shown for information, never gated".to_owned(),
         ),
-        MetricKind::Categorical => {
-            let verdict = if base.value == head.value {
-                Verdict::Unchanged
-            } else {
-                Verdict::Informational
-            };
-            (verdict, "categorical: any change is reported".to_owned())
-        }
+        MetricKind::Categorical => match (&base.shape, &head.shape) {
+            (Some(base_shape), Some(head_shape)) => plan_verdict(base_shape, head_shape),
+            _ => {
+                let verdict = if base.value == head.value {
+                    Verdict::Unchanged
+                } else {
+                    Verdict::Informational
+                };
+                (verdict, "categorical: any change is reported".to_owned())
+            }
+        },
+    };
+    let change = if head.kind == MetricKind::Categorical {
+        None
+    } else {
+        Some(change)
     };
     MetricComparison {
         name: head.name.clone(),
@@ -215,11 +234,105 @@ fn compare_metric(base: &Metric, head: &Metric, thresholds: &Thresholds) -> Metr
         kind: head.kind,
         base: Some(base.value),
         head: Some(head.value),
-        change_pct: Some(change),
+        change_pct: change,
         base_interval: base.interval,
         head_interval: head.interval,
         verdict,
         rule,
+        base_shape: base.shape.clone(),
+        head_shape: head.shape.clone(),
+    }
+}
+
+/// How a plan reaches its rows: which relations it reads whole, and which indexes it uses
+/// (with their relation), read from a shape such as
+/// `Limit(Index Scan[review_cards_user_due on review_cards])`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PlanAccess {
+    /// Relations read by a `Seq Scan` (parallel or not).
+    pub seq_scanned: std::collections::BTreeSet<String>,
+    /// (index, relation) of every Index Scan, Index Only Scan and Bitmap Index Scan.
+    pub indexes: std::collections::BTreeSet<(String, String)>,
+}
+
+/// Reads the scans of a plan shape: every `Label[attributes]` whose label ends with a scan
+/// node type (labels may carry a `CTE name: ` or `InitPlan: ` prefix).
+pub fn plan_access(shape: &str) -> PlanAccess {
+    let mut access = PlanAccess::default();
+    let mut rest = shape;
+    while let Some(open) = rest.find('[') {
+        let before = &rest[..open];
+        let label_start = before.rfind(['(', ',']).map_or(0, |i| i + 1);
+        let label = before[label_start..].trim();
+        let label = label.rsplit(": ").next().unwrap_or(label);
+        let Some(close) = rest[open..].find(']') else {
+            break;
+        };
+        let attributes = &rest[open + 1..open + close];
+        rest = &rest[open + close + 1..];
+        let node = label.strip_prefix("Parallel ").unwrap_or(label);
+        match node {
+            "Seq Scan" => {
+                let relation = attributes.split(' ').next().unwrap_or(attributes);
+                access.seq_scanned.insert(relation.to_owned());
+            }
+            "Index Scan" | "Index Only Scan" | "Bitmap Index Scan" => {
+                if let Some((index, relation)) = attributes.split_once(" on ") {
+                    let relation = relation.split(' ').next().unwrap_or(relation);
+                    access
+                        .indexes
+                        .insert((index.to_owned(), relation.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+    access
+}
+
+/// The verdict on a plan that may have changed. A regression when head reads a relation with a
+/// Seq Scan that base reached through an index, or when head no longer uses an index base
+/// used; any other change is informational.
+pub fn plan_verdict(base_shape: &str, head_shape: &str) -> (Verdict, String) {
+    if base_shape == head_shape {
+        return (Verdict::Unchanged, "plan shape unchanged".to_owned());
+    }
+    let base = plan_access(base_shape);
+    let head = plan_access(head_shape);
+    let mut lost: Vec<String> = Vec::new();
+    for relation in &head.seq_scanned {
+        let base_indexes: Vec<&str> = base
+            .indexes
+            .iter()
+            .filter(|(_, r)| r == relation)
+            .map(|(index, _)| index.as_str())
+            .collect();
+        if !base_indexes.is_empty() && !base.seq_scanned.contains(relation) {
+            lost.push(format!(
+                "Seq Scan on {relation} in head, through index {} in base",
+                base_indexes.join(", ")
+            ));
+        }
+    }
+    let head_indexes: std::collections::BTreeSet<&str> = head
+        .indexes
+        .iter()
+        .map(|(index, _)| index.as_str())
+        .collect();
+    for (index, relation) in &base.indexes {
+        if !head_indexes.contains(index.as_str()) {
+            lost.push(format!(
+                "index {index} on {relation} used in base, no longer used in head"
+            ));
+        }
+    }
+    if lost.is_empty() {
+        (Verdict::Informational, "plan changed".to_owned())
+    } else {
+        (
+            Verdict::Regression,
+            format!("plan lost an index scan: {}", lost.join("; ")),
+        )
     }
 }
 
@@ -236,6 +349,7 @@ mod tests {
             value,
             interval: None,
             samples: Vec::new(),
+            shape: None,
         }
     }
 
@@ -276,6 +390,117 @@ mod tests {
                 "{suite} {base} -> {head}"
             );
         }
+    }
+
+    fn plan(shape: &str) -> Metric {
+        Metric {
+            unit: Unit::Nodes,
+            shape: Some(shape.to_owned()),
+            ..metric("plans/q", Suite::Plans, MetricKind::Categorical, 4.0)
+        }
+    }
+
+    const DUE: &str = "Limit(Nested Loop[Inner](Index Scan[review_cards_user_due on review_cards], \
+                       Index Scan[words_pkey on words]))";
+
+    #[test]
+    fn plan_rules_are_data_driven() {
+        let cases = [
+            // (base, head, verdict, words the rule must contain)
+            (DUE, DUE, Verdict::Unchanged, "unchanged"),
+            (
+                DUE,
+                // The index was dropped: another index, a sort, and words read whole.
+                "Limit(Sort(Hash Join[Inner](Seq Scan[words], \
+                 Hash(Index Scan[review_cards_user_state_due on review_cards]))))",
+                Verdict::Regression,
+                "Seq Scan on words in head, through index words_pkey in base",
+            ),
+            (
+                DUE,
+                "Limit(Sort(Nested Loop[Inner](Index Scan[review_cards_user_state_due on \
+                 review_cards], Index Scan[words_pkey on words])))",
+                Verdict::Regression,
+                "index review_cards_user_due on review_cards used in base, no longer used",
+            ),
+            (
+                "Index Scan[words_pkey on words]",
+                "Seq Scan[words]",
+                Verdict::Regression,
+                "Seq Scan on words",
+            ),
+            (
+                "Bitmap Heap Scan[review_cards](Bitmap Index Scan[review_cards_user_due on \
+                 review_cards])",
+                "Parallel Seq Scan[review_cards]",
+                Verdict::Regression,
+                "through index review_cards_user_due",
+            ),
+            (
+                // Same indexes, another join: reported, not gated.
+                DUE,
+                "Limit(Merge Join[Inner](Index Scan[review_cards_user_due on review_cards], \
+                 Index Scan[words_pkey on words]))",
+                Verdict::Informational,
+                "plan changed",
+            ),
+            (
+                // An index scan replacing a seq scan is no regression.
+                "Seq Scan[words]",
+                "Index Scan[words_pkey on words]",
+                Verdict::Informational,
+                "plan changed",
+            ),
+            (
+                // Seq-scanned in both: not a lost index.
+                "Hash Join[Inner](Seq Scan[words], Hash(Seq Scan[review_cards]))",
+                "Hash Join[Inner](Seq Scan[review_cards], Hash(Seq Scan[words]))",
+                Verdict::Informational,
+                "plan changed",
+            ),
+            (
+                "CTE today: Subquery Scan(Index Scan[user_preferences_pkey on user_preferences])",
+                "CTE today: Subquery Scan(Seq Scan[user_preferences])",
+                Verdict::Regression,
+                "Seq Scan on user_preferences",
+            ),
+        ];
+        for (base, head, verdict, rule) in cases {
+            let row = compare_metric(&plan(base), &plan(head), &thresholds());
+            assert_eq!(row.verdict, verdict, "{base} -> {head}: {}", row.rule);
+            assert!(row.rule.contains(rule), "{base} -> {head}: {}", row.rule);
+            assert_eq!(row.change_pct, None);
+            assert_eq!(row.base_shape.as_deref(), Some(base));
+            assert_eq!(row.head_shape.as_deref(), Some(head));
+        }
+    }
+
+    #[test]
+    fn plan_access_reads_scans_through_prefixes_and_nesting() {
+        let access = plan_access(
+            "Nested Loop[Inner](CTE today: Aggregate[Plain](Index Only Scan[a_idx on a]), \
+             InitPlan: Seq Scan[b], Bitmap Heap Scan[c](Bitmap Index Scan[c_idx on c]))",
+        );
+        assert_eq!(
+            access.seq_scanned.into_iter().collect::<Vec<_>>(),
+            vec!["b".to_owned()]
+        );
+        assert_eq!(
+            access.indexes.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("a_idx".to_owned(), "a".to_owned()),
+                ("c_idx".to_owned(), "c".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_plan_regression_fails_the_comparison() {
+        let base = record(vec![plan(DUE)]);
+        let head = record(vec![plan("Limit(Sort(Seq Scan[review_cards]))")]);
+        let comparison = compare(&base, &head, &thresholds());
+        assert!(comparison.has_regression());
+        assert_eq!(comparison.worst_regression().unwrap().name, "plans/q");
     }
 
     #[test]

@@ -81,6 +81,7 @@ pub enum Suite {
     WallTime,
     Instructions,
     IoCounts,
+    Plans,
 }
 
 impl fmt::Display for Suite {
@@ -89,6 +90,7 @@ impl fmt::Display for Suite {
             Self::WallTime => "wall_time",
             Self::Instructions => "instructions",
             Self::IoCounts => "io_counts",
+            Self::Plans => "plans",
         })
     }
 }
@@ -125,6 +127,10 @@ pub enum Unit {
     Rows,
     Commands,
     Count,
+    /// Nodes of a query plan (the value of a plan metric, whose label is its shape).
+    Nodes,
+    /// Shared buffer accesses of Postgres (8 kB pages found in or read into shared buffers).
+    Buffers,
 }
 
 impl Unit {
@@ -136,6 +142,8 @@ impl Unit {
             Self::Rows => "rows",
             Self::Commands => "cmds",
             Self::Count => "",
+            Self::Nodes => "nodes",
+            Self::Buffers => "bufs",
         }
     }
 }
@@ -156,6 +164,11 @@ pub struct Metric {
     /// Per-sample values (statistical metrics), for paired tests and distributions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<f64>,
+    /// The label of a categorical metric: a query plan's canonical shape (`value` is then its
+    /// node count). Absent from other metrics and from records written before plans existed,
+    /// which is why it did not need a new `schema_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<String>,
 }
 
 /// Errors reading or writing a record file.

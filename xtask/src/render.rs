@@ -1,5 +1,7 @@
 //! Renderers of one [`Report`]: a terminal table, Markdown (PR comment / job summary) and JSON.
 //! Pure: they format values and do no I/O; every renderer consumes the same comparison rows.
+//! A plan row shows its base and head plan shapes instead of numbers, shortened around where
+//! they differ in the tables; the Markdown report also lists changed plans in full.
 
 use std::fmt::Write as _;
 
@@ -118,9 +120,11 @@ pub fn reproduce_command(report: &Report<'_>) -> Option<String> {
 /// The benchmark or scenario part of a metric name (`io/due_cards/sql_statements` ->
 /// `due_cards`), which `--filter` selects.
 pub fn bench_of(metric_name: &str) -> &str {
-    // io/<scenario>/<measure>; wall_time/<group>/<bench>; instructions/<group>/<bench>/<id>.
+    // io/<scenario>/<measure>; plans/<query>; wall_time/<group>/<bench>;
+    // instructions/<group>/<bench>/<id>.
     let mut parts = metric_name.split('/').skip(1);
     match (parts.next(), parts.next()) {
+        (Some(_), _) if metric_name.starts_with("plans/") => metric_name,
         (Some(scenario), _) if metric_name.starts_with("io/") => scenario,
         (Some(_), Some(bench)) | (Some(bench), None) => bench,
         _ => metric_name,
@@ -184,7 +188,10 @@ pub fn terminal(report: &Report<'_>) -> String {
                     "-".to_owned(),
                     m.name.clone(),
                     "-".to_owned(),
-                    format_value(Some(m.value), m.unit),
+                    match &m.shape {
+                        Some(shape) => shorten_shapes(shape, shape).1,
+                        None => format_value(Some(m.value), m.unit),
+                    },
                     "-".to_owned(),
                     String::new(),
                 ]
@@ -239,13 +246,95 @@ pub fn phases_line(record: &RunRecord) -> String {
     format!("{} (total {total:.1} s)", parts.join(", "))
 }
 
+/// The base, head and change cells of a row: values, or plan shapes for a plan row.
+fn value_cells(row: &MetricComparison) -> [String; 3] {
+    match (&row.base_shape, &row.head_shape) {
+        (None, None) => [
+            format_value(row.base, row.unit),
+            format_value(row.head, row.unit),
+            format_change(row.change_pct),
+        ],
+        (base, head) => {
+            let (base_cell, head_cell) = shorten_shapes(
+                base.as_deref().unwrap_or_default(),
+                head.as_deref().unwrap_or_default(),
+            );
+            let change = match (base, head) {
+                (Some(b), Some(h)) if b == h => "same plan",
+                (Some(_), Some(_)) => "plan changed",
+                _ => "-",
+            };
+            [
+                if base.is_some() {
+                    base_cell
+                } else {
+                    "-".to_owned()
+                },
+                if head.is_some() {
+                    head_cell
+                } else {
+                    "-".to_owned()
+                },
+                change.to_owned(),
+            ]
+        }
+    }
+}
+
+/// How many characters of a plan shape a table cell shows.
+pub const SHAPE_CELL_CHARS: usize = 60;
+
+/// Two plan shapes shortened for a table cell: when one is longer than [`SHAPE_CELL_CHARS`],
+/// both are cut from the plan node where they differ, with `…` where text was left out, and
+/// then to the cell's width.
+pub fn shorten_shapes(base: &str, head: &str) -> (String, String) {
+    let base_chars: Vec<char> = base.chars().collect();
+    let head_chars: Vec<char> = head.chars().collect();
+    if base_chars.len() <= SHAPE_CELL_CHARS && head_chars.len() <= SHAPE_CELL_CHARS {
+        return (base.to_owned(), head.to_owned());
+    }
+    let common_prefix = base_chars
+        .iter()
+        .zip(&head_chars)
+        .take_while(|(a, b)| a == b)
+        .count();
+    // From the node where they differ (equal shapes: from their beginning).
+    let start = if base == head {
+        0
+    } else {
+        let node_start = base_chars[..common_prefix]
+            .iter()
+            .rposition(|c| *c == '(' || *c == ',')
+            .map_or(0, |i| i + 1);
+        let node_start = node_start + usize::from(base_chars.get(node_start) == Some(&' '));
+        node_start.min(common_prefix)
+    };
+    let cut = |chars: &[char]| -> String {
+        let mut text = String::new();
+        if start > 0 {
+            text.push('…');
+        }
+        let room = SHAPE_CELL_CHARS - usize::from(start > 0);
+        let rest = &chars[start.min(chars.len())..];
+        if rest.len() > room {
+            text.extend(&rest[..room - 1]);
+            text.push('…');
+        } else {
+            text.extend(rest);
+        }
+        text
+    };
+    (cut(&base_chars), cut(&head_chars))
+}
+
 fn table_row(row: &MetricComparison) -> [String; 6] {
+    let [base, head, change] = value_cells(row);
     [
         verdict_label(row.verdict).to_owned(),
         row.name.clone(),
-        format_value(row.base, row.unit),
-        format_value(row.head, row.unit),
-        format_change(row.change_pct),
+        base,
+        head,
+        change,
         row.rule.clone(),
     ]
 }
@@ -296,6 +385,25 @@ pub fn markdown(report: &Report<'_>) -> String {
             markdown_table(&mut out, &folded);
             let _ = writeln!(out, "\n</details>\n");
         }
+        let changed_plans: Vec<&MetricComparison> = comparison
+            .rows
+            .iter()
+            .filter(|r| matches!((&r.base_shape, &r.head_shape), (Some(b), Some(h)) if b != h))
+            .collect();
+        if !changed_plans.is_empty() {
+            let _ = writeln!(out, "### Changed plans\n");
+            for row in changed_plans {
+                let _ = writeln!(
+                    out,
+                    "`{}` ({}): {}\n\n```\nbase: {}\nhead: {}\n```\n",
+                    row.name,
+                    verdict_label(row.verdict),
+                    row.rule,
+                    row.base_shape.as_deref().unwrap_or_default(),
+                    row.head_shape.as_deref().unwrap_or_default()
+                );
+            }
+        }
         if let Some(command) = reproduce_command(report) {
             let _ = writeln!(
                 out,
@@ -329,6 +437,7 @@ pub fn certainty(row: &MetricComparison) -> String {
             format_value(Some(hh), row.unit)
         ),
         _ if row.kind == crate::record::MetricKind::Deterministic => "exact count".to_owned(),
+        _ if row.kind == crate::record::MetricKind::Categorical => "exact label".to_owned(),
         _ => String::new(),
     }
 }
@@ -337,13 +446,20 @@ fn markdown_table(out: &mut String, rows: &[&MetricComparison]) {
     let _ = writeln!(out, "| metric | base | head | change | certainty | rule |");
     let _ = writeln!(out, "|---|---:|---:|---:|---|---|");
     for row in rows {
+        let [base, head, change] = value_cells(row).map(|cell| {
+            if row.base_shape.is_some() || row.head_shape.is_some() {
+                format!("`{}`", cell.replace('|', "\\|"))
+            } else {
+                cell
+            }
+        });
         let _ = writeln!(
             out,
             "| `{}` | {} | {} | {} | {} | {} |",
             row.name,
-            format_value(row.base, row.unit),
-            format_value(row.head, row.unit),
-            format_change(row.change_pct),
+            base,
+            head,
+            change,
             certainty(row),
             row.rule
         );
@@ -369,6 +485,10 @@ mod tests {
     #[test]
     fn bench_names_are_what_filter_selects() {
         assert_eq!(bench_of("io/due_cards/sql_statements"), "due_cards");
+        assert_eq!(
+            bench_of("plans/due_cards_first_page"),
+            "plans/due_cards_first_page"
+        );
         assert_eq!(bench_of("wall_time/cache/l1_hit"), "l1_hit");
         assert_eq!(
             bench_of("instructions/cache/cache_aside_read_decode/word"),
@@ -383,6 +503,25 @@ mod tests {
         assert_eq!(format_value(None, Unit::Statements), "-");
         assert_eq!(format_change(Some(1.234)), "+1.23%");
         assert_eq!(format_change(Some(f64::INFINITY)), "new > 0");
+    }
+
+    #[test]
+    fn long_shapes_are_cut_to_where_they_differ() {
+        let short = "Index Scan[words_pkey on words]";
+        assert_eq!(
+            shorten_shapes(short, short),
+            (short.to_owned(), short.to_owned())
+        );
+        let base = "Limit(Nested Loop[Inner](Index Scan[review_cards_user_due on review_cards], \
+                    Index Scan[words_pkey on words]))";
+        let head = "Limit(Nested Loop[Inner](Index Scan[review_cards_user_state_due on \
+                    review_cards], Index Scan[words_pkey on words]))";
+        let (b, h) = shorten_shapes(base, head);
+        assert!(b.starts_with('…') && h.starts_with('…'), "{b} / {h}");
+        assert!(b.contains("review_cards_user_due"), "{b}");
+        assert!(h.contains("review_cards_user_state"), "{h}");
+        assert!(b.chars().count() <= SHAPE_CELL_CHARS, "{b}");
+        assert!(h.chars().count() <= SHAPE_CELL_CHARS, "{h}");
     }
 }
 
@@ -407,6 +546,7 @@ mod snapshots {
                 value,
                 interval: (kind == MetricKind::Statistical).then_some([value * 0.95, value * 1.05]),
                 samples: Vec::new(),
+                shape: None,
             })
             .collect();
         serde_json::from_value(serde_json::json!({
@@ -497,6 +637,31 @@ mod snapshots {
                 ),
             ],
         );
+        let mut base = base;
+        let mut head = head;
+        let plan = |name: &str, shape: &str, nodes: f64| Metric {
+            name: name.to_owned(),
+            suite: Plans,
+            unit: Unit::Nodes,
+            kind: MetricKind::Categorical,
+            value: nodes,
+            interval: None,
+            samples: Vec::new(),
+            shape: Some(shape.to_owned()),
+        };
+        let due = "Limit(Nested Loop[Inner](Index Scan[review_cards_user_due on review_cards], \
+                   Index Scan[words_pkey on words]))";
+        let lookup = "Index Scan[words_pkey on words]";
+        base.metrics
+            .push(plan("plans/due_cards_first_page", due, 4.0));
+        base.metrics.push(plan("plans/word_by_id", lookup, 1.0));
+        head.metrics.push(plan(
+            "plans/due_cards_first_page",
+            "Limit(Sort(Hash Join[Inner](Seq Scan[words], \
+             Hash(Index Scan[review_cards_user_state_due on review_cards]))))",
+            6.0,
+        ));
+        head.metrics.push(plan("plans/word_by_id", lookup, 1.0));
         (base, head)
     }
 

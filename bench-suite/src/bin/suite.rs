@@ -1,6 +1,7 @@
 //! `suite`: the entry points through which the harness drives this crate at any revision:
 //! `prepare` (migrate and seed an empty database), `scenario <name>` (run one I/O scenario and
-//! print its observations as one JSON line) and `list`.
+//! print its observations as one JSON line), `list`, and `plans` (the plan shape of every key
+//! statement of the query layer, one JSON line each).
 
 use anyhow::Result;
 use bench_suite::query;
@@ -37,6 +38,13 @@ enum Command {
     Scenario { name: String },
     /// List the I/O scenarios, one JSON line each.
     List,
+    /// Explain (without executing) every key statement of the query layer against the seeded
+    /// database and print `{"name", "shape", "nodes"}` per statement, one JSON line each.
+    Plans {
+        /// Only print the statements' names, one per line (needs no database).
+        #[arg(long)]
+        list: bool,
+    },
 }
 
 /// A `--scale`: a finite number above 0.
@@ -77,6 +85,22 @@ async fn main() -> Result<()> {
             let observations =
                 scenarios::run(&name, &settings, &scenarios::Handshake::Stdio).await?;
             println!("{}", serde_json::to_string(&observations)?);
+        }
+        Command::Plans { list: true } => {
+            for name in bench_suite::plans::STATEMENTS {
+                println!("{name}");
+            }
+        }
+        Command::Plans { list: false } => {
+            let database_url = std::env::var("DATABASE_URL").map_err(|_| {
+                anyhow::anyhow!(
+                    "DATABASE_URL is not set; run through `cargo xtask perf`, or set it to a \
+                     database seeded by `suite prepare`"
+                )
+            })?;
+            for line in bench_suite::plans::explain_all(&database_url).await? {
+                println!("{}", serde_json::to_string(&line)?);
+            }
         }
         Command::List => {
             for scenario in SCENARIOS {

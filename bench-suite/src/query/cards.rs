@@ -31,6 +31,14 @@ pub const DUE_CARDS_AFTER_SQL: &str = "SELECT c.id AS card_id, c.word_id, w.lemm
      ORDER BY c.due_at, c.id \
      LIMIT $5";
 
+/// [`difficult_cards`]: `$1` user, `$2` the limit. Public so that the plans suite can explain it.
+pub const DIFFICULT_CARDS_SQL: &str = "SELECT c.id AS card_id, c.word_id, w.lemma, c.card_state, c.ease, c.lapses, \
+        c.interval_days, c.repetitions, c.due_at, c.last_reviewed_at \
+     FROM review_cards c JOIN words w ON w.id = c.word_id \
+     WHERE c.user_id = $1 AND c.card_state <> 0 \
+     ORDER BY c.lapses DESC, c.ease, c.id \
+     LIMIT $2";
+
 /// One page of a user's cards due at `now`, in (due_at, id) order, after `after`.
 ///
 /// Served by `review_cards_user_due (user_id, due_at, id)`: an index range scan from the
@@ -76,16 +84,9 @@ pub async fn difficult_cards(
     user_id: i64,
     limit: u32,
 ) -> Result<Vec<DifficultCard>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT c.id AS card_id, c.word_id, w.lemma, c.card_state, c.ease, c.lapses, \
-                c.interval_days, c.repetitions, c.due_at, c.last_reviewed_at \
-         FROM review_cards c JOIN words w ON w.id = c.word_id \
-         WHERE c.user_id = $1 AND c.card_state <> 0 \
-         ORDER BY c.lapses DESC, c.ease, c.id \
-         LIMIT $2",
-    )
-    .bind(user_id)
-    .bind(i64::from(limit.min(DIFFICULT_CARDS_MAX)))
-    .fetch_all(pool)
-    .await
+    sqlx::query_as(DIFFICULT_CARDS_SQL)
+        .bind(user_id)
+        .bind(i64::from(limit.min(DIFFICULT_CARDS_MAX)))
+        .fetch_all(pool)
+        .await
 }

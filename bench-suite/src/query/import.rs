@@ -29,7 +29,9 @@ pub async fn import_words(pool: &PgPool, words: &[NewWord]) -> Result<u64, sqlx:
     Ok(done.rows_affected())
 }
 
-const INSERT_NEW_CARDS: &str = "INSERT INTO review_cards (user_id, word_id, card_state, ease, \
+/// [`import_cards`]: `$1` users, `$2` words, `$3` due dates (arrays), `$4` state, `$5` ease.
+/// Public so that the plans suite can explain it.
+pub const INSERT_NEW_CARDS: &str = "INSERT INTO review_cards (user_id, word_id, card_state, ease, \
                                     interval_days, repetitions, lapses, due_at) \
      SELECT u, w, $4::SMALLINT, $5::REAL, 0, 0, 0, d \
      FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TIMESTAMPTZ[]) AS t (u, w, d) \

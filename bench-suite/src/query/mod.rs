@@ -20,15 +20,18 @@ pub mod users;
 pub mod words;
 
 pub use cards::{
-    DIFFICULT_CARDS_MAX, DUE_CARDS_AFTER_SQL, DUE_CARDS_FIRST_PAGE_SQL, DUE_PAGE_SIZE,
-    difficult_cards, due_cards,
+    DIFFICULT_CARDS_MAX, DIFFICULT_CARDS_SQL, DUE_CARDS_AFTER_SQL, DUE_CARDS_FIRST_PAGE_SQL,
+    DUE_PAGE_SIZE, difficult_cards, due_cards,
 };
-pub use import::{RowByRow, import_cards, import_cards_row_by_row, import_words};
+pub use import::{INSERT_NEW_CARDS, RowByRow, import_cards, import_cards_row_by_row, import_words};
 pub use pool::{PoolSettings, connect, connect_with};
-pub use review::{ReviewError, record_review, recorded_request};
-pub use stats::user_stats;
-pub use users::{session_by_token, user_preferences};
-pub use words::{prefix_upper_bound, word_by_id, word_prefix_search, words_by_ids};
+pub use review::{REVIEW_LOCK_SQL, ReviewError, record_review, recorded_request};
+pub use stats::{USER_STATS_SQL, user_stats};
+pub use users::{SESSION_BY_TOKEN_SQL, USER_PREFERENCES_SQL, session_by_token, user_preferences};
+pub use words::{
+    WORD_BY_ID_SQL, WORD_PREFIX_FROM_SQL, WORD_PREFIX_SEARCH_SQL, WORDS_BY_IDS_SQL,
+    prefix_upper_bound, word_by_id, word_prefix_search, words_by_ids,
+};
 
 /// The migrations of this crate, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

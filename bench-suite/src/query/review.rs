@@ -61,6 +61,16 @@ struct LockedCard {
     past_reviewed_at: Option<DateTime<Utc>>,
 }
 
+/// The locking `SELECT` of [`record_review`]: `$1` card, `$2` user, `$3` request id. Public so
+/// that the plans suite can explain it.
+pub const REVIEW_LOCK_SQL: &str = "SELECT c.card_state, c.ease, c.interval_days, c.repetitions, c.lapses, \
+                l.id AS past_id, l.card_id AS past_card_id, l.grade AS past_grade, \
+                l.reviewed_at AS past_reviewed_at \
+         FROM review_cards c \
+         LEFT JOIN review_log l ON l.user_id = c.user_id AND l.request_id = $3 \
+         WHERE c.id = $1 AND c.user_id = $2 \
+         FOR UPDATE OF c";
+
 /// Records that `user_id` reviewed `card_id` with `grade` at `now` as request `request`, in
 /// one transaction:
 /// 1. `SELECT ... FOR UPDATE` the card (of this user; else [`ReviewError::CardNotFound`]),
@@ -88,20 +98,12 @@ pub async fn record_review(
     now: DateTime<Utc>,
 ) -> Result<Review, ReviewError> {
     let mut tx = pool.begin().await?;
-    let locked: Option<LockedCard> = sqlx::query_as(
-        "SELECT c.card_state, c.ease, c.interval_days, c.repetitions, c.lapses, \
-                l.id AS past_id, l.card_id AS past_card_id, l.grade AS past_grade, \
-                l.reviewed_at AS past_reviewed_at \
-         FROM review_cards c \
-         LEFT JOIN review_log l ON l.user_id = c.user_id AND l.request_id = $3 \
-         WHERE c.id = $1 AND c.user_id = $2 \
-         FOR UPDATE OF c",
-    )
-    .bind(card_id)
-    .bind(user_id)
-    .bind(request.0)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let locked: Option<LockedCard> = sqlx::query_as(REVIEW_LOCK_SQL)
+        .bind(card_id)
+        .bind(user_id)
+        .bind(request.0)
+        .fetch_optional(&mut *tx)
+        .await?;
     // Dropping `tx` without commit rolls back (and releases the lock).
     let locked = locked.ok_or(ReviewError::CardNotFound { user_id, card_id })?;
     if let (Some(review_id), Some(past_card), Some(past_grade), Some(reviewed_at)) = (

@@ -8,27 +8,8 @@ use sqlx::PgPool;
 
 use crate::model::UserStats;
 
-/// The statistics of `user_id` at `now`, in ONE statement (CTEs):
-/// - cards by state and `due_now` (`due_at <= now`): an index-only scan of the user's range of
-///   `review_cards_user_state_due (user_id, card_state, due_at)`;
-/// - `reviews_30d` (`now - 30 days < reviewed_at <= now`), `retention_30d` (share of them
-///   graded 3 or more, `None` without reviews) and `reviews_today` (since the start of the
-///   user's local day): one index-only range scan of `review_log_user_time (user_id,
-///   reviewed_at) INCLUDE (grade)`;
-/// - `streak_days`: consecutive local days with a review, ending today, or ending yesterday
-///   when there is none yet today; walked back one day at a time (a recursive CTE, one index
-///   probe of `review_log_user_time` per day), so its cost follows the streak, not the
-///   history.
-///
-/// Local days use the user's `user_preferences.utc_offset_minutes` (0 without preferences).
-/// An unknown user gets zeros.
-pub async fn user_stats(
-    pool: &PgPool,
-    user_id: i64,
-    now: DateTime<Utc>,
-) -> Result<UserStats, sqlx::Error> {
-    sqlx::query_as(
-        "WITH RECURSIVE \
+/// [`user_stats`]: `$1` user, `$2` now. Public so that the plans suite can explain it.
+pub const USER_STATS_SQL: &str = "WITH RECURSIVE \
          today AS ( \
              SELECT (($2::timestamptz AT TIME ZONE 'UTC') + o.off)::date AS day, o.off \
              FROM ( \
@@ -78,10 +59,30 @@ pub async fn user_stats(
                 c.relearning_cards, c.due_now, r.reviews_today, r.reviews_30d, \
                 r.recalled_30d::float8 / NULLIF(r.reviews_30d, 0) AS retention_30d, \
                 (SELECT count(*) FROM streak)::int4 AS streak_days \
-         FROM card_counts c, recent r",
-    )
-    .bind(user_id)
-    .bind(now)
-    .fetch_one(pool)
-    .await
+         FROM card_counts c, recent r";
+
+/// The statistics of `user_id` at `now`, in ONE statement (CTEs):
+/// - cards by state and `due_now` (`due_at <= now`): an index-only scan of the user's range of
+///   `review_cards_user_state_due (user_id, card_state, due_at)`;
+/// - `reviews_30d` (`now - 30 days < reviewed_at <= now`), `retention_30d` (share of them
+///   graded 3 or more, `None` without reviews) and `reviews_today` (since the start of the
+///   user's local day): one index-only range scan of `review_log_user_time (user_id,
+///   reviewed_at) INCLUDE (grade)`;
+/// - `streak_days`: consecutive local days with a review, ending today, or ending yesterday
+///   when there is none yet today; walked back one day at a time (a recursive CTE, one index
+///   probe of `review_log_user_time` per day), so its cost follows the streak, not the
+///   history.
+///
+/// Local days use the user's `user_preferences.utc_offset_minutes` (0 without preferences).
+/// An unknown user gets zeros.
+pub async fn user_stats(
+    pool: &PgPool,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<UserStats, sqlx::Error> {
+    sqlx::query_as(USER_STATS_SQL)
+        .bind(user_id)
+        .bind(now)
+        .fetch_one(pool)
+        .await
 }

@@ -10,9 +10,30 @@ use crate::model::{Word, WordHit};
 /// The most hits one prefix search returns.
 pub const PREFIX_SEARCH_MAX: u32 = 100;
 
+/// [`word_by_id`]: `$1` word id. Public so that the plans suite can explain it.
+pub const WORD_BY_ID_SQL: &str =
+    "SELECT id, lemma, definition, difficulty FROM words WHERE id = $1";
+
+/// [`words_by_ids`]: `$1` the ids (an array). Public so that the plans suite can explain it.
+pub const WORDS_BY_IDS_SQL: &str =
+    "SELECT id, lemma, definition, difficulty FROM words WHERE id = ANY($1) ORDER BY id";
+
+/// [`word_prefix_search`] with an upper bound: `$1` prefix, `$2` its upper bound, `$3` the
+/// limit. Public so that the plans suite can explain it.
+pub const WORD_PREFIX_SEARCH_SQL: &str = "SELECT id, lemma FROM words \
+     WHERE lemma ~>=~ $1 AND lemma ~<~ $2 \
+     ORDER BY lemma USING ~<~ \
+     LIMIT $3";
+
+/// [`word_prefix_search`] without an upper bound (an empty prefix): `$1` prefix, `$2` the limit.
+pub const WORD_PREFIX_FROM_SQL: &str = "SELECT id, lemma FROM words \
+     WHERE lemma ~>=~ $1 \
+     ORDER BY lemma USING ~<~ \
+     LIMIT $2";
+
 /// A word by id, or `None` when there is no such word.
 pub async fn word_by_id(pool: &PgPool, word_id: i64) -> Result<Option<Word>, sqlx::Error> {
-    sqlx::query_as("SELECT id, lemma, definition, difficulty FROM words WHERE id = $1")
+    sqlx::query_as(WORD_BY_ID_SQL)
         .bind(word_id)
         .fetch_optional(pool)
         .await
@@ -24,12 +45,10 @@ pub async fn words_by_ids(pool: &PgPool, word_ids: &[i64]) -> Result<Vec<Word>, 
     if word_ids.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query_as(
-        "SELECT id, lemma, definition, difficulty FROM words WHERE id = ANY($1) ORDER BY id",
-    )
-    .bind(word_ids)
-    .fetch_all(pool)
-    .await
+    sqlx::query_as(WORDS_BY_IDS_SQL)
+        .bind(word_ids)
+        .fetch_all(pool)
+        .await
 }
 
 /// Words whose lemma starts with `prefix`, in byte-wise (code point) order of the lemma, at
@@ -48,30 +67,20 @@ pub async fn word_prefix_search(
     let limit = i64::from(limit.min(PREFIX_SEARCH_MAX));
     match prefix_upper_bound(prefix) {
         Some(upper) => {
-            sqlx::query_as(
-                "SELECT id, lemma FROM words \
-                 WHERE lemma ~>=~ $1 AND lemma ~<~ $2 \
-                 ORDER BY lemma USING ~<~ \
-                 LIMIT $3",
-            )
-            .bind(prefix)
-            .bind(upper)
-            .bind(limit)
-            .fetch_all(pool)
-            .await
+            sqlx::query_as(WORD_PREFIX_SEARCH_SQL)
+                .bind(prefix)
+                .bind(upper)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
         }
         // An empty prefix (or one of U+10FFFF only) has no upper bound: everything from it.
         None => {
-            sqlx::query_as(
-                "SELECT id, lemma FROM words \
-                 WHERE lemma ~>=~ $1 \
-                 ORDER BY lemma USING ~<~ \
-                 LIMIT $2",
-            )
-            .bind(prefix)
-            .bind(limit)
-            .fetch_all(pool)
-            .await
+            sqlx::query_as(WORD_PREFIX_FROM_SQL)
+                .bind(prefix)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
         }
     }
 }

@@ -101,6 +101,7 @@ pub fn parse_output(stdout: &str) -> Result<Vec<Metric>, SuiteError> {
             value: instructions,
             interval: None,
             samples: Vec::new(),
+            shape: None,
         });
     }
     metrics.sort_by(|a, b| a.name.cmp(&b.name));

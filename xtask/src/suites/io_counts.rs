@@ -1,6 +1,15 @@
-//! I/O counts: the SQL statements and rows (`pg_stat_statements`, filtered to the scenario's
-//! database) and the Redis commands (`INFO commandstats`) one run of a named scenario causes,
-//! counted on the servers themselves. Deterministic: a scenario makes the same calls every run.
+//! I/O counts: the SQL statements, rows, shared-buffer accesses and calls per normalized
+//! statement (`pg_stat_statements`, filtered to the scenario's database) and the Redis commands
+//! (`INFO commandstats`) one run of a named scenario causes, counted on the servers themselves.
+//! Deterministic: a scenario makes the same calls, on the same pages, every run.
+//!
+//! This module must never record as deterministic a count that differs between two runs of the
+//! same commit. That is why buffers are recorded as *accesses* (`shared_blks_hit +
+//! shared_blks_read`) only: how the accesses split into hits and reads depends on what earlier
+//! work left in shared buffers (the seed loads and vacuums through small ring buffers, so which
+//! of its pages stay cached is not fixed), while the pages a statement touches are fixed by
+//! the seed and the plan. Statement ids are hashes of the normalized text, not
+//! `pg_stat_statements.queryid`, which differs between server versions.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +24,12 @@ use super::SuiteError;
 pub struct IoCounts {
     pub sql_statements: u64,
     pub sql_rows: u64,
+    /// Shared buffers found in the cache (`shared_blks_hit`).
+    pub shared_blks_hit: u64,
+    /// Shared buffers read in (`shared_blks_read`): not deterministic alone, see the module.
+    pub shared_blks_read: u64,
+    /// Calls per statement, by [`statement_label`].
+    pub statements: BTreeMap<String, u64>,
     pub redis_commands: BTreeMap<String, u64>,
 }
 
@@ -74,25 +89,75 @@ impl IoProbe {
 
     /// Reads what happened in `database` and on Redis since the last reset.
     pub async fn read(&mut self, database: &str) -> Result<IoCounts, SuiteError> {
-        let (statements, rows): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(calls), 0)::BIGINT, COALESCE(SUM(rows), 0)::BIGINT \
+        let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT s.query, s.calls, s.rows, s.shared_blks_hit, s.shared_blks_read \
              FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
              WHERE d.datname = $1",
         )
         .bind(database)
-        .fetch_one(&mut self.admin)
+        .fetch_all(&mut self.admin)
         .await
         .map_err(|e| probe_error(e.to_string()))?;
+        let mut counts = IoCounts::default();
+        for (query, calls, returned, hit, read) in rows {
+            counts.sql_statements += calls as u64;
+            counts.sql_rows += returned as u64;
+            counts.shared_blks_hit += hit as u64;
+            counts.shared_blks_read += read as u64;
+            *counts
+                .statements
+                .entry(statement_label(&query))
+                .or_default() += calls as u64;
+        }
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
             .query_async(&mut self.redis)
             .await
             .map_err(|e| probe_error(format!("INFO commandstats: {e}")))?;
-        Ok(IoCounts {
-            sql_statements: statements as u64,
-            sql_rows: rows as u64,
-            redis_commands: parse_commandstats(&info),
+        counts.redis_commands = parse_commandstats(&info);
+        Ok(counts)
+    }
+}
+
+/// A short, stable label of a normalized statement: its first keyword, the first table it
+/// names (after FROM, INTO or UPDATE), and 8 hex digits of a SHA-256 of the whitespace-
+/// normalized text, e.g. `select_review_cards_1a2b3c4d`, `begin_0e1f2a3b`.
+pub fn statement_label(query: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let words: Vec<&str> = query.split_whitespace().collect();
+    let normalized = words.join(" ");
+    let keyword = words
+        .first()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_ascii_lowercase()
         })
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "sql".to_owned());
+    let table = words
+        .windows(2)
+        .find(|pair| {
+            let word = pair[0]
+                .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_ascii_lowercase();
+            ["from", "into", "update"].contains(&word.as_str())
+                && pair[1]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
+        })
+        .map(|pair| {
+            pair[1]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+                .to_ascii_lowercase()
+        });
+    let digest = Sha256::digest(normalized.as_bytes());
+    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    match table {
+        Some(table) if !table.is_empty() => format!("{keyword}_{table}_{hash}"),
+        _ => format!("{keyword}_{hash}"),
     }
 }
 
@@ -129,6 +194,7 @@ pub fn scenario_metrics(
         value: value as f64,
         interval: None,
         samples: Vec::new(),
+        shape: None,
     };
     let mut metrics = vec![
         metric(
@@ -137,6 +203,11 @@ pub fn scenario_metrics(
             counts.sql_statements,
         ),
         metric("sql_rows".to_owned(), Unit::Rows, counts.sql_rows),
+        metric(
+            "sql_buffers".to_owned(),
+            Unit::Buffers,
+            counts.shared_blks_hit + counts.shared_blks_read,
+        ),
         metric(
             "redis_commands".to_owned(),
             Unit::Commands,
@@ -148,6 +219,12 @@ pub fn scenario_metrics(
             .redis_commands
             .iter()
             .map(|(command, calls)| metric(format!("redis/{command}"), Unit::Commands, *calls)),
+    );
+    metrics.extend(
+        counts
+            .statements
+            .iter()
+            .map(|(label, calls)| metric(format!("sql/{label}"), Unit::Statements, *calls)),
     );
     metrics.extend(
         observations
@@ -176,10 +253,34 @@ mod tests {
     }
 
     #[test]
+    fn statement_labels_are_short_stable_and_tell_statements_apart() {
+        let due = "SELECT c.id AS card_id FROM review_cards c JOIN words w ON w.id = c.word_id \
+                   WHERE c.user_id = $1 LIMIT $3";
+        let label = statement_label(due);
+        assert!(label.starts_with("select_review_cards_"), "{label}");
+        assert_eq!(label.len(), "select_review_cards_".len() + 8);
+        // Whitespace does not matter; any other change does.
+        assert_eq!(statement_label(&due.replace(' ', "\n  ")), label);
+        assert_ne!(statement_label(&due.replace("$3", "$4")), label);
+        assert!(statement_label("BEGIN").starts_with("begin_"));
+        assert!(
+            statement_label("INSERT INTO review_log (card_id) VALUES ($1)")
+                .starts_with("insert_review_log_")
+        );
+        assert!(
+            statement_label("WITH updated AS (UPDATE review_cards SET ease = $1) SELECT 1")
+                .starts_with("with_review_cards_")
+        );
+    }
+
+    #[test]
     fn scenario_metrics_name_totals_and_commands() {
         let counts = IoCounts {
             sql_statements: 50,
             sql_rows: 50,
+            shared_blks_hit: 140,
+            shared_blks_read: 10,
+            statements: BTreeMap::from([("select_words_0a1b2c3d".to_owned(), 50)]),
             redis_commands: BTreeMap::from([("get".to_owned(), 150), ("setex".to_owned(), 50)]),
         };
         let metrics =
@@ -190,9 +291,11 @@ mod tests {
             vec![
                 ("io/read/sql_statements", 50.0),
                 ("io/read/sql_rows", 50.0),
+                ("io/read/sql_buffers", 150.0),
                 ("io/read/redis_commands", 200.0),
                 ("io/read/redis/get", 150.0),
                 ("io/read/redis/setex", 50.0),
+                ("io/read/sql/select_words_0a1b2c3d", 50.0),
                 ("io/read/observed/loads", 50.0),
             ]
         );

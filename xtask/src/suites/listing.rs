@@ -1,7 +1,8 @@
 //! `cargo xtask perf --list`: the name of every benchmark and scenario of the work tree, as a
-//! run would record it (`io/<scenario>`, `wall_time/<group>/<bench>`,
+//! run would record it (`io/<scenario>`, `plans/<statement>`, `wall_time/<group>/<bench>`,
 //! `instructions/<group>/<function>/<id>`), taken from each tool's own listing (`suite list`,
-//! criterion's and Gungraun's `--list`), so the list cannot drift from what a run measures.
+//! `suite plans --list`, criterion's and Gungraun's `--list`), so the list cannot drift from
+//! what a run measures.
 //!
 //! This module must never start a server or run a benchmark: listing builds the checkout
 //! and asks each tool for names only.
@@ -35,6 +36,19 @@ pub async fn list(layout: &Layout, filter: Option<&str>) -> Result<Vec<Listed>, 
     scenarios.arg("list");
     let stdout = run_tool(scenarios, "suite list", &raw.join("list.log")).await?;
     listed.extend(parse_scenarios(&stdout));
+    let mut plans = tool_in(&suite_bin, dir, &layout.target_dir);
+    plans.args(["plans", "--list"]);
+    let stdout = run_tool(plans, "suite plans --list", &raw.join("list-plans.log")).await?;
+    listed.extend(
+        stdout
+            .lines()
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| Listed {
+                name: format!("plans/{name}"),
+                about: None,
+            }),
+    );
 
     let benches = [("bench-suite", "wall_time", "wall_time")]
         .into_iter()
@@ -49,7 +63,11 @@ pub async fn list(layout: &Layout, filter: Option<&str>) -> Result<Vec<Listed>, 
                 .map(|name| Listed { name, about: None }),
         );
     }
-    listed.retain(|entry| filter.is_none_or(|pattern| entry.name.contains(pattern)));
+    listed.retain(|entry| {
+        filter.is_none_or(|filter| {
+            super::filter_alternatives(filter).any(|pattern| entry.name.contains(pattern))
+        })
+    });
     listed.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(listed)
 }

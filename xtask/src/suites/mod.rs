@@ -1,15 +1,17 @@
 //! Running the suites of one checkout (HEAD's work tree, or a base revision's worktree):
 //! build its `bench-suite`, create and seed a database of its own, then count I/O per
-//! scenario, time with criterion and count instructions with Gungraun. Every tool is a child
+//! scenario, capture the key queries' plan shapes, time with criterion and count instructions
+//! with Gungraun. Every tool is a child
 //! process in its own process group, killed with its children if the run is interrupted.
 //!
-//! The checkout is driven only through stable entry points (`suite prepare|scenario|list`,
+//! The checkout is driven only through stable entry points (`suite prepare|scenario|list|plans`,
 //! the `wall_time` and `instructions` benches), so the HEAD harness can measure any revision
 //! that has them.
 
 pub mod instructions;
 pub mod io_counts;
 pub mod listing;
+pub mod plans;
 pub mod wall_time;
 
 use std::collections::BTreeMap;
@@ -97,7 +99,8 @@ fn cargo_program() -> String {
 
 impl SuiteContext<'_> {
     fn matches(&self, name: &str) -> bool {
-        self.filter.is_none_or(|pattern| name.contains(pattern))
+        self.filter
+            .is_none_or(|filter| filter_alternatives(filter).any(|pattern| name.contains(pattern)))
     }
 }
 
@@ -122,14 +125,34 @@ impl<'a> ToolFilter<'a> {
     }
 }
 
-/// Metric names start with their suite: `wall_time/`, `instructions/`, `io/`. A filter that
-/// starts with one of them selects that suite (and, after the prefix, its benchmarks); any
-/// other filter is passed to every suite.
+/// The alternatives of a `--filter`: comma-separated patterns, any of which selects a metric
+/// (`plans/,io/due_cards`). Empty alternatives are ignored.
+pub fn filter_alternatives(filter: &str) -> impl Iterator<Item = &str> {
+    filter.split(',').map(str::trim).filter(|p| !p.is_empty())
+}
+
+/// Metric names start with their suite: `wall_time/`, `instructions/`, `io/`, `plans/`. A
+/// filter that starts with one of them selects that suite (and, after the prefix, its
+/// benchmarks); any other filter is passed to every suite. Of a filter with several
+/// alternatives, a suite gets what its alternatives select together: nothing when none
+/// selects it, one pattern when only one does, else all of it.
 pub fn tool_filter<'a>(filter: Option<&'a str>, suite_prefix: &str) -> ToolFilter<'a> {
-    const SUITE_PREFIXES: [&str; 3] = ["wall_time/", "instructions/", "io/"];
-    let Some(pattern) = filter else {
+    let Some(filter) = filter else {
         return ToolFilter::All;
     };
+    let mut combined = ToolFilter::Skip;
+    for alternative in filter_alternatives(filter) {
+        combined = match (combined, one_tool_filter(alternative, suite_prefix)) {
+            (ToolFilter::Skip, other) | (other, ToolFilter::Skip) => other,
+            _ => ToolFilter::All,
+        };
+    }
+    combined
+}
+
+/// [`tool_filter`] of one alternative.
+fn one_tool_filter<'a>(pattern: &'a str, suite_prefix: &str) -> ToolFilter<'a> {
+    const SUITE_PREFIXES: [&str; 4] = ["wall_time/", "instructions/", "io/", "plans/"];
     if let Some(rest) = pattern.strip_prefix(suite_prefix) {
         return if rest.is_empty() {
             ToolFilter::All
@@ -266,6 +289,29 @@ async fn measure_in_database(
     }
     measurement.phase_done(format!("{label}: io_counts"), started);
 
+    // Plans: EXPLAIN of the key queries (after the I/O counts, which they must not warm).
+    if tool_filter(ctx.filter, "plans/") != ToolFilter::Skip
+        && has_plans_command(&suite_bin, checkout, ctx, raw).await?
+    {
+        let started = Instant::now();
+        ctx.progress.line(&format!("{label}: plans"));
+        let mut explain = tool(&suite_bin, checkout.dir, ctx);
+        explain.arg("plans");
+        with_services(&mut explain, &format!("{}:{label}:plans", ctx.run_id));
+        let stdout = run_tool(
+            explain,
+            &format!("{label}: suite plans"),
+            &raw.join("plans.log"),
+        )
+        .await?;
+        measurement.metrics.extend(
+            plans::parse_output(&stdout)?
+                .into_iter()
+                .filter(|metric| ctx.matches(&metric.name)),
+        );
+        measurement.phase_done(format!("{label}: plans"), started);
+    }
+
     // Wall time.
     let cargo = cargo_program();
     let filter = tool_filter(ctx.filter, "wall_time/");
@@ -388,6 +434,35 @@ async fn build_bench_suite(
         .await?;
     }
     Ok(())
+}
+
+/// Whether the checkout's `suite` has the `plans` command (revisions before it have not: their
+/// records simply have no plan metrics).
+async fn has_plans_command(
+    suite_bin: &Path,
+    checkout: &Checkout<'_>,
+    ctx: &SuiteContext<'_>,
+    raw: &Path,
+) -> Result<bool, SuiteError> {
+    let mut help = tool(suite_bin, checkout.dir, ctx);
+    help.arg("--help");
+    let text = run_tool(
+        help,
+        &format!("{}: suite --help", checkout.label),
+        &raw.join("suite-help.log"),
+    )
+    .await?;
+    let known = text
+        .lines()
+        .any(|line| line.trim_start().starts_with("plans "));
+    if !known {
+        ctx.progress.line(&format!(
+            "{}: plans skipped: `suite` of {} has no `plans` command",
+            checkout.label,
+            short(checkout.commit)
+        ));
+    }
+    Ok(known)
 }
 
 fn short(commit: &str) -> &str {
@@ -662,8 +737,17 @@ mod tests {
             (Some("wall_time/cache"), Pattern("cache"), Skip),
             (Some("wall_time/"), All, Skip),
             (Some("io/due_cards"), Skip, Skip),
+            (Some("plans/"), Skip, Skip),
             (Some("instr"), Pattern("instr"), All),
+            // Alternatives: each suite gets what its alternatives select together.
+            (Some("plans/,io/due_cards"), Skip, Skip),
+            (Some("plans/,wall_time/cache"), Pattern("cache"), Skip),
+            (Some("wall_time/cache,wall_time/query"), All, Skip),
+            (Some("io/,instructions/query"), Skip, Pattern("query")),
+            (Some(","), Skip, Skip),
         ];
+        assert_eq!(tool_filter(Some("plans/"), "plans/"), All);
+        assert_eq!(tool_filter(Some("io/,plans/due"), "plans/"), Pattern("due"));
         for (filter, wall_time, instructions) in cases {
             assert_eq!(tool_filter(filter, "wall_time/"), wall_time, "{filter:?}");
             assert_eq!(

@@ -124,6 +124,7 @@ pub fn read_results(home: &Path) -> Result<Vec<Metric>, SuiteError> {
                 estimates.median.confidence_interval.upper_bound,
             ]),
             samples,
+            shape: None,
         });
     }
     metrics.sort_by(|a, b| a.name.cmp(&b.name));
