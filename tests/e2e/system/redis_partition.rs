@@ -168,7 +168,7 @@ async fn a_review_whose_second_invalidation_is_cut_off_never_serves_the_raced_st
         matches!(
             &result,
             Err(ServiceError::Cache(CacheError::Redis {
-                command: "DEL",
+                command: "EVALSHA",
                 ..
             }))
         ),
