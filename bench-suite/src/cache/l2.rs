@@ -6,7 +6,7 @@
 //! - for guarded namespaces: `MGET` of keys and their generation keys, and `EVALSHA` of one of
 //!   two scripts: the *fill* script (per key: `GET` of the generation key, then `SET .. EX` of
 //!   the value only if the generation is still what the read saw) and the *invalidation*
-//!   script (one `DEL` of the keys, per key `INCR` + `PEXPIRE` of its generation key, one
+//!   script (one `DEL` per 4,096 keys, per key `INCR` + `PEXPIRE` of its generation key, one
 //!   `PUBLISH` of the keys on `{run}:invalidations`). Redis counts the commands a script runs
 //!   in `INFO commandstats` too, beside the `EVALSHA`;
 //! - at connect: `SCRIPT LOAD` of both scripts, and with [`RedisL2::connect_subscribed`] the
@@ -56,10 +56,14 @@ return stored
 "#;
 
 /// KEYS: n value keys, then their n generation keys; ARGV: generation TTL (ms), channel,
-/// message. Deletes the values, bumps the generations, publishes; returns how many it deleted.
+/// message. Deletes the values (one `DEL` per [`DEL_CHUNK`] keys: Lua's `unpack` is bounded),
+/// bumps the generations, publishes; returns how many it deleted.
 const INVALIDATE_SCRIPT: &str = r#"
 local n = #KEYS / 2
-local deleted = redis.call('DEL', unpack(KEYS, 1, n))
+local deleted = 0
+for first = 1, n, 4096 do
+  deleted = deleted + redis.call('DEL', unpack(KEYS, first, math.min(first + 4095, n)))
+end
 for i = n + 1, #KEYS do
   redis.call('INCR', KEYS[i])
   redis.call('PEXPIRE', KEYS[i], ARGV[1])
@@ -67,6 +71,9 @@ end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return deleted
 "#;
+
+/// Keys per `DEL` inside the invalidation script (the `4096` in it).
+pub const DEL_CHUNK: usize = 4096;
 
 static FILL: LazyLock<Script> = LazyLock::new(|| Script::new(FILL_SCRIPT));
 static INVALIDATE: LazyLock<Script> = LazyLock::new(|| Script::new(INVALIDATE_SCRIPT));
@@ -287,7 +294,7 @@ impl RedisL2 {
     }
 
     /// `EVALSHA` of the invalidation script (one command, one round trip): inside it one `DEL`
-    /// of `keys`, per key `INCR` and `PEXPIRE generation_ttl` of its generation key, and one
+    /// per [`DEL_CHUNK`] of `keys`, per key `INCR` and `PEXPIRE generation_ttl` of its generation key, and one
     /// `PUBLISH channel message`. The number of keys Redis removed. `keys` must not be empty
     /// and `generation_keys` must be as long.
     pub(crate) async fn invalidate_guarded(
@@ -391,5 +398,16 @@ pub(crate) async fn bounded<T>(
             std::io::ErrorKind::TimedOut,
             format!("redis {what}: no answer within {limit:?}"),
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_invalidation_script_deletes_in_chunks_of_del_chunk_keys() {
+        assert!(INVALIDATE_SCRIPT.contains(&format!("for first = 1, n, {DEL_CHUNK} do")));
+        assert!(INVALIDATE_SCRIPT.contains(&format!("first + {}", DEL_CHUNK - 1)));
     }
 }

@@ -33,6 +33,6 @@ pub use key::{
     EntryTtls, KeySpace, RedisKey, entry_ttls, invalidation_channel, jitter_permille, jittered,
     key_hash,
 };
-pub use l2::{RedisL2, RedisOptions};
+pub use l2::{DEL_CHUNK, RedisL2, RedisOptions};
 pub use stats::CacheStats;
 pub use typed::TypedCache;

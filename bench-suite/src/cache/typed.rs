@@ -164,7 +164,7 @@ where
 /// | [`get_or_load`](Self::get_or_load), miss | `MGET key generation`, then `EVALSHA` fill [`GET` generation, `SET key bytes EX ttl` unless the generation changed] |
 /// | [`get_many_or_load`](Self::get_many_or_load), `n = 0` | none |
 /// | [`get_many_or_load`](Self::get_many_or_load), `m` of `n` missing in L2 | one `MGET` of `2n` keys (each key and its generation), then (if `m > 0`) one `EVALSHA` fill [`m` × `GET`, up to `m` × `SET .. EX`] |
-/// | [`invalidate`](Self::invalidate) / [`invalidate_many`](Self::invalidate_many) | one `EVALSHA` [one `DEL` of the distinct keys, per key `INCR` + `PEXPIRE` of its generation, one `PUBLISH`] (none for an empty list) |
+/// | [`invalidate`](Self::invalidate) / [`invalidate_many`](Self::invalidate_many) | one `EVALSHA` [one `DEL` of the distinct keys (one per 4,096 of them), per key `INCR` + `PEXPIRE` of its generation, one `PUBLISH`] (none for an empty list) |
 /// | any read that reaches Redis after an invalidation failed | first that `EVALSHA` for the keys not yet confirmed invalidated |
 ///
 /// L1 of a guarded namespace is used only while the [`RedisL2`]'s invalidation subscription

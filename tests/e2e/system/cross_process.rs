@@ -338,3 +338,36 @@ async fn l1_is_bypassed_while_the_subscription_is_down_and_flushed_when_it_is_ba
     );
     servers.stop().await;
 }
+
+#[allow(clippy::await_holding_lock)] // see the module documentation of `system`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_of_more_keys_than_one_del_takes_deletes_them_all() {
+    let _heavy = heavy();
+    let servers = TestServices::start(small_seed()).await;
+    let url = servers.settings.redis_url.as_str();
+    let l2 = RedisL2::connect(url, &RedisOptions::default())
+        .await
+        .expect("redis");
+    let cache =
+        TypedCache::<i64, String>::new("many", Namespace::DueCards.config(), l2).expect("cache");
+    let keys: Vec<i64> = (0..10_000).collect();
+    let filled = [1, 5_000, 9_999];
+    cache
+        .get_many_or_load(&filled, |missing: Vec<i64>| async move {
+            Ok::<_, std::io::Error>(missing.into_iter().map(|k| (k, k.to_string())))
+        })
+        .await
+        .expect("fill three keys");
+    let before = cache.stats().redis_commands;
+    let deleted = cache
+        .invalidate_many(&keys)
+        .await
+        .expect("invalidate 10,000 keys");
+    assert_eq!(deleted, 3);
+    assert_eq!(cache.stats().redis_commands - before, 1, "one EVALSHA");
+    let mut probe = redis_probe(url).await;
+    for key in filled {
+        assert!(!redis_exists(&mut probe, &cache.redis_key(&key)).await);
+    }
+    servers.stop().await;
+}
