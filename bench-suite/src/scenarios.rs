@@ -39,12 +39,13 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
     },
     ScenarioInfo {
         name: "due_cards",
-        about: "the first 3 due pages of users 1..=10: first pages through the cache, later \
-                pages from the database",
+        about: "the first 3 due pages of users 1..=10: first pages through the cache (MGET, \
+                EVALSHA fill [GET, SET] each), later pages from the database",
     },
     ScenarioInfo {
         name: "dashboard_cold",
-        about: "the dashboards of users 1..=10 with a cold cache: 3 SQL, 3 GET, 3 SET each",
+        about: "the dashboards of users 1..=10 with a cold cache: 3 SQL and 10 Redis commands \
+                each (GET + SET; 2 x MGET + EVALSHA [GET, SET])",
     },
     ScenarioInfo {
         name: "dashboard_warm",
@@ -52,11 +53,14 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
     },
     ScenarioInfo {
         name: "review_card",
-        about: "user 7 reviews the first card of a warm due list, then opens the dashboard again",
+        about: "user 7 reviews the first card of a warm due list (4 EVALSHA invalidations \
+                [DEL, INCR, PEXPIRE, PUBLISH]), then opens the dashboard again (2 x MGET + \
+                EVALSHA [GET, SET]): 6 SQL, 28 Redis commands",
     },
     ScenarioInfo {
         name: "bulk_import",
-        about: "1,000 new cards for users 1..=10 in one set-based statement",
+        about: "1,000 new cards for users 1..=10 in one set-based statement, between 2 x 2 \
+                EVALSHA invalidations of their due lists and statistics (92 Redis commands)",
     },
     ScenarioInfo {
         name: "session_auth",

@@ -6,6 +6,9 @@
 //! pages, difficult cards, prefix search. A write (a review, an import) invalidates what it
 //! changes, before the transaction (so a Redis outage fails the write before the database
 //! changes) and again after it commits (so no reader that raced it keeps a stale copy).
+//! Due lists and statistics are guarded namespaces: the invalidations also reach every other
+//! process's L1 (pub/sub) and Redis refuses a fill that raced them (generation keys); see
+//! [`crate::cache::TypedCache`].
 //! This layer must never return a value it knows to be stale after its own write.
 
 use std::sync::Arc;
@@ -114,9 +117,15 @@ impl Service {
         options: &ServiceOptions,
     ) -> Result<Self, ServiceError> {
         let pool = query::connect_with(&settings.database_url, &options.pool).await?;
-        let redis = RedisL2::connect(&settings.redis_url, &options.redis)
-            .await
-            .map_err(|e| ServiceError::Connect(format!("redis: {e}")))?;
+        // Subscribed to the run's invalidations before any cache exists, and confirmed: the
+        // L1s of the guarded namespaces (due lists, statistics) work from the first call.
+        let redis = RedisL2::connect_subscribed(
+            &settings.redis_url,
+            &options.redis,
+            &settings.cache_namespace,
+        )
+        .await
+        .map_err(|e| ServiceError::Connect(format!("redis: {e}")))?;
         let config = |namespace: Namespace| {
             let config = namespace.config();
             if !options.l1_enabled {
@@ -282,7 +291,9 @@ impl Service {
     }
 
     /// The home screen: statistics, the first due page and preferences, read concurrently.
-    /// Warm: no SQL statement and no Redis command. Cold: 3 SQL statements, 3 `GET`, 3 `SET`.
+    /// Warm: no SQL statement and no Redis command. Cold: 3 SQL statements; for the
+    /// preferences `GET` and `SET`, for statistics and due page each `MGET` (key and
+    /// generation) and `EVALSHA` (the guarded fill, which runs a `GET` and a `SET`).
     pub async fn dashboard(&self, user_id: i64) -> Result<Dashboard, ServiceError> {
         let (stats, due, preferences) = tokio::join!(
             self.stats(user_id),
@@ -297,8 +308,8 @@ impl Service {
     }
 
     /// Records a review of one of the user's cards as request `request`, and invalidates the
-    /// user's cached due list and statistics: two `DEL` (one per namespace) before the
-    /// transaction, and two after it commits.
+    /// user's cached due list and statistics: two `EVALSHA` (one per namespace; each runs
+    /// `DEL`, `INCR`, `PEXPIRE`, `PUBLISH`) before the transaction, and two after it commits.
     ///
     /// Safe to retry with the same `request`: an attempt of a request already recorded writes
     /// nothing, answers [`Review::AlreadyRecorded`], and still invalidates (so a retry after
@@ -338,8 +349,9 @@ impl Service {
         Ok(inserted)
     }
 
-    /// Drops everything the dashboard of `user_id` caches, in this process's L1 and in Redis
-    /// (three `DEL`), so that the next dashboard is cold.
+    /// Drops everything the dashboard of `user_id` caches, in L1 and in Redis (one `DEL` for
+    /// the preferences, one `EVALSHA` each for statistics and due page, which also reach other
+    /// processes' L1), so that the next dashboard is cold.
     pub async fn invalidate_dashboard(&self, user_id: i64) -> Result<(), ServiceError> {
         self.invalidate_user(user_id).await?;
         self.preferences.invalidate(&user_id).await?;

@@ -64,24 +64,60 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         ("io/cache_aside_read/observed/second.words.l2_hits", 50.0),
         ("io/cache_aside_read/redis/get", 100.0),
         ("io/cache_aside_read/redis/set", 50.0),
+        ("io/cache_aside_read/redis_commands", 150.0),
         // A warm dashboard makes no SQL statement and no Redis command; a cold one makes 3
-        // of each kind per user (statistics, first due page, preferences), for 10 users.
+        // SQL statements per user (statistics, first due page, preferences), for 10 users.
+        // Preferences: GET + SET. Statistics and due page (guarded fills), each: MGET of the
+        // key and its generation, then the fill script's EVALSHA, which runs GET + SET.
         ("io/dashboard_warm/sql_statements", 0.0),
         ("io/dashboard_warm/redis_commands", 0.0),
         ("io/dashboard_cold/sql_statements", 30.0),
         ("io/dashboard_cold/redis/get", 30.0),
         ("io/dashboard_cold/redis/set", 30.0),
+        ("io/dashboard_cold/redis/mget", 20.0),
+        ("io/dashboard_cold/redis/evalsha", 20.0),
+        ("io/dashboard_cold/redis_commands", 100.0),
+        // First due pages of 10 users cold (MGET, EVALSHA [GET, SET] each); later pages from
+        // the database.
+        ("io/due_cards/sql_statements", 30.0),
+        ("io/due_cards/redis/mget", 10.0),
+        ("io/due_cards/redis/evalsha", 10.0),
+        ("io/due_cards/redis/get", 10.0),
+        ("io/due_cards/redis/set", 10.0),
+        ("io/due_cards/redis_commands", 40.0),
         // A list of 50 words: one MGET, one SQL statement, 50 SET in one pipeline.
         ("io/words_batch/redis/mget", 1.0),
         ("io/words_batch/sql_statements", 1.0),
         ("io/words_batch/redis/set", 50.0),
+        ("io/words_batch/redis_commands", 51.0),
         // A review: BEGIN, SELECT .. FOR UPDATE, UPDATE + INSERT, COMMIT; then the due list
-        // and the statistics reload (the preferences stay cached). Two DEL before and two
-        // after the transaction.
+        // and the statistics reload (the preferences stay cached). Two invalidations (one
+        // EVALSHA per namespace, each running DEL, INCR, PEXPIRE, PUBLISH) before and two
+        // after the transaction; the reload: MGET + EVALSHA [GET, SET] per namespace.
         ("io/review_card/sql_statements", 6.0),
         ("io/review_card/redis/del", 4.0),
-        // A bulk import is one statement.
+        ("io/review_card/redis/incr", 4.0),
+        ("io/review_card/redis/pexpire", 4.0),
+        ("io/review_card/redis/publish", 4.0),
+        ("io/review_card/redis/evalsha", 6.0),
+        ("io/review_card/redis/mget", 2.0),
+        ("io/review_card/redis/get", 2.0),
+        ("io/review_card/redis/set", 2.0),
+        ("io/review_card/redis_commands", 28.0),
+        // A bulk import is one statement, between two invalidations of the 10 users' due
+        // lists and statistics (4 EVALSHA, each one DEL and one PUBLISH, and per user one
+        // INCR and one PEXPIRE).
         ("io/bulk_import/sql_statements", 1.0),
+        ("io/bulk_import/redis/evalsha", 4.0),
+        ("io/bulk_import/redis/del", 4.0),
+        ("io/bulk_import/redis/incr", 40.0),
+        ("io/bulk_import/redis/pexpire", 40.0),
+        ("io/bulk_import/redis/publish", 4.0),
+        ("io/bulk_import/redis_commands", 92.0),
+        // Sessions are not guarded: GET + SET for each of 20 cold lookups, then L1.
+        ("io/session_auth/redis/get", 20.0),
+        ("io/session_auth/redis/set", 20.0),
+        ("io/session_auth/redis_commands", 40.0),
     ];
     for (name, value) in expected {
         assert_eq!(metric(&record, name), Some(value), "{name}");

@@ -4,7 +4,9 @@
 //! database per test.
 //!
 //! What they pin, one module each: coherence of the cache after a write, within one process
-//! and across processes sharing Redis ([`coherence`]); TTL expiry in both levels ([`ttl`]);
+//! and across processes sharing Redis ([`coherence`]); another process's warm L1, the
+//! cross-process fill race and the loss of the invalidation subscription ([`cross_process`]);
+//! TTL expiry in both levels ([`ttl`]);
 //! single-flight, counted on the servers ([`single_flight`]); completeness and order of the
 //! keyset-paginated due list ([`pagination`]); no lost update under concurrent reviews
 //! ([`lost_update`]); attempts of one review request recorded once ([`idempotency`]); errors, consistency and recovery when Redis is killed or frozen
@@ -17,6 +19,7 @@
 //! test's own `block_on`; no other task of the runtime ever takes it, so it cannot deadlock.
 
 mod coherence;
+mod cross_process;
 mod idempotency;
 mod lost_update;
 mod pagination;

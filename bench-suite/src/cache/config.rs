@@ -1,6 +1,7 @@
 //! What each cache namespace is: its name in the keys, its TTLs in Redis (L2) and in process
-//! (L1), its L1 capacity, how long a "missing" answer is remembered, and how much TTLs are
-//! jittered. Plain values and their validation.
+//! (L1), its L1 capacity, how long a "missing" answer is remembered, how much TTLs are
+//! jittered, and whether writes invalidate it across processes (`guarded_fills`). Plain values
+//! and their validation.
 //!
 //! This module must never touch Redis, the clock or any other I/O.
 
@@ -54,9 +55,10 @@ impl Namespace {
         }
     }
 
-    /// The default configuration. L1 TTLs are short where the data changes: L1 is per process
-    /// and an invalidation reaches only this process's L1, so the L1 TTL bounds how long another
-    /// process can serve a value that was invalidated.
+    /// The default configuration. The namespaces that writes invalidate (`progress`, `due`)
+    /// have guarded fills: their invalidations are broadcast to every process's L1 and a fill
+    /// that raced an invalidation is refused by Redis (see [`NamespaceConfig::guarded_fills`]).
+    /// The others change only by expiry, so an L1 TTL bounds how long a process keeps a copy.
     pub fn config(self) -> NamespaceConfig {
         let (l2, l1_capacity, l1) = match self {
             Namespace::Sessions => (30 * MINUTE, 10_000, MINUTE),
@@ -65,8 +67,10 @@ impl Namespace {
             Namespace::DueCards => (5 * MINUTE, 1_000, 30),
             Namespace::Preferences => (6 * HOUR, 10_000, 5 * MINUTE),
         };
+        let guarded = matches!(self, Namespace::Progress | Namespace::DueCards);
         NamespaceConfig::new(self.name(), Duration::from_secs(l2))
             .with_l1(l1_capacity, Duration::from_secs(l1))
+            .with_guarded_fills(guarded)
     }
 }
 
@@ -88,6 +92,14 @@ pub struct NamespaceConfig {
     pub negative_ttl: Duration,
     /// Jitter of every TTL, per mille either way, the same fraction for both levels of a key.
     pub jitter_permille: u32,
+    /// Coherence across processes, for namespaces that writes invalidate. On: each key has a
+    /// generation key in Redis; a read is `MGET key generation`, a fill is a script that sets
+    /// the value only if the generation is still the one the read saw, an invalidation is a
+    /// script that deletes the keys, bumps their generations and publishes them to every
+    /// process's L1; and L1 serves only while this process's subscription to those
+    /// publications is live. Off: `GET`, `SET .. EX` and `DEL`, and an invalidation reaches
+    /// only this process's L1 (another process keeps its copy until its L1 TTL).
+    pub guarded_fills: bool,
 }
 
 impl NamespaceConfig {
@@ -102,6 +114,7 @@ impl NamespaceConfig {
             l1_ttl: l2_ttl,
             negative_ttl: DEFAULT_NEGATIVE_TTL.min(l2_ttl),
             jitter_permille: DEFAULT_JITTER_PERMILLE,
+            guarded_fills: false,
         }
     }
 
@@ -130,6 +143,19 @@ impl NamespaceConfig {
     pub fn with_schema_version(mut self, version: u32) -> Self {
         self.schema_version = version;
         self
+    }
+
+    /// Turns guarded fills (cross-process coherence) on or off.
+    pub fn with_guarded_fills(mut self, guarded: bool) -> Self {
+        self.guarded_fills = guarded;
+        self
+    }
+
+    /// How long a generation key lives after its last bump: twice the L2 TTL, so longer than
+    /// any jittered TTL (jitter is at most ±50%). A fill compares the generation its read saw
+    /// within this window; a lookup whose read-load-fill takes longer could miss a bump.
+    pub fn generation_ttl(&self) -> Duration {
+        self.l2_ttl * 2
     }
 
     pub fn l1_enabled(&self) -> bool {
@@ -216,6 +242,12 @@ mod tests {
             assert!(config.l1_ttl <= config.l2_ttl, "{name}");
             assert_eq!(config.negative_ttl, DEFAULT_NEGATIVE_TTL);
             config.validate().unwrap();
+            let guarded = matches!(namespace, Namespace::Progress | Namespace::DueCards);
+            assert_eq!(config.guarded_fills, guarded, "{name}");
+            assert!(
+                config.generation_ttl() > config.l2_ttl.mul_f64(1.5),
+                "{name}"
+            );
         }
     }
 

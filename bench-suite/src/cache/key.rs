@@ -1,6 +1,8 @@
-//! Cache keys and TTLs: `{run namespace}:{namespace}:v{format}.{schema}:{key}`, a stable hash of
-//! each key, and the deterministic per-key TTL jitter derived from it (so that keys filled
-//! together do not expire together, and every run jitters every key the same way).
+//! Cache keys and TTLs: `{run namespace}:{namespace}:v{format}.{schema}:{key}`, the generation
+//! key of a guarded namespace's key (`{run namespace}:{namespace}:gen:{key}`), the run's
+//! invalidation channel (`{run namespace}:invalidations`), a stable hash of each key, and the
+//! deterministic per-key TTL jitter derived from it (so that keys filled together do not
+//! expire together, and every run jitters every key the same way).
 //!
 //! This module must never do I/O, read the clock or use a randomly seeded hash: the same key
 //! must get the same hash and TTLs in every process and every run.
@@ -15,7 +17,15 @@ use super::config::NamespaceConfig;
 pub struct KeySpace {
     /// `{run}:{namespace}:v{format}.{schema}:`
     prefix: String,
+    /// `{run}:{namespace}:gen:` (never a value key's prefix: those have `v..` there).
+    generation_prefix: String,
     namespace: &'static str,
+}
+
+/// The pub/sub channel on which the invalidations of guarded namespaces of the run
+/// `run_namespace` are published: `{run}:invalidations`.
+pub fn invalidation_channel(run_namespace: &str) -> String {
+    format!("{run_namespace}:invalidations")
 }
 
 /// A key as sent to Redis, with its stable hash.
@@ -31,12 +41,27 @@ impl KeySpace {
     pub fn new(run_namespace: &str, config: &NamespaceConfig) -> Self {
         Self {
             prefix: format!("{run_namespace}:{}:v{}:", config.name, config.version_tag()),
+            generation_prefix: format!("{run_namespace}:{}:gen:", config.name),
             namespace: config.name,
         }
     }
 
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The generation key of `key` (guarded namespaces): bumped by every invalidation of the
+    /// key, compared by every fill. Not versioned: a schema change does not reset it.
+    pub fn generation_key<K: Display + ?Sized>(&self, key: &K) -> String {
+        let mut full = String::with_capacity(self.generation_prefix.len() + 24);
+        full.push_str(&self.generation_prefix);
+        write!(full, "{key}").expect("writing to a String cannot fail");
+        full
+    }
+
+    /// The key part of a full Redis key of this space (`None` for another space's key).
+    pub fn key_part<'a>(&self, full: &'a str) -> Option<&'a str> {
+        full.strip_prefix(&self.prefix)
     }
 
     /// The Redis key of `key` and its hash.
@@ -122,6 +147,12 @@ mod tests {
         assert_eq!(key.hash, key_hash("word", "42"));
         let session = KeySpace::new("perf", &Namespace::Sessions.config()).key("tok-1");
         assert_eq!(session.full, format!("perf:session:v{version}.1:tok-1"));
+        let due = KeySpace::new("perf-abc", &Namespace::DueCards.config());
+        assert_eq!(due.generation_key(&7_i64), "perf-abc:due:gen:7");
+        let full = due.key(&7_i64).full;
+        assert_eq!(due.key_part(&full), Some("7"));
+        assert_eq!(due.key_part(&key.full), None);
+        assert_eq!(invalidation_channel("perf-abc"), "perf-abc:invalidations");
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! The cache layer: cache-aside reads through an in-process L1 (moka: bounded, per-entry
 //! TTLs) and Redis as L2 (one multiplexed, reconnecting connection), one [`TypedCache`] per
 //! namespace, with single-flight, negative caching, batched reads (`MGET` + one pipelined
-//! round trip of `SET .. EX`), invalidation, deterministic TTL jitter and counters.
+//! round trip of `SET .. EX`), invalidation, deterministic TTL jitter and counters. Namespaces
+//! with guarded fills (those that writes invalidate) are coherent across processes: their
+//! invalidations are published to every process's L1 over Redis pub/sub (`coherence`), and
+//! generation keys make Redis refuse a fill that raced another process's invalidation (see
+//! [`TypedCache`]).
 //!
 //! Keys are `{run namespace}:{namespace}:v{format}.{schema}:{key}`; values are encoded by
 //! [`crate::codec`]. Every Redis command an operation sends is documented on [`TypedCache`]:
@@ -11,6 +15,7 @@
 //! command an operation does not document, and never hide a failure: Redis, codec and loader
 //! errors reach the caller as [`CacheError`].
 
+mod coherence;
 mod config;
 mod error;
 mod flight;
@@ -24,7 +29,10 @@ pub use config::{
     NamespaceConfig,
 };
 pub use error::{CacheError, LoadError};
-pub use key::{EntryTtls, KeySpace, RedisKey, entry_ttls, jitter_permille, jittered, key_hash};
-pub use l2::{RedisL2, RedisOptions};
+pub use key::{
+    EntryTtls, KeySpace, RedisKey, entry_ttls, invalidation_channel, jitter_permille, jittered,
+    key_hash,
+};
+pub use l2::{DEL_CHUNK, RedisL2, RedisOptions};
 pub use stats::CacheStats;
 pub use typed::TypedCache;

@@ -76,8 +76,8 @@ pub struct CacheStats {
     pub invalidations: u64,
     /// Operations (calls) that returned an error.
     pub errors: u64,
-    /// Redis commands sent (GET, MGET, SET, DEL; a pipeline of n SETs counts n), including
-    /// ones that failed or timed out.
+    /// Redis commands sent (GET, MGET, SET, DEL, EVALSHA; a pipeline of n SETs counts n, an
+    /// EVALSHA counts 1 whatever its script runs), including ones that failed or timed out.
     pub redis_commands: u64,
 }
 

@@ -1,16 +1,38 @@
 //! The typed cache of one namespace: cache-aside reads through L1 (moka, per-entry TTLs, LRU)
 //! and L2 (Redis) with single-flight and negative caching, batched reads, and invalidation.
 //!
+//! Namespaces with guarded fills (`NamespaceConfig::guarded_fills`: those that writes
+//! invalidate) are also coherent across processes, which closes two holes:
+//!
+//! - *another process's L1*: an invalidation publishes the keys it deleted on the run's channel;
+//!   every process's subscriber evicts them from its L1 and marks its lookups of them in flight
+//!   (as a local invalidation does). L1 is read and filled only while this process's
+//!   subscription is live (one atomic load on the hit path), is flushed whenever the
+//!   subscription is (re)established, and a lookup that began before that does not fill it.
+//! - *the cross-process fill race* (a reader loads an old value, a writer in another process
+//!   commits and deletes the key, then the reader's `SET` puts the old value back for the L2
+//!   TTL): each key has a generation key. The read is `MGET key generation`; the invalidation
+//!   deletes the key and increments its generation in one script; the fill is a script that
+//!   sets the value only if the generation is still the one the read saw (absent included).
+//!   A reader whose read came before the invalidation's script therefore cannot fill; one
+//!   whose read came after read the new generation and loads after the writer's first
+//!   invalidation, which the service sends before its transaction, and its fill is refused
+//!   again by the second invalidation if it raced the commit. Generation keys expire
+//!   `NamespaceConfig::generation_ttl` (2 × L2 TTL) after their last bump.
+//!
 //! This module must never send a Redis command beyond those documented on each operation
 //! (the harness counts them exactly), never swallow an error of Redis, the codec or a loader,
-//! and never put into either level a value read before an invalidation of its key that this
-//! process saw.
+//! never put into either level a value read before an invalidation of its key that this
+//! process saw (or, for a guarded namespace, that any process made), and never serve a guarded
+//! namespace's L1 while the invalidation subscription is not live.
 
 use std::collections::{HashMap, HashSet};
 use std::error::Error as StdError;
 use std::fmt::Display;
 use std::future::Future;
 use std::hash::Hash;
+use std::pin::Pin;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,11 +41,12 @@ use moka::policy::EvictionPolicy;
 use redis::RedisError;
 use serde::{Serialize, de::DeserializeOwned};
 
+use super::coherence::{Evictor, Message, Registration, Shared};
 use super::config::{ConfigError, NamespaceConfig};
 use super::error::CacheError;
 use super::flight::{Flights, Join, Leader, Outcome};
-use super::key::{KeySpace, RedisKey, entry_ttls};
-use super::l2::{RedisL2, SetItem};
+use super::key::{KeySpace, RedisKey, entry_ttls, invalidation_channel};
+use super::l2::{GuardedSetItem, RedisL2, SetItem};
 use super::stats::{CacheStats, Counters};
 use crate::codec;
 
@@ -66,10 +89,60 @@ impl<K, V> Expiry<K, L1Entry<V>> for PerEntryTtl {
     }
 }
 
+/// What `MGET` answers per key.
+type MaybeBytes = Option<Vec<u8>>;
+
+/// How this cache's L1 relates to other processes.
+enum Coherence {
+    /// No guarded fills: L1 is always read (an invalidation reaches this process only).
+    Local,
+    /// Guarded fills, subscribed to the run's invalidations: L1 only while `shared` is live.
+    Subscribed {
+        shared: Arc<Shared>,
+        registration: Registration,
+    },
+    /// Guarded fills without a subscription for this run namespace: L1 is never used.
+    Unsubscribed,
+}
+
+/// What the subscriber needs of a guarded cache: its key space, L1 and lookups in flight.
+struct CacheEvictor<K, V> {
+    keys: KeySpace,
+    l1: Option<moka::future::Cache<K, L1Entry<V>>>,
+    flights: Arc<Flights<K, V>>,
+}
+
+impl<K, V> Evictor for CacheEvictor<K, V>
+where
+    K: FromStr + Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    fn evict<'a>(&'a self, keys: &'a [String]) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            for full in keys {
+                let Some(key) = self.keys.key_part(full).and_then(|k| k.parse::<K>().ok()) else {
+                    continue; // another namespace's key
+                };
+                self.flights.invalidate(&key);
+                if let Some(l1) = &self.l1 {
+                    l1.invalidate(&key).await;
+                }
+            }
+        })
+    }
+
+    fn flush(&self) {
+        if let Some(l1) = &self.l1 {
+            l1.invalidate_all();
+        }
+    }
+}
+
 /// A two-level cache of `V` by `K` in one namespace.
 ///
 /// Redis commands, per call (`n` = distinct keys not served by L1 or by waiting for another
-/// caller's lookup of the same key; a loader that finds nothing is cached as "missing"):
+/// caller's lookup of the same key; a loader that finds nothing is cached as "missing"),
+/// without guarded fills (`words`, `sessions`, `prefs`):
 ///
 /// | call | commands |
 /// |---|---|
@@ -81,18 +154,37 @@ impl<K, V> Expiry<K, L1Entry<V>> for PerEntryTtl {
 /// | [`invalidate`](Self::invalidate) / [`invalidate_many`](Self::invalidate_many) | one `DEL` of the distinct keys (none for an empty list) |
 /// | any read that reaches Redis after an invalidation's `DEL` failed | first one `DEL` of the keys not yet confirmed deleted |
 ///
-/// A lookup whose key is invalidated while it is in flight skips its `SET` and L1 fill. A
-/// command is sent a second time only when the connection was found dead (see
+/// With guarded fills (`due`, `progress`; `INFO commandstats` also counts the commands a
+/// script runs, listed in brackets):
+///
+/// | call | commands |
+/// |---|---|
+/// | [`get_or_load`](Self::get_or_load), L1 hit or coalesced | none |
+/// | [`get_or_load`](Self::get_or_load), L2 hit (value or "missing") | `MGET key generation` |
+/// | [`get_or_load`](Self::get_or_load), miss | `MGET key generation`, then `EVALSHA` fill [`GET` generation, `SET key bytes EX ttl` unless the generation changed] |
+/// | [`get_many_or_load`](Self::get_many_or_load), `n = 0` | none |
+/// | [`get_many_or_load`](Self::get_many_or_load), `m` of `n` missing in L2 | one `MGET` of `2n` keys (each key and its generation), then (if `m > 0`) one `EVALSHA` fill [`m` × `GET`, up to `m` × `SET .. EX`] |
+/// | [`invalidate`](Self::invalidate) / [`invalidate_many`](Self::invalidate_many) | one `EVALSHA` [one `DEL` of the distinct keys (one per 4,096 of them), per key `INCR` + `PEXPIRE` of its generation, one `PUBLISH`] (none for an empty list) |
+/// | any read that reaches Redis after an invalidation failed | first that `EVALSHA` for the keys not yet confirmed invalidated |
+///
+/// L1 of a guarded namespace is used only while the [`RedisL2`]'s invalidation subscription
+/// for this run namespace is live ([`RedisL2::connect_subscribed`]); without it every read
+/// goes to Redis. A lookup whose key is invalidated while it is in flight skips its fill and
+/// L1 fill (with guarded fills, Redis also refuses the fill when another process invalidated
+/// the key). A command is sent a second time only when the connection was found dead (see
 /// [`RedisL2`]); a failed operation returns `Err` and fills nothing.
 pub struct TypedCache<K, V> {
     config: NamespaceConfig,
     keys: KeySpace,
     l1: Option<moka::future::Cache<K, L1Entry<V>>>,
     l2: RedisL2,
-    flights: Flights<K, V>,
+    flights: Arc<Flights<K, V>>,
+    coherence: Coherence,
+    /// `{run}:invalidations`, where guarded invalidations are published.
+    channel: String,
     counters: Counters,
-    /// Keys whose `DEL` failed: Redis may still hold a value that is stale, so before this
-    /// process reads Redis again it deletes them (one more `DEL`, only after a failure).
+    /// Keys whose invalidation failed: Redis may still hold a value that is stale, so before
+    /// this process reads Redis again it invalidates them again (only after a failure).
     unconfirmed: std::sync::Mutex<HashSet<K>>,
 }
 
@@ -108,11 +200,14 @@ impl<K, V> std::fmt::Debug for TypedCache<K, V> {
 
 impl<K, V> TypedCache<K, V>
 where
-    K: Display + Hash + Eq + Clone + Send + Sync + 'static,
+    K: Display + FromStr + Hash + Eq + Clone + Send + Sync + 'static,
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     /// A cache of the namespace `config` describes, with keys under `run_namespace` (the
     /// harness's per-run prefix, `Settings::cache_namespace`), sharing the connection `l2`.
+    /// With guarded fills, its L1 is used only if `l2` is subscribed to the invalidations of
+    /// `run_namespace` ([`RedisL2::connect_subscribed`]); keys must then read back from their
+    /// `Display` form (`FromStr`), as the subscriber receives them as text.
     pub fn new(
         run_namespace: &str,
         config: NamespaceConfig,
@@ -129,12 +224,31 @@ where
                 .expire_after(PerEntryTtl)
                 .build()
         });
+        let keys = KeySpace::new(run_namespace, &config);
+        let flights = Arc::new(Flights::new());
+        let coherence = match l2.coherence() {
+            _ if !config.guarded_fills => Coherence::Local,
+            Some(shared) if shared.run_namespace() == run_namespace => {
+                let evictor = Arc::new(CacheEvictor {
+                    keys: keys.clone(),
+                    l1: l1.clone(),
+                    flights: Arc::clone(&flights),
+                });
+                Coherence::Subscribed {
+                    shared: Arc::clone(shared),
+                    registration: shared.register(evictor),
+                }
+            }
+            _ => Coherence::Unsubscribed,
+        };
         Ok(Self {
-            keys: KeySpace::new(run_namespace, &config),
+            keys,
             config,
             l1,
             l2,
-            flights: Flights::new(),
+            flights,
+            coherence,
+            channel: invalidation_channel(run_namespace),
             counters: Counters::default(),
             unconfirmed: std::sync::Mutex::new(HashSet::new()),
         })
@@ -238,17 +352,16 @@ where
         Ok(self.invalidate_many(std::slice::from_ref(key)).await? > 0)
     }
 
-    /// Removes `keys` from L1 and Redis in one `DEL`; the number of keys Redis had.
+    /// Removes `keys` from L1 and Redis in one `DEL` (guarded fills: one `EVALSHA` that also
+    /// bumps their generations and publishes them to every process); the number of keys
+    /// Redis had.
     pub async fn invalidate_many(&self, keys: &[K]) -> Result<u64, CacheError> {
         let mut seen = HashSet::with_capacity(keys.len());
         let unique: Vec<&K> = keys.iter().filter(|key| seen.insert(*key)).collect();
         if unique.is_empty() {
             return Ok(0);
         }
-        let redis_keys: Vec<String> = unique.iter().map(|key| self.keys.key(*key).full).collect();
-        let refs: Vec<&str> = redis_keys.iter().map(String::as_str).collect();
-        Counters::bump(&self.counters.redis_commands);
-        let deleted = self.l2.del(&refs).await;
+        let deleted = self.delete_in_redis(&unique).await;
         // After the DEL (whatever it answered): a lookup that read Redis before it is marked so
         // that it fills neither level, and the L1 copy goes.
         for key in &unique {
@@ -268,10 +381,54 @@ where
                 }
             }
         }
-        self.counted(deleted.map_err(|source| self.redis_error("DEL", source)))
+        self.counted(deleted)
     }
 
-    /// Deletes the keys whose invalidation failed (one `DEL`, sent only after such a failure),
+    /// One `DEL` of `keys`, or with guarded fills one `EVALSHA` of the invalidation script;
+    /// the number of keys Redis removed.
+    async fn delete_in_redis(&self, keys: &[&K]) -> Result<u64, CacheError> {
+        let redis_keys: Vec<String> = keys.iter().map(|key| self.keys.key(*key).full).collect();
+        let refs: Vec<&str> = redis_keys.iter().map(String::as_str).collect();
+        Counters::bump(&self.counters.redis_commands);
+        if !self.config.guarded_fills {
+            return self
+                .l2
+                .del(&refs)
+                .await
+                .map_err(|source| self.redis_error("DEL", source));
+        }
+        let generation_keys: Vec<String> = keys
+            .iter()
+            .map(|key| self.keys.generation_key(*key))
+            .collect();
+        let generation_refs: Vec<&str> = generation_keys.iter().map(String::as_str).collect();
+        let (instance, registration) = match &self.coherence {
+            Coherence::Subscribed { registration, .. } => registration.sender(),
+            _ => (0, 0),
+        };
+        let message = Message {
+            instance,
+            registration,
+            keys: refs.clone(),
+        };
+        let message = codec::encode(&message).map_err(|source| CacheError::Codec {
+            namespace: self.config.name,
+            source,
+        })?;
+        self.l2
+            .invalidate_guarded(
+                &refs,
+                &generation_refs,
+                self.config.generation_ttl(),
+                &self.channel,
+                &message,
+            )
+            .await
+            .map_err(|source| self.redis_error("EVALSHA", source))
+    }
+
+    /// Invalidates again the keys whose invalidation failed (one `DEL` or, guarded, one
+    /// `EVALSHA`, sent only after such a failure),
     /// so that a stale value a racing reader put into Redis is never served. `Err` while Redis
     /// still does not answer: the caller must not read Redis then.
     async fn delete_unconfirmed(&self) -> Result<(), CacheError> {
@@ -282,13 +439,8 @@ where
             }
             unconfirmed.iter().cloned().collect()
         };
-        let redis_keys: Vec<String> = keys.iter().map(|key| self.keys.key(key).full).collect();
-        let refs: Vec<&str> = redis_keys.iter().map(String::as_str).collect();
-        Counters::bump(&self.counters.redis_commands);
-        self.l2
-            .del(&refs)
-            .await
-            .map_err(|source| self.redis_error("DEL", source))?;
+        let refs: Vec<&K> = keys.iter().collect();
+        self.delete_in_redis(&refs).await?;
         let mut unconfirmed = self.unconfirmed.lock().unwrap_or_else(|p| p.into_inner());
         for key in &keys {
             unconfirmed.remove(key);
@@ -296,9 +448,14 @@ where
         Ok(())
     }
 
-    /// L1's answer for `key`, counted; `None` when L1 is off or does not have it.
+    /// L1's answer for `key`, counted; `None` when L1 is off, not trusted (guarded, and the
+    /// subscription is not live) or does not have it.
     async fn l1_get(&self, key: &K) -> Option<Option<Arc<V>>> {
-        let entry = self.l1.as_ref()?.get(key).await?;
+        let l1 = self.l1.as_ref()?;
+        if !self.l1_trusted() {
+            return None;
+        }
+        let entry = l1.get(key).await?;
         let counter = if entry.value.is_some() {
             &self.counters.l1_hits
         } else {
@@ -308,6 +465,34 @@ where
         Some(entry.value)
     }
 
+    /// Whether L1 may be read now: one atomic load for a guarded namespace.
+    #[inline]
+    fn l1_trusted(&self) -> bool {
+        match &self.coherence {
+            Coherence::Local => true,
+            Coherence::Subscribed { shared, .. } => shared.is_live(),
+            Coherence::Unsubscribed => false,
+        }
+    }
+
+    /// The subscription's epoch now (0 when there is none): a lookup notes it before it
+    /// reads Redis, and fills L1 only if it is unchanged at fill time.
+    fn epoch(&self) -> u64 {
+        match &self.coherence {
+            Coherence::Subscribed { shared, .. } => shared.epoch(),
+            _ => 0,
+        }
+    }
+
+    /// Whether a lookup that noted `epoch` before reading Redis may fill L1 now.
+    fn l1_fillable(&self, epoch: u64) -> bool {
+        match &self.coherence {
+            Coherence::Local => true,
+            Coherence::Subscribed { shared, .. } => shared.is_live() && shared.epoch() == epoch,
+            Coherence::Unsubscribed => false,
+        }
+    }
+
     /// The lookup of one key by the caller that leads it.
     async fn lead_one<F, Fut, E>(&self, leader: &Leader<'_, K, V>, loader: F) -> Outcome<V>
     where
@@ -315,22 +500,40 @@ where
         Fut: Future<Output = Result<Option<V>, E>>,
         E: Into<Box<dyn StdError + Send + Sync>>,
     {
+        let epoch = self.epoch();
         // A lookup that finished just before this one started may have filled L1.
         if let Some(value) = self.l1_get(leader.key()).await {
             return Ok(value);
         }
         self.delete_unconfirmed().await?;
         let key = self.keys.key(leader.key());
+        let guarded = self.config.guarded_fills;
+        let generation_key = guarded.then(|| self.keys.generation_key(leader.key()));
         Counters::bump(&self.counters.redis_commands);
-        let cached = self
-            .l2
-            .get(&key.full)
-            .await
-            .map_err(|source| self.redis_error("GET", source))?;
+        let (cached, generation) = match &generation_key {
+            None => {
+                let cached = self
+                    .l2
+                    .get(&key.full)
+                    .await
+                    .map_err(|source| self.redis_error("GET", source))?;
+                (cached, None)
+            }
+            Some(generation_key) => {
+                let pair = self
+                    .l2
+                    .mget(&[&key.full, generation_key])
+                    .await
+                    .map_err(|source| self.redis_error("MGET", source))?;
+                let [cached, generation] = <[_; 2]>::try_from(pair)
+                    .map_err(|_| self.redis_error("MGET", mget_length_error()))?;
+                (cached, generation)
+            }
+        };
         if let Some(bytes) = cached {
             let entry = self.decode(&bytes)?;
             self.count_l2_hit(&entry);
-            self.fill_l1(leader, &key, &entry).await;
+            self.fill_l1(leader, &key, &entry, epoch).await;
             return Ok(entry);
         }
         Counters::bump(&self.counters.misses);
@@ -343,17 +546,43 @@ where
             Counters::bump(&self.counters.negative_fills);
         }
         if !leader.is_invalidated() {
-            let item = SetItem {
-                key: &key.full,
-                value: self.encode(entry.as_deref())?,
-                ttl_secs: entry_ttls(&self.config, key.hash, entry.is_none()).l2_secs,
-            };
+            let value = self.encode(entry.as_deref())?;
+            let ttl_secs = entry_ttls(&self.config, key.hash, entry.is_none()).l2_secs;
             Counters::bump(&self.counters.redis_commands);
-            self.l2
-                .set_ex(&[item])
-                .await
-                .map_err(|source| self.redis_error("SET", source))?;
-            self.fill_l1(leader, &key, &entry).await;
+            let stored = match &generation_key {
+                None => {
+                    let item = SetItem {
+                        key: &key.full,
+                        value,
+                        ttl_secs,
+                    };
+                    self.l2
+                        .set_ex(&[item])
+                        .await
+                        .map_err(|source| self.redis_error("SET", source))?;
+                    true
+                }
+                Some(generation_key) => {
+                    let item = GuardedSetItem {
+                        key: &key.full,
+                        generation_key,
+                        value,
+                        ttl_secs,
+                        seen_generation: generation.as_deref(),
+                    };
+                    let stored = self
+                        .l2
+                        .fill_guarded(&[item])
+                        .await
+                        .map_err(|source| self.redis_error("EVALSHA", source))?;
+                    stored.first().copied().unwrap_or(false)
+                }
+            };
+            // Refused: another process invalidated the key since the read; what was loaded
+            // may predate its write, so it goes into neither level.
+            if stored {
+                self.fill_l1(leader, &key, &entry, epoch).await;
+            }
         }
         Ok(entry)
     }
@@ -435,6 +664,7 @@ where
         I: IntoIterator<Item = (K, V)>,
         E: Into<Box<dyn StdError + Send + Sync>>,
     {
+        let epoch = self.epoch();
         let mut done = Vec::with_capacity(leaders.len());
         let mut remaining = Vec::with_capacity(leaders.len());
         for (i, leader) in leaders {
@@ -450,7 +680,7 @@ where
         if remaining.is_empty() {
             return Ok(done);
         }
-        match self.fetch_many(&remaining, loader).await {
+        match self.fetch_many(&remaining, loader, epoch).await {
             Ok(entries) => {
                 for ((i, leader), entry) in remaining.into_iter().zip(entries) {
                     leader.complete(Ok(entry.clone()));
@@ -467,12 +697,14 @@ where
         }
     }
 
-    /// `MGET`, the loader for what Redis lacks, one pipeline of `SET .. EX`, L1 fills: the
-    /// entries of `leaders`, in their order.
+    /// `MGET`, the loader for what Redis lacks, one round trip of fills (a pipeline of
+    /// `SET .. EX`, or guarded one `EVALSHA`), L1 fills: the entries of `leaders`, in their
+    /// order.
     async fn fetch_many<F, Fut, I, E>(
         &self,
         leaders: &[(usize, Leader<'_, K, V>)],
         loader: &mut F,
+        epoch: u64,
     ) -> Result<Vec<Option<Arc<V>>>, CacheError>
     where
         F: FnMut(Vec<K>) -> Fut,
@@ -484,20 +716,47 @@ where
             .iter()
             .map(|(_, leader)| self.keys.key(leader.key()))
             .collect();
-        let refs: Vec<&str> = keys.iter().map(|key| key.full.as_str()).collect();
+        let guarded = self.config.guarded_fills;
+        let generation_keys: Vec<String> = if guarded {
+            leaders
+                .iter()
+                .map(|(_, leader)| self.keys.generation_key(leader.key()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Guarded: each key followed by its generation key, in one MGET.
+        let refs: Vec<&str> = if guarded {
+            keys.iter()
+                .zip(&generation_keys)
+                .flat_map(|(key, generation)| [key.full.as_str(), generation.as_str()])
+                .collect()
+        } else {
+            keys.iter().map(|key| key.full.as_str()).collect()
+        };
         Counters::bump(&self.counters.redis_commands);
-        let cached = self
+        let answered = self
             .l2
             .mget(&refs)
             .await
             .map_err(|source| self.redis_error("MGET", source))?;
-        if cached.len() != keys.len() {
-            let source = RedisError::from((
-                redis::ErrorKind::UnexpectedReturnType,
-                "MGET answered a different number of values than keys asked",
-            ));
-            return Err(self.redis_error("MGET", source));
+        if answered.len() != refs.len() {
+            return Err(self.redis_error("MGET", mget_length_error()));
         }
+        let (cached, generations): (Vec<MaybeBytes>, Vec<MaybeBytes>) = if guarded {
+            let mut cached = Vec::with_capacity(keys.len());
+            let mut generations = Vec::with_capacity(keys.len());
+            let mut answered = answered.into_iter();
+            while let (Some(value), Some(generation)) = (answered.next(), answered.next()) {
+                cached.push(value);
+                generations.push(generation);
+            }
+            (cached, generations)
+        } else {
+            (answered, Vec::new())
+        };
+        // Entries that may go into L1 (not: loaded values whose guarded fill was refused).
+        let mut fill_l1 = vec![true; keys.len()];
         let mut entries: Vec<Option<Option<Arc<V>>>> = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
         for (j, bytes) in cached.into_iter().enumerate() {
@@ -526,6 +785,8 @@ where
                 .into_iter()
                 .collect();
             let mut items = Vec::with_capacity(missing.len());
+            let mut guarded_items = Vec::new();
+            let mut guarded_of = Vec::new();
             for &j in &missing {
                 let leader = &leaders[j].1;
                 let entry = loaded.remove(leader.key()).map(Arc::new);
@@ -533,11 +794,24 @@ where
                     Counters::bump(&self.counters.negative_fills);
                 }
                 if !leader.is_invalidated() {
-                    items.push(SetItem {
-                        key: &keys[j].full,
-                        value: self.encode(entry.as_deref())?,
-                        ttl_secs: entry_ttls(&self.config, keys[j].hash, entry.is_none()).l2_secs,
-                    });
+                    let value = self.encode(entry.as_deref())?;
+                    let ttl_secs = entry_ttls(&self.config, keys[j].hash, entry.is_none()).l2_secs;
+                    if guarded {
+                        guarded_items.push(GuardedSetItem {
+                            key: &keys[j].full,
+                            generation_key: &generation_keys[j],
+                            value,
+                            ttl_secs,
+                            seen_generation: generations[j].as_deref(),
+                        });
+                        guarded_of.push(j);
+                    } else {
+                        items.push(SetItem {
+                            key: &keys[j].full,
+                            value,
+                            ttl_secs,
+                        });
+                    }
                 }
                 entries[j] = Some(entry);
             }
@@ -548,26 +822,49 @@ where
                     .await
                     .map_err(|source| self.redis_error("SET", source))?;
             }
+            if !guarded_items.is_empty() {
+                Counters::bump(&self.counters.redis_commands);
+                let stored = self
+                    .l2
+                    .fill_guarded(&guarded_items)
+                    .await
+                    .map_err(|source| self.redis_error("EVALSHA", source))?;
+                for (j, stored) in guarded_of.into_iter().zip(stored) {
+                    fill_l1[j] = stored;
+                }
+            }
         }
         let entries: Vec<Option<Arc<V>>> = entries.into_iter().map(Option::flatten).collect();
-        for ((_, leader), (key, entry)) in leaders.iter().zip(keys.iter().zip(&entries)) {
-            self.fill_l1(leader, key, entry).await;
+        for (j, ((_, leader), (key, entry))) in
+            leaders.iter().zip(keys.iter().zip(&entries)).enumerate()
+        {
+            if fill_l1[j] {
+                self.fill_l1(leader, key, entry, epoch).await;
+            }
         }
         Ok(entries)
     }
 
-    /// Puts a looked-up entry into L1, unless its key was invalidated meanwhile (checked
-    /// before and after the insert, so a concurrent invalidation always wins).
-    async fn fill_l1(&self, leader: &Leader<'_, K, V>, key: &RedisKey, entry: &Option<Arc<V>>) {
+    /// Puts a looked-up entry into L1, unless its key was invalidated meanwhile or (guarded)
+    /// the subscription is not live or was re-established since the lookup noted `epoch`
+    /// (checked before and after the insert, so a concurrent invalidation or flush always
+    /// wins).
+    async fn fill_l1(
+        &self,
+        leader: &Leader<'_, K, V>,
+        key: &RedisKey,
+        entry: &Option<Arc<V>>,
+        epoch: u64,
+    ) {
         let Some(l1) = &self.l1 else { return };
-        if leader.is_invalidated() {
+        if leader.is_invalidated() || !self.l1_fillable(epoch) {
             return;
         }
         let ttl = entry_ttls(&self.config, key.hash, entry.is_none()).l1;
         let value = entry.clone();
         l1.insert(leader.key().clone(), L1Entry { value, ttl })
             .await;
-        if leader.is_invalidated() {
+        if leader.is_invalidated() || !self.l1_fillable(epoch) {
             l1.invalidate(leader.key()).await;
         }
     }
@@ -618,4 +915,11 @@ where
             source: Arc::from(source.into()),
         }
     }
+}
+
+fn mget_length_error() -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::UnexpectedReturnType,
+        "MGET answered a different number of values than keys asked",
+    ))
 }

@@ -151,8 +151,8 @@ async fn with_redis_killed_writes_fail_before_the_database_and_reads_fail_fast_t
 
     redis.kill();
 
-    // A review fails at its first invalidation (`DEL`), before the transaction: the database
-    // is unchanged (no review_log row, the card as it was).
+    // A review fails at its first invalidation (`EVALSHA` of the invalidation script), before
+    // the transaction: the database is unchanged (no review_log row, the card as it was).
     let (review, took) =
         timed(service.record_review(user, card, grade(4), ReviewRequestId::random())).await;
     assert!(
@@ -426,7 +426,10 @@ async fn redis_dying_mid_review_stores_it_once_and_never_serves_the_raced_stale_
         matches!(
             &result,
             Err(ServiceError::ReviewedButCacheStale {
-                source: CacheError::Redis { command: "DEL", .. },
+                source: CacheError::Redis {
+                    command: "EVALSHA",
+                    ..
+                },
                 ..
             })
         ),

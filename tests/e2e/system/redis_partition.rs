@@ -169,7 +169,10 @@ async fn a_review_whose_second_invalidation_is_cut_off_never_serves_the_raced_st
         matches!(
             &result,
             Err(ServiceError::ReviewedButCacheStale {
-                source: CacheError::Redis { command: "DEL", .. },
+                source: CacheError::Redis {
+                    command: "EVALSHA",
+                    ..
+                },
                 ..
             })
         ),
