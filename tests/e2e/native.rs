@@ -194,5 +194,14 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         );
         assert_eq!(row["verdict"], "unchanged", "{row:#}");
     }
+    // Plan shapes (categorical) are the same too.
+    let plans: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "categorical")
+        .collect();
+    assert!(!plans.is_empty(), "{report:#}");
+    for row in plans {
+        assert_eq!(row["verdict"], "unchanged", "A/A changed a plan: {row:#}");
+    }
     assert_torn_down(&ready_services(&second.stderr));
 }
