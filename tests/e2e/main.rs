@@ -6,5 +6,6 @@ mod base;
 mod docker;
 mod external;
 mod faults;
+mod memload;
 mod native;
 mod system;

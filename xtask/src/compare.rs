@@ -173,13 +173,30 @@ pub fn relative_change_pct(base: f64, head: f64) -> f64 {
     }
 }
 
+/// Why a statistical metric of `suite` is shown, not gated.
+fn statistical_rule(suite: Suite) -> String {
+    match suite {
+        Suite::WallTime | Suite::Instructions | Suite::IoCounts => {
+            "wall time from separate runs: shown for information, never gated".to_owned()
+        }
+        Suite::Memory => "heap use that varies with timing (tokio, sqlx, redis): shown for \
+                          information, never gated"
+            .to_owned(),
+        Suite::Load => "load run from separate runs on a shared machine: shown for information, \
+                        never gated"
+            .to_owned(),
+    }
+}
+
 fn compare_metric(base: &Metric, head: &Metric, thresholds: &Thresholds) -> MetricComparison {
     let change = relative_change_pct(base.value, head.value);
     let (verdict, rule) = match head.kind {
         MetricKind::Deterministic => {
             let threshold = match head.suite {
                 Suite::Instructions => thresholds.instructions_pct,
-                Suite::IoCounts | Suite::WallTime => thresholds.io_counts_pct,
+                Suite::IoCounts | Suite::Memory | Suite::WallTime | Suite::Load => {
+                    thresholds.io_counts_pct
+                }
             };
             let verdict = if change > threshold {
                 Verdict::Regression
@@ -195,10 +212,7 @@ fn compare_metric(base: &Metric, head: &Metric, thresholds: &Thresholds) -> Metr
             };
             (verdict, rule)
         }
-        MetricKind::Statistical => (
-            Verdict::Informational,
-            "wall time from separate runs: shown for information, never gated".to_owned(),
-        ),
+        MetricKind::Statistical => (Verdict::Informational, statistical_rule(head.suite)),
         MetricKind::Categorical => {
             let verdict = if base.value == head.value {
                 Verdict::Unchanged
@@ -282,6 +296,19 @@ mod tests {
     fn wall_time_from_separate_runs_is_never_gated() {
         let verdict = verdict_of(Suite::WallTime, MetricKind::Statistical, 100.0, 300.0);
         assert_eq!(verdict, Verdict::Informational);
+    }
+
+    #[test]
+    fn statistical_memory_and_load_are_informational_with_their_own_rule() {
+        for suite in [Suite::Memory, Suite::Load] {
+            let row = compare_metric(
+                &metric("m", suite, MetricKind::Statistical, 100.0),
+                &metric("m", suite, MetricKind::Statistical, 1000.0),
+                &thresholds(),
+            );
+            assert_eq!(row.verdict, Verdict::Informational, "{suite}");
+            assert!(!row.rule.contains("wall time"), "{suite}: {}", row.rule);
+        }
     }
 
     #[test]

@@ -1,14 +1,19 @@
 //! Running the suites of one checkout (HEAD's work tree, or a base revision's worktree):
-//! build its `bench-suite`, create and seed a database of its own, then count I/O per
-//! scenario, time with criterion and count instructions with Gungraun. Every tool is a child
+//! build its `bench-suite`, create and seed a database of its own, then count I/O and heap use
+//! per scenario, check scenarios for leaks, time with criterion, count instructions with
+//! Gungraun, and last run an open-loop load while measuring the servers. Every tool is a child
 //! process in its own process group, killed with its children if the run is interrupted.
 //!
-//! The checkout is driven only through stable entry points (`suite prepare|scenario|list`,
-//! the `wall_time` and `instructions` benches), so the HEAD harness can measure any revision
-//! that has them.
+//! The checkout is driven only through stable entry points (`suite prepare|scenario|leak|load|
+//! list`, the `wall_time` and `instructions` benches), so the HEAD harness can measure any
+//! revision that has them (a revision without `leak`/`load` is measured without them, and the
+//! record's notes say so).
 
 pub mod instructions;
 pub mod io_counts;
+pub mod load;
+pub mod memory;
+pub mod resources;
 pub mod wall_time;
 
 use std::collections::BTreeMap;
@@ -77,6 +82,8 @@ pub struct Checkout<'a> {
 pub struct Measurement {
     pub metrics: Vec<Metric>,
     pub phases: Vec<Phase>,
+    /// What could not be measured and why.
+    pub notes: Vec<String>,
 }
 
 impl Measurement {
@@ -97,6 +104,14 @@ fn cargo_program() -> String {
 impl SuiteContext<'_> {
     fn matches(&self, name: &str) -> bool {
         self.filter.is_none_or(|pattern| name.contains(pattern))
+    }
+
+    /// Whether the filter selects something under `prefix` (e.g. `mem/due_cards`): the name
+    /// contains the filter, or the filter names something below it
+    /// (`mem/due_cards/peak_bytes`).
+    fn selects(&self, prefix: &str) -> bool {
+        self.filter
+            .is_none_or(|pattern| prefix.contains(pattern) || pattern.starts_with(prefix))
     }
 }
 
@@ -121,11 +136,11 @@ impl<'a> ToolFilter<'a> {
     }
 }
 
-/// Metric names start with their suite: `wall_time/`, `instructions/`, `io/`. A filter that
+/// Metric names start with their suite: `wall_time/`, `instructions/`, `io/`, `mem/`, `load/`. A filter that
 /// starts with one of them selects that suite (and, after the prefix, its benchmarks); any
 /// other filter is passed to every suite.
 pub fn tool_filter<'a>(filter: Option<&'a str>, suite_prefix: &str) -> ToolFilter<'a> {
-    const SUITE_PREFIXES: [&str; 3] = ["wall_time/", "instructions/", "io/"];
+    const SUITE_PREFIXES: [&str; 5] = ["wall_time/", "instructions/", "io/", "mem/", "load/"];
     let Some(pattern) = filter else {
         return ToolFilter::All;
     };
@@ -247,7 +262,7 @@ async fn measure_in_database(
     .await?;
     measurement.phase_done(format!("{label}: seed"), started);
 
-    // I/O counts.
+    // I/O counts and heap use per scenario.
     let started = Instant::now();
     let mut list = tool(&suite_bin, checkout.dir, ctx);
     list.arg("list");
@@ -256,12 +271,15 @@ async fn measure_in_database(
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter_map(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
-        .filter(|name| ctx.matches(&format!("io/{name}")))
         .collect();
-    if !scenarios.is_empty() {
+    let io_scenarios: Vec<&String> = scenarios
+        .iter()
+        .filter(|name| ctx.matches(&format!("io/{name}")) || ctx.selects(&format!("mem/{name}")))
+        .collect();
+    if !io_scenarios.is_empty() {
         let mut probe =
             io_counts::IoProbe::connect(&ctx.services.postgres_url("postgres"), &redis_url).await?;
-        for scenario in &scenarios {
+        for scenario in io_scenarios {
             ctx.progress.line(&format!("{label}: io_counts {scenario}"));
             let mut run = tool(&suite_bin, checkout.dir, ctx);
             run.args(["scenario", scenario]);
@@ -274,19 +292,61 @@ async fn measure_in_database(
             )
             .await?;
             let counts = probe.read(database).await?;
-            let observations: BTreeMap<String, u64> = stdout
-                .lines()
-                .rev()
-                .find_map(|line| serde_json::from_str(line).ok())
-                .unwrap_or_default();
-            measurement.metrics.extend(io_counts::scenario_metrics(
-                scenario,
-                &counts,
-                &observations,
-            ));
+            if ctx.matches(&format!("io/{scenario}")) {
+                let observations: BTreeMap<String, u64> = stdout
+                    .lines()
+                    .rev()
+                    .find_map(|line| serde_json::from_str(line).ok())
+                    .unwrap_or_default();
+                measurement.metrics.extend(io_counts::scenario_metrics(
+                    scenario,
+                    &counts,
+                    &observations,
+                ));
+            }
+            if ctx.selects(&format!("mem/{scenario}")) {
+                let made_io = counts.sql_statements > 0
+                    || counts.redis_commands.values().any(|&calls| calls > 0);
+                measurement
+                    .metrics
+                    .extend(memory::scenario_metrics(scenario, &stdout, made_io)?);
+            }
         }
     }
     measurement.phase_done(format!("{label}: io_counts"), started);
+
+    // Leak checks.
+    let leak_scenarios: Vec<&String> = scenarios
+        .iter()
+        .filter(|name| ctx.selects(&format!("mem/{name}")))
+        .collect();
+    if !leak_scenarios.is_empty() {
+        let started = Instant::now();
+        if has_subcommand(&suite_bin, checkout.dir, ctx, "leak").await {
+            let rounds = memory::leak_rounds(ctx.quick);
+            for scenario in leak_scenarios {
+                ctx.progress
+                    .line(&format!("{label}: leak check {scenario} ({rounds} rounds)"));
+                let mut run = tool(&suite_bin, checkout.dir, ctx);
+                run.args(["leak", scenario, "--rounds", &rounds.to_string()]);
+                with_services(&mut run, &format!("{}:{label}:leak:{scenario}", ctx.run_id));
+                let stdout = run_tool(
+                    run,
+                    &format!("{label}: suite leak {scenario}"),
+                    &raw.join(format!("leak-{scenario}.log")),
+                )
+                .await?;
+                measurement
+                    .metrics
+                    .push(memory::leak_metric(scenario, &stdout)?);
+            }
+        } else {
+            measurement.notes.push(format!(
+                "{label}: no leak check: this revision's `suite` has no `leak` command"
+            ));
+        }
+        measurement.phase_done(format!("{label}: leak checks"), started);
+    }
 
     // Wall time.
     let cargo = cargo_program();
@@ -351,7 +411,56 @@ async fn measure_in_database(
             .extend(instructions::parse_output(&stdout)?);
         measurement.phase_done(format!("{label}: instructions"), started);
     }
+
+    // Load, last: it dirties the caches and the tables the other suites read.
+    if ctx.selects(&format!("load/{}", load::MIX)) {
+        let started = Instant::now();
+        if has_subcommand(&suite_bin, checkout.dir, ctx, "load").await {
+            ctx.progress.line(&format!(
+                "{label}: load ({} req/s for {} s, open loop)",
+                load::RATE,
+                load::duration(ctx.quick).as_secs()
+            ));
+            let mut run = tool(&suite_bin, checkout.dir, ctx);
+            run.args(load::args(ctx.quick));
+            with_services(&mut run, &format!("{}:{label}:load", ctx.run_id));
+            let result = load::run(
+                run,
+                ctx.services.server_processes(),
+                ctx.quick,
+                &format!("{label}: suite load"),
+                &raw.join("load.log"),
+            )
+            .await?;
+            ctx.progress
+                .line(&format!("{label}: load: {}", result.summary));
+            for note in &result.notes {
+                ctx.progress.line(&format!("{label}: {note}"));
+            }
+            measurement.metrics.extend(result.metrics);
+            measurement.notes.extend(result.notes);
+        } else {
+            measurement.notes.push(format!(
+                "{label}: no load run: this revision's `suite` has no `load` command"
+            ));
+        }
+        measurement.phase_done(format!("{label}: load"), started);
+    }
     Ok(())
+}
+
+/// Whether the checkout's `suite` binary has `subcommand` (older revisions lack `leak`/`load`).
+async fn has_subcommand(
+    suite_bin: &Path,
+    dir: &Path,
+    ctx: &SuiteContext<'_>,
+    subcommand: &str,
+) -> bool {
+    let mut help = tool(suite_bin, dir, ctx);
+    help.args([subcommand, "--help"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    help.status().await.is_ok_and(|status| status.success())
 }
 
 fn short(commit: &str) -> &str {
@@ -618,6 +727,8 @@ mod tests {
             (Some("wall_time/"), All, Skip),
             (Some("io/due_cards"), Skip, Skip),
             (Some("instr"), Pattern("instr"), All),
+            (Some("mem/"), Skip, Skip),
+            (Some("load/mixed"), Skip, Skip),
         ];
         for (filter, wall_time, instructions) in cases {
             assert_eq!(tool_filter(filter, "wall_time/"), wall_time, "{filter:?}");
