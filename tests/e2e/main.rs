@@ -6,6 +6,7 @@ mod base;
 mod docker;
 mod external;
 mod faults;
+mod memload;
 mod native;
 mod plans;
 mod system;

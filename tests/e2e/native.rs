@@ -131,8 +131,8 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         first.describe()
     );
 
-    // `--list` names exactly what the run recorded: every benchmark, and every scenario as
-    // the prefix of its I/O metrics. It starts no server.
+    // `--list` names exactly what the run recorded: every benchmark and plan, and every
+    // scenario and load mix as the prefix of its metrics. It starts no server.
     let listing = run(fixture.xtask(&["perf", "--list", "--out", out_arg]));
     assert_eq!(listing.code, Some(0), "{}", listing.describe());
     assert!(
@@ -151,9 +151,15 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         .expect("metrics")
         .iter()
         .map(|m| m["name"].as_str().expect("a name").to_owned())
-        .map(|name| match name.strip_prefix("io/") {
-            Some(rest) => format!("io/{}", rest.split('/').next().unwrap_or_default()),
-            None => name,
+        .map(|name| {
+            // io/, mem/ and load/ metrics are per scenario (or mix): list those by it.
+            let mut parts = name.splitn(3, '/');
+            match (parts.next(), parts.next()) {
+                (Some(suite @ ("io" | "mem" | "load")), Some(scenario)) => {
+                    format!("{suite}/{scenario}")
+                }
+                _ => name,
+            }
         })
         .collect();
     assert_eq!(listed, recorded, "--list and the record disagree");
@@ -195,10 +201,8 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         assert_eq!(row["verdict"], "unchanged", "{row:#}");
     }
     // Plan shapes (categorical) are the same too.
-    let plans: Vec<&serde_json::Value> = rows
-        .iter()
-        .filter(|r| r["kind"] == "categorical")
-        .collect();
+    let plans: Vec<&serde_json::Value> =
+        rows.iter().filter(|r| r["kind"] == "categorical").collect();
     assert!(!plans.is_empty(), "{report:#}");
     for row in plans {
         assert_eq!(row["verdict"], "unchanged", "A/A changed a plan: {row:#}");

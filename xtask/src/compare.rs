@@ -184,13 +184,30 @@ pub fn relative_change_pct(base: f64, head: f64) -> f64 {
     }
 }
 
+/// Why a statistical metric of `suite` is shown, not gated.
+fn statistical_rule(suite: Suite) -> String {
+    match suite {
+        Suite::WallTime | Suite::Instructions | Suite::IoCounts | Suite::Plans => {
+            "wall time from separate runs: shown for information, never gated".to_owned()
+        }
+        Suite::Memory => "heap use that varies with timing (tokio, sqlx, redis): shown for \
+                          information, never gated"
+            .to_owned(),
+        Suite::Load => "load run from separate runs on a shared machine: shown for information, \
+                        never gated"
+            .to_owned(),
+    }
+}
+
 fn compare_metric(base: &Metric, head: &Metric, thresholds: &Thresholds) -> MetricComparison {
     let change = relative_change_pct(base.value, head.value);
     let (verdict, rule) = match head.kind {
         MetricKind::Deterministic => {
             let threshold = match head.suite {
                 Suite::Instructions => thresholds.instructions_pct,
-                Suite::IoCounts | Suite::WallTime | Suite::Plans => thresholds.io_counts_pct,
+                Suite::IoCounts | Suite::Memory | Suite::WallTime | Suite::Load | Suite::Plans => {
+                    thresholds.io_counts_pct
+                }
             };
             let verdict = if change > threshold {
                 Verdict::Regression
@@ -206,10 +223,7 @@ fn compare_metric(base: &Metric, head: &Metric, thresholds: &Thresholds) -> Metr
             };
             (verdict, rule)
         }
-        MetricKind::Statistical => (
-            Verdict::Informational,
-            "wall time from separate runs: shown for information, never gated".to_owned(),
-        ),
+        MetricKind::Statistical => (Verdict::Informational, statistical_rule(head.suite)),
         MetricKind::Categorical => match (&base.shape, &head.shape) {
             (Some(base_shape), Some(head_shape)) => plan_verdict(base_shape, head_shape),
             _ => {
@@ -507,6 +521,19 @@ mod tests {
     fn wall_time_from_separate_runs_is_never_gated() {
         let verdict = verdict_of(Suite::WallTime, MetricKind::Statistical, 100.0, 300.0);
         assert_eq!(verdict, Verdict::Informational);
+    }
+
+    #[test]
+    fn statistical_memory_and_load_are_informational_with_their_own_rule() {
+        for suite in [Suite::Memory, Suite::Load] {
+            let row = compare_metric(
+                &metric("m", suite, MetricKind::Statistical, 100.0),
+                &metric("m", suite, MetricKind::Statistical, 1000.0),
+                &thresholds(),
+            );
+            assert_eq!(row.verdict, Verdict::Informational, "{suite}");
+            assert!(!row.rule.contains("wall time"), "{suite}: {}", row.rule);
+        }
     }
 
     #[test]

@@ -234,6 +234,7 @@ async fn measure_and_report(
             environment: environment.clone(),
             phases: m.phases,
             metrics: m.metrics,
+            notes: m.notes,
         };
 
     let head_measurement = suites::measure(

@@ -32,6 +32,10 @@ pub struct RunRecord {
     /// Wall time of each phase of the run, in order.
     pub phases: Vec<Phase>,
     pub metrics: Vec<Metric>,
+    /// What the run could not measure and why, in words (e.g. server resource use against
+    /// external servers). Absent in older records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// How long the wall-time suite measured.
@@ -82,6 +86,10 @@ pub enum Suite {
     Instructions,
     IoCounts,
     Plans,
+    /// Heap use of the scenarios (`mem/...`), from the `suite` binary's counting allocator.
+    Memory,
+    /// Open-loop load runs (`load/...`): latency, throughput, server resource use.
+    Load,
 }
 
 impl fmt::Display for Suite {
@@ -91,6 +99,8 @@ impl fmt::Display for Suite {
             Self::Instructions => "instructions",
             Self::IoCounts => "io_counts",
             Self::Plans => "plans",
+            Self::Memory => "memory",
+            Self::Load => "load",
         })
     }
 }
@@ -119,7 +129,7 @@ impl fmt::Display for MetricKind {
 
 /// The unit of a metric's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Unit {
     Nanoseconds,
     Instructions,
@@ -131,6 +141,11 @@ pub enum Unit {
     Nodes,
     /// Shared buffer accesses of Postgres (8 kB pages found in or read into shared buffers).
     Buffers,
+    Bytes,
+    Microseconds,
+    Milliseconds,
+    /// Events per second (throughput: the one unit where higher is better).
+    PerSecond,
 }
 
 impl Unit {
@@ -144,11 +159,16 @@ impl Unit {
             Self::Count => "",
             Self::Nodes => "nodes",
             Self::Buffers => "bufs",
+            Self::Bytes => "B",
+            Self::Microseconds => "µs",
+            Self::Milliseconds => "ms",
+            Self::PerSecond => "/s",
         }
     }
 }
 
-/// One measured quantity. Lower is better for every metric of this harness.
+/// One measured quantity. Lower is better for every metric of this harness except throughput
+/// (`Unit::PerSecond`), which is statistical and never gated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metric {
     /// Unique within a record, e.g. `wall_time/cache/l1_hit`, `io/due_cards/sql_statements`.

@@ -73,6 +73,21 @@ pub fn format_value(value: Option<f64>, unit: Unit) -> String {
             };
             format!("{scaled:.2} {suffix}")
         }
+        Unit::Microseconds => scaled(value, &[(1e6, "s"), (1e3, "ms")], "µs"),
+        Unit::Milliseconds => scaled(value, &[(1e3, "s")], "ms"),
+        Unit::Bytes => {
+            let (scaled, suffix) = if value.abs() >= 1024.0 * 1024.0 * 1024.0 {
+                (value / (1024.0 * 1024.0 * 1024.0), "GiB")
+            } else if value.abs() >= 1024.0 * 1024.0 {
+                (value / (1024.0 * 1024.0), "MiB")
+            } else if value.abs() >= 1024.0 {
+                (value / 1024.0, "KiB")
+            } else {
+                return format!("{value:.0} B");
+            };
+            format!("{scaled:.2} {suffix}")
+        }
+        Unit::PerSecond => format!("{value:.1} /s"),
         other => {
             let symbol = other.symbol();
             if symbol.is_empty() {
@@ -81,6 +96,20 @@ pub fn format_value(value: Option<f64>, unit: Unit) -> String {
                 format!("{value:.0} {symbol}")
             }
         }
+    }
+}
+
+/// `value` in the first of `steps` (divisor, suffix) it reaches, else in `base` units.
+fn scaled(value: f64, steps: &[(f64, &str)], base: &str) -> String {
+    for &(divisor, suffix) in steps {
+        if value.abs() >= divisor {
+            return format!("{:.2} {suffix}", value / divisor);
+        }
+    }
+    if value.fract() == 0.0 {
+        format!("{value:.0} {base}")
+    } else {
+        format!("{value:.2} {base}")
     }
 }
 
@@ -120,12 +149,18 @@ pub fn reproduce_command(report: &Report<'_>) -> Option<String> {
 /// The benchmark or scenario part of a metric name (`io/due_cards/sql_statements` ->
 /// `due_cards`), which `--filter` selects.
 pub fn bench_of(metric_name: &str) -> &str {
-    // io/<scenario>/<measure>; plans/<query>; wall_time/<group>/<bench>;
-    // instructions/<group>/<bench>/<id>.
+    // io/<scenario>/<measure>; mem/<scenario>/<measure>; load/<mix>/<measure>; plans/<query>;
+    // wall_time/<group>/<bench>; instructions/<group>/<bench>/<id>.
     let mut parts = metric_name.split('/').skip(1);
     match (parts.next(), parts.next()) {
         (Some(_), _) if metric_name.starts_with("plans/") => metric_name,
-        (Some(scenario), _) if metric_name.starts_with("io/") => scenario,
+        (Some(scenario), _)
+            if ["io/", "mem/", "load/"]
+                .iter()
+                .any(|prefix| metric_name.starts_with(prefix)) =>
+        {
+            scenario
+        }
         (Some(_), Some(bench)) | (Some(bench), None) => bench,
         _ => metric_name,
     }
@@ -226,6 +261,9 @@ pub fn terminal(report: &Report<'_>) -> String {
         let _ = writeln!(out, "\nReproduce the worst regression: {command}");
     }
     let _ = writeln!(out, "Time: {}", phases_line(head));
+    for note in &head.notes {
+        let _ = writeln!(out, "Note: {note}");
+    }
     if let Some(path) = &report.record_path {
         let _ = writeln!(out, "Record: {path}");
     }
@@ -411,6 +449,9 @@ pub fn markdown(report: &Report<'_>) -> String {
             );
         }
     }
+    for note in &head.notes {
+        let _ = writeln!(out, "> Note: {note}\n");
+    }
     let env = &head.environment;
     let _ = writeln!(out, "<sub>Time: {}.</sub><br>", phases_line(head));
     let _ = writeln!(
@@ -475,6 +516,7 @@ pub fn json(report: &Report<'_>) -> serde_json::Value {
         "rows": report.comparison.map(|c| &c.rows),
         "reproduce": reproduce_command(report),
         "record": report.record_path,
+        "notes": report.head.notes,
     })
 }
 
@@ -490,6 +532,8 @@ mod tests {
             "plans/due_cards_first_page"
         );
         assert_eq!(bench_of("wall_time/cache/l1_hit"), "l1_hit");
+        assert_eq!(bench_of("mem/due_cards/peak_bytes"), "due_cards");
+        assert_eq!(bench_of("load/mixed/p99_us"), "mixed");
         assert_eq!(
             bench_of("instructions/cache/cache_aside_read_decode/word"),
             "cache_aside_read_decode"
@@ -502,6 +546,18 @@ mod tests {
         assert_eq!(format_value(Some(51.0), Unit::Statements), "51 stmts");
         assert_eq!(format_value(None, Unit::Statements), "-");
         assert_eq!(format_change(Some(1.234)), "+1.23%");
+        assert_eq!(format_value(Some(512.0), Unit::Bytes), "512 B");
+        assert_eq!(format_value(Some(1536.0), Unit::Bytes), "1.50 KiB");
+        assert_eq!(format_value(Some(3.0 * 1048576.0), Unit::Bytes), "3.00 MiB");
+        assert_eq!(format_value(Some(-2048.0), Unit::Bytes), "-2.00 KiB");
+        assert_eq!(format_value(Some(850.0), Unit::Microseconds), "850 µs");
+        assert_eq!(format_value(Some(12_500.0), Unit::Microseconds), "12.50 ms");
+        assert_eq!(
+            format_value(Some(2_000_000.0), Unit::Microseconds),
+            "2.00 s"
+        );
+        assert_eq!(format_value(Some(420.0), Unit::Milliseconds), "420 ms");
+        assert_eq!(format_value(Some(1234.5), Unit::PerSecond), "1234.5 /s");
         assert_eq!(format_change(Some(f64::INFINITY)), "new > 0");
     }
 

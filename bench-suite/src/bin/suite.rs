@@ -1,14 +1,24 @@
 //! `suite`: the entry points through which the harness drives this crate at any revision:
 //! `prepare` (migrate and seed an empty database), `scenario <name>` (run one I/O scenario and
-//! print its observations as one JSON line), `list`, and `plans` (the plan shape of every key
-//! statement of the query layer, one JSON line each).
+//! print its heap use and its observations as JSON lines), `leak <name>` (repeat a scenario's
+//! measured part and print its live-heap growth per round), `load` (an open-loop load run of
+//! the realistic mix), `list`, and `plans` (the plan shape of every key statement of the query
+//! layer, one JSON line each).
+//!
+//! Its global allocator counts allocations (`bench_suite::memory`). Must never: print anything
+//! on stdout but the JSON lines the harness reads, or run without a bound.
 
 use anyhow::Result;
+use bench_suite::load::{self, Schedule};
+use bench_suite::memory::CountingAllocator;
 use bench_suite::query;
 use bench_suite::scenarios::{self, SCENARIOS};
 use bench_suite::seed::{self, SeedSize};
 use bench_suite::settings::Settings;
 use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 #[derive(Parser)]
 #[command(about = "Drives the system under test for the perf harness")]
@@ -34,8 +44,35 @@ enum Command {
         #[arg(long)]
         cards: Option<u32>,
     },
-    /// Run one I/O scenario and print what it observed as one JSON line.
+    /// Run one I/O scenario; print `{"memory": ...}` (its measured part's allocations, bytes
+    /// and peak heap growth), then what it observed, as JSON lines.
     Scenario { name: String },
+    /// Run a scenario's measured part once to warm up, then `--rounds` times in this process,
+    /// and print `{"leak": ...}`: the live-heap growth per round from the first to the last.
+    Leak {
+        name: String,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=1000))]
+        rounds: u32,
+    },
+    /// Open-loop load of the realistic mix through the service layer; prints `{"load": ...}`.
+    Load {
+        /// Requests per second, scheduled at fixed intended start times.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Seconds (at most 300).
+        #[arg(long, default_value_t = 3.0)]
+        duration: f64,
+        /// Requests running at once; a request due beyond it is counted as dropped.
+        #[arg(long, default_value_t = 64)]
+        max_in_flight: usize,
+        /// Seed of the RNG that picks users, words and cards.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Print `{"ready":true}` after connecting and wait for a line on stdin before the load
+        /// starts (the harness's handshake).
+        #[arg(long)]
+        handshake: bool,
+    },
     /// List the I/O scenarios, one JSON line each.
     List,
     /// Explain (without executing) every key statement of the query layer against the seeded
@@ -82,9 +119,44 @@ async fn main() -> Result<()> {
         }
         Command::Scenario { name } => {
             let settings = Settings::from_env()?;
-            let observations =
-                scenarios::run(&name, &settings, &scenarios::Handshake::Stdio).await?;
-            println!("{}", serde_json::to_string(&observations)?);
+            let measured =
+                scenarios::run_measured(&name, &settings, &scenarios::Handshake::Stdio).await?;
+            if let Some(memory) = measured.memory {
+                println!("{}", serde_json::json!({ "memory": memory }));
+            }
+            println!("{}", serde_json::to_string(&measured.observations)?);
+        }
+        Command::Leak { name, rounds } => {
+            let settings = Settings::from_env()?;
+            let measured =
+                scenarios::run_measured(&name, &settings, &scenarios::Handshake::Leak { rounds })
+                    .await?;
+            println!("{}", serde_json::json!({ "leak": measured.leak }));
+        }
+        Command::Load {
+            rate,
+            duration,
+            max_in_flight,
+            seed,
+            handshake,
+        } => {
+            anyhow::ensure!(
+                duration.is_finite() && duration > 0.0,
+                "--duration {duration} is not a positive number of seconds"
+            );
+            let schedule = Schedule::new(
+                rate,
+                std::time::Duration::from_secs_f64(duration.min(1e6)),
+                max_in_flight,
+            )?;
+            let settings = Settings::from_env()?;
+            let handshake = if handshake {
+                scenarios::Handshake::Stdio
+            } else {
+                scenarios::Handshake::None
+            };
+            let summary = load::run_mixed(&settings, &schedule, seed, &handshake).await?;
+            println!("{}", serde_json::json!({ "load": summary }));
         }
         Command::Plans { list: true } => {
             for name in bench_suite::plans::STATEMENTS {

@@ -44,6 +44,12 @@ pub(crate) struct DockerServers {
 }
 
 impl DockerServers {
+    /// The ids of the Postgres and Redis containers (`None` once removed).
+    pub(crate) fn container_ids(&self) -> (Option<String>, Option<String>) {
+        let id = |c: &Option<ContainerAsync<GenericImage>>| c.as_ref().map(|c| c.id().to_owned());
+        (id(&self.postgres), id(&self.redis))
+    }
+
     /// Removes the containers through the async client, then any leftover with this session's
     /// label; falls back to the synchronous path if the async one fails.
     pub(crate) async fn teardown(mut self) -> Result<(), String> {

@@ -115,6 +115,18 @@ fn split_image_reference(reference: &str) -> (String, String) {
     }
 }
 
+/// Where the servers' own resource use (CPU time, memory) can be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerProcesses {
+    /// Native servers: the postmaster's and redis-server's pids (their process trees are the
+    /// servers).
+    Native { postgres: u32, redis: u32 },
+    /// Docker: the containers, whose cgroup statistics the engine exposes.
+    Docker { postgres: String, redis: String },
+    /// Servers the harness did not start, or that are gone: nothing to read, and why.
+    Unavailable { reason: String },
+}
+
 /// What a mode's start hands back.
 pub(crate) struct Started {
     pub backend: Backend,
@@ -271,6 +283,29 @@ impl Services {
     /// false in external mode: the harness must then never drop/flush what it did not create.
     pub fn owns_servers(&self) -> bool {
         self.owns
+    }
+
+    /// Where the servers' resource use can be read.
+    pub fn server_processes(&self) -> ServerProcesses {
+        let gone = || ServerProcesses::Unavailable {
+            reason: "the servers were already stopped".to_owned(),
+        };
+        match &self.backend {
+            Some(Backend::Native(servers)) => match servers.pids() {
+                (Some(postgres), Some(redis)) => ServerProcesses::Native { postgres, redis },
+                _ => gone(),
+            },
+            Some(Backend::Docker(servers)) => match servers.container_ids() {
+                (Some(postgres), Some(redis)) => ServerProcesses::Docker { postgres, redis },
+                _ => gone(),
+            },
+            Some(Backend::None) => ServerProcesses::Unavailable {
+                reason: "external servers (--services external) are not the harness's: their \
+                         processes may serve others and are not inspected"
+                    .to_owned(),
+            },
+            None => gone(),
+        }
     }
 
     /// Stops and removes everything this value started (containers, processes, temp dirs).

@@ -287,6 +287,12 @@ pub(crate) struct NativeServers {
 }
 
 impl NativeServers {
+    /// The pids of the postmaster and of redis-server (`None` once stopped).
+    pub(crate) fn pids(&self) -> (Option<u32>, Option<u32>) {
+        let pid = |p: &Option<ServerProcess>| p.as_ref().filter(|p| p.running()).map(|p| p.pid);
+        (pid(&self.postgres), pid(&self.redis))
+    }
+
     fn processes(&mut self) -> impl Iterator<Item = &mut ServerProcess> {
         self.postgres.iter_mut().chain(self.redis.iter_mut())
     }

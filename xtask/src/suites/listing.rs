@@ -1,5 +1,6 @@
 //! `cargo xtask perf --list`: the name of every benchmark and scenario of the work tree, as a
-//! run would record it (`io/<scenario>`, `plans/<statement>`, `wall_time/<group>/<bench>`,
+//! run would record it (`io/<scenario>`, `mem/<scenario>`, `load/<mix>`, `plans/<statement>`,
+//! `wall_time/<group>/<bench>`,
 //! `instructions/<group>/<function>/<id>`), taken from each tool's own listing (`suite list`,
 //! `suite plans --list`, criterion's and Gungraun's `--list`), so the list cannot drift from
 //! what a run measures.
@@ -35,7 +36,24 @@ pub async fn list(layout: &Layout, filter: Option<&str>) -> Result<Vec<Listed>, 
     let mut scenarios = tool_in(&suite_bin, dir, &layout.target_dir);
     scenarios.arg("list");
     let stdout = run_tool(scenarios, "suite list", &raw.join("list.log")).await?;
-    listed.extend(parse_scenarios(&stdout));
+    let scenarios = parse_scenarios(&stdout);
+    // Each scenario is also measured for heap use and leaks (`mem/<scenario>/...`).
+    let memory: Vec<Listed> = scenarios
+        .iter()
+        .map(|scenario| Listed {
+            name: scenario.name.replacen("io/", "mem/", 1),
+            about: Some("heap use and leak check of the scenario's measured part".to_owned()),
+        })
+        .collect();
+    listed.extend(scenarios);
+    listed.extend(memory);
+    listed.push(Listed {
+        name: format!("load/{}", super::load::MIX),
+        about: Some(format!(
+            "open-loop load at {} req/s: latency percentiles, throughput, errors, server CPU and memory",
+            super::load::RATE
+        )),
+    });
     let mut plans = tool_in(&suite_bin, dir, &layout.target_dir);
     plans.args(["plans", "--list"]);
     let stdout = run_tool(plans, "suite plans --list", &raw.join("list-plans.log")).await?;

@@ -1,17 +1,23 @@
 //! Running the suites of one checkout (HEAD's work tree, or a base revision's worktree):
-//! build its `bench-suite`, create and seed a database of its own, then count I/O per
-//! scenario, capture the key queries' plan shapes, time with criterion and count instructions
-//! with Gungraun. Every tool is a child
-//! process in its own process group, killed with its children if the run is interrupted.
+//! Running the suites of one checkout (HEAD's work tree, or a base revision's worktree):
+//! build its `bench-suite`, create and seed a database of its own, then count I/O and heap use
+//! per scenario, check scenarios for leaks, capture the key queries' plan shapes, time with
+//! criterion, count instructions with Gungraun, and last run an open-loop load while measuring
+//! the servers. Every tool is a child process in its own process group, killed with its
+//! children if the run is interrupted.
 //!
-//! The checkout is driven only through stable entry points (`suite prepare|scenario|list|plans`,
-//! the `wall_time` and `instructions` benches), so the HEAD harness can measure any revision
-//! that has them.
+//! The checkout is driven only through stable entry points (`suite prepare|scenario|leak|load|
+//! list|plans`, the `wall_time` and `instructions` benches), so the HEAD harness can measure
+//! any revision that has them (a revision without `leak`/`load`/`plans` is measured without
+//! them, and the record's notes say so for `leak`/`load`).
 
 pub mod instructions;
 pub mod io_counts;
 pub mod listing;
+pub mod load;
+pub mod memory;
 pub mod plans;
+pub mod resources;
 pub mod wall_time;
 
 use std::collections::BTreeMap;
@@ -80,6 +86,8 @@ pub struct Checkout<'a> {
 pub struct Measurement {
     pub metrics: Vec<Metric>,
     pub phases: Vec<Phase>,
+    /// What could not be measured and why.
+    pub notes: Vec<String>,
 }
 
 impl Measurement {
@@ -101,6 +109,16 @@ impl SuiteContext<'_> {
     fn matches(&self, name: &str) -> bool {
         self.filter
             .is_none_or(|filter| filter_alternatives(filter).any(|pattern| name.contains(pattern)))
+    }
+
+    /// Whether the filter selects something under `prefix` (e.g. `mem/due_cards`): the name
+    /// contains the filter, or the filter names something below it
+    /// (`mem/due_cards/peak_bytes`).
+    fn selects(&self, prefix: &str) -> bool {
+        self.filter.is_none_or(|filter| {
+            filter_alternatives(filter)
+                .any(|pattern| prefix.contains(pattern) || pattern.starts_with(prefix))
+        })
     }
 }
 
@@ -131,11 +149,11 @@ pub fn filter_alternatives(filter: &str) -> impl Iterator<Item = &str> {
     filter.split(',').map(str::trim).filter(|p| !p.is_empty())
 }
 
-/// Metric names start with their suite: `wall_time/`, `instructions/`, `io/`, `plans/`. A
-/// filter that starts with one of them selects that suite (and, after the prefix, its
-/// benchmarks); any other filter is passed to every suite. Of a filter with several
-/// alternatives, a suite gets what its alternatives select together: nothing when none
-/// selects it, one pattern when only one does, else all of it.
+/// Metric names start with their suite: `wall_time/`, `instructions/`, `io/`, `plans/`,
+/// `mem/`, `load/`. A filter that starts with one of them selects that suite (and, after the
+/// prefix, its benchmarks); any other filter is passed to every suite. Of a filter with
+/// several alternatives, a suite gets what its alternatives select together: nothing when
+/// none selects it, one pattern when only one does, else all of it.
 pub fn tool_filter<'a>(filter: Option<&'a str>, suite_prefix: &str) -> ToolFilter<'a> {
     let Some(filter) = filter else {
         return ToolFilter::All;
@@ -152,7 +170,14 @@ pub fn tool_filter<'a>(filter: Option<&'a str>, suite_prefix: &str) -> ToolFilte
 
 /// [`tool_filter`] of one alternative.
 fn one_tool_filter<'a>(pattern: &'a str, suite_prefix: &str) -> ToolFilter<'a> {
-    const SUITE_PREFIXES: [&str; 4] = ["wall_time/", "instructions/", "io/", "plans/"];
+    const SUITE_PREFIXES: [&str; 6] = [
+        "wall_time/",
+        "instructions/",
+        "io/",
+        "plans/",
+        "mem/",
+        "load/",
+    ];
     if let Some(rest) = pattern.strip_prefix(suite_prefix) {
         return if rest.is_empty() {
             ToolFilter::All
@@ -248,7 +273,7 @@ async fn measure_in_database(
     .await?;
     measurement.phase_done(format!("{label}: seed"), started);
 
-    // I/O counts.
+    // I/O counts and heap use per scenario.
     let started = Instant::now();
     let mut list = tool(&suite_bin, checkout.dir, ctx);
     list.arg("list");
@@ -257,12 +282,15 @@ async fn measure_in_database(
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter_map(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
-        .filter(|name| ctx.matches(&format!("io/{name}")))
         .collect();
-    if !scenarios.is_empty() {
+    let io_scenarios: Vec<&String> = scenarios
+        .iter()
+        .filter(|name| ctx.matches(&format!("io/{name}")) || ctx.selects(&format!("mem/{name}")))
+        .collect();
+    if !io_scenarios.is_empty() {
         let mut probe =
             io_counts::IoProbe::connect(&ctx.services.postgres_url("postgres"), &redis_url).await?;
-        for scenario in &scenarios {
+        for scenario in io_scenarios {
             ctx.progress.line(&format!("{label}: io_counts {scenario}"));
             let mut run = tool(&suite_bin, checkout.dir, ctx);
             run.args(["scenario", scenario]);
@@ -275,16 +303,25 @@ async fn measure_in_database(
             )
             .await?;
             let counts = probe.read(database).await?;
-            let observations: BTreeMap<String, u64> = stdout
-                .lines()
-                .rev()
-                .find_map(|line| serde_json::from_str(line).ok())
-                .unwrap_or_default();
-            measurement.metrics.extend(io_counts::scenario_metrics(
-                scenario,
-                &counts,
-                &observations,
-            ));
+            if ctx.matches(&format!("io/{scenario}")) {
+                let observations: BTreeMap<String, u64> = stdout
+                    .lines()
+                    .rev()
+                    .find_map(|line| serde_json::from_str(line).ok())
+                    .unwrap_or_default();
+                measurement.metrics.extend(io_counts::scenario_metrics(
+                    scenario,
+                    &counts,
+                    &observations,
+                ));
+            }
+            if ctx.selects(&format!("mem/{scenario}")) {
+                let made_io = counts.sql_statements > 0
+                    || counts.redis_commands.values().any(|&calls| calls > 0);
+                measurement
+                    .metrics
+                    .extend(memory::scenario_metrics(scenario, &stdout, made_io)?);
+            }
         }
     }
     measurement.phase_done(format!("{label}: io_counts"), started);
@@ -310,6 +347,39 @@ async fn measure_in_database(
                 .filter(|metric| ctx.matches(&metric.name)),
         );
         measurement.phase_done(format!("{label}: plans"), started);
+    }
+
+    // Leak checks.
+    let leak_scenarios: Vec<&String> = scenarios
+        .iter()
+        .filter(|name| ctx.selects(&format!("mem/{name}")))
+        .collect();
+    if !leak_scenarios.is_empty() {
+        let started = Instant::now();
+        if has_subcommand(&suite_bin, checkout.dir, ctx, "leak").await {
+            let rounds = memory::leak_rounds(ctx.quick);
+            for scenario in leak_scenarios {
+                ctx.progress
+                    .line(&format!("{label}: leak check {scenario} ({rounds} rounds)"));
+                let mut run = tool(&suite_bin, checkout.dir, ctx);
+                run.args(["leak", scenario, "--rounds", &rounds.to_string()]);
+                with_services(&mut run, &format!("{}:{label}:leak:{scenario}", ctx.run_id));
+                let stdout = run_tool(
+                    run,
+                    &format!("{label}: suite leak {scenario}"),
+                    &raw.join(format!("leak-{scenario}.log")),
+                )
+                .await?;
+                measurement
+                    .metrics
+                    .push(memory::leak_metric(scenario, &stdout)?);
+            }
+        } else {
+            measurement.notes.push(format!(
+                "{label}: no leak check: this revision's `suite` has no `leak` command"
+            ));
+        }
+        measurement.phase_done(format!("{label}: leak checks"), started);
     }
 
     // Wall time.
@@ -378,6 +448,41 @@ async fn measure_in_database(
                 .extend(instructions::parse_output(&stdout)?);
         }
         measurement.phase_done(format!("{label}: instructions"), started);
+    }
+
+    // Load, last: it dirties the caches and the tables the other suites read.
+    if ctx.selects(&format!("load/{}", load::MIX)) {
+        let started = Instant::now();
+        if has_subcommand(&suite_bin, checkout.dir, ctx, "load").await {
+            ctx.progress.line(&format!(
+                "{label}: load ({} req/s for {} s, open loop)",
+                load::RATE,
+                load::duration(ctx.quick).as_secs()
+            ));
+            let mut run = tool(&suite_bin, checkout.dir, ctx);
+            run.args(load::args(ctx.quick));
+            with_services(&mut run, &format!("{}:{label}:load", ctx.run_id));
+            let result = load::run(
+                run,
+                ctx.services.server_processes(),
+                ctx.quick,
+                &format!("{label}: suite load"),
+                &raw.join("load.log"),
+            )
+            .await?;
+            ctx.progress
+                .line(&format!("{label}: load: {}", result.summary));
+            for note in &result.notes {
+                ctx.progress.line(&format!("{label}: {note}"));
+            }
+            measurement.metrics.extend(result.metrics);
+            measurement.notes.extend(result.notes);
+        } else {
+            measurement.notes.push(format!(
+                "{label}: no load run: this revision's `suite` has no `load` command"
+            ));
+        }
+        measurement.phase_done(format!("{label}: load"), started);
     }
     Ok(())
 }
@@ -463,6 +568,20 @@ async fn has_plans_command(
         ));
     }
     Ok(known)
+}
+
+/// Whether the checkout's `suite` binary has `subcommand` (older revisions lack `leak`/`load`).
+async fn has_subcommand(
+    suite_bin: &Path,
+    dir: &Path,
+    ctx: &SuiteContext<'_>,
+    subcommand: &str,
+) -> bool {
+    let mut help = tool(suite_bin, dir, ctx);
+    help.args([subcommand, "--help"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    help.status().await.is_ok_and(|status| status.success())
 }
 
 fn short(commit: &str) -> &str {
@@ -745,6 +864,8 @@ mod tests {
             (Some("wall_time/cache,wall_time/query"), All, Skip),
             (Some("io/,instructions/query"), Skip, Pattern("query")),
             (Some(","), Skip, Skip),
+            (Some("mem/"), Skip, Skip),
+            (Some("load/mixed"), Skip, Skip),
         ];
         assert_eq!(tool_filter(Some("plans/"), "plans/"), All);
         assert_eq!(tool_filter(Some("io/,plans/due"), "plans/"), Pattern("due"));
