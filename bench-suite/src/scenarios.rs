@@ -200,6 +200,9 @@ fn observe(observations: &mut Observations, prefix: &str, stats: &CacheStats) {
             observations.insert(format!("{prefix}.{name}"), value);
         }
     }
+    if let Some(permille) = stats.hit_permille() {
+        observations.insert(format!("{prefix}.hit_permille"), permille);
+    }
 }
 
 const WORD_IDS: std::ops::RangeInclusive<i64> = 1..=50;

@@ -22,6 +22,7 @@ pub(crate) struct Counters {
     pub invalidations: AtomicU64,
     pub errors: AtomicU64,
     pub redis_commands: AtomicU64,
+    pub redis_round_trips: AtomicU64,
 }
 
 impl Counters {
@@ -47,6 +48,7 @@ impl Counters {
             invalidations: get(&self.invalidations),
             errors: get(&self.errors),
             redis_commands: get(&self.redis_commands),
+            redis_round_trips: get(&self.redis_round_trips),
         }
     }
 }
@@ -79,16 +81,32 @@ pub struct CacheStats {
     /// Redis commands sent (GET, MGET, SET, DEL, EVALSHA; a pipeline of n SETs counts n, an
     /// EVALSHA counts 1 whatever its script runs), including ones that failed or timed out.
     pub redis_commands: u64,
+    /// Round trips to Redis: one per command sent alone, one per pipeline (a pipeline of n
+    /// `SET`s is n commands and 1 round trip), including ones that failed or timed out.
+    #[serde(default)]
+    pub redis_round_trips: u64,
 }
 
 impl CacheStats {
+    /// Lookups answered without a loader (from L1, Redis, or another caller's lookup), in
+    /// per mille of all lookups; `None` before any lookup.
+    pub fn hit_permille(&self) -> Option<u64> {
+        let hits = self.l1_hits
+            + self.l1_negative_hits
+            + self.l2_hits
+            + self.l2_negative_hits
+            + self.coalesced;
+        let lookups = hits + self.misses;
+        (lookups > 0).then(|| hits * 1000 / lookups)
+    }
+
     /// Lookups served a cached "missing", from either level.
     pub fn negative_hits(&self) -> u64 {
         self.l1_negative_hits + self.l2_negative_hits
     }
 
     /// Every counter by name, for reports (e.g. a scenario's observations).
-    pub fn fields(&self) -> [(&'static str, u64); 11] {
+    pub fn fields(&self) -> [(&'static str, u64); 12] {
         [
             ("l1_hits", self.l1_hits),
             ("l1_negative_hits", self.l1_negative_hits),
@@ -101,6 +119,7 @@ impl CacheStats {
             ("invalidations", self.invalidations),
             ("errors", self.errors),
             ("redis_commands", self.redis_commands),
+            ("redis_round_trips", self.redis_round_trips),
         ]
     }
 
@@ -122,6 +141,9 @@ impl CacheStats {
             invalidations: self.invalidations.saturating_sub(earlier.invalidations),
             errors: self.errors.saturating_sub(earlier.errors),
             redis_commands: self.redis_commands.saturating_sub(earlier.redis_commands),
+            redis_round_trips: self
+                .redis_round_trips
+                .saturating_sub(earlier.redis_round_trips),
         }
     }
 }
@@ -129,6 +151,19 @@ impl CacheStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hit_ratio_counts_every_lookup_answered_without_a_loader() {
+        assert_eq!(CacheStats::default().hit_permille(), None);
+        let stats = CacheStats {
+            l1_hits: 50,
+            l2_negative_hits: 10,
+            coalesced: 15,
+            misses: 25,
+            ..CacheStats::default()
+        };
+        assert_eq!(stats.hit_permille(), Some(750));
+    }
 
     #[test]
     fn snapshot_reflects_bumps_and_deltas() {
@@ -168,10 +203,11 @@ mod tests {
             invalidations: 9,
             errors: 10,
             redis_commands: 11,
+            redis_round_trips: 12,
         };
         let fields = stats.fields();
         let values: Vec<u64> = fields.iter().map(|(_, v)| *v).collect();
-        assert_eq!(values, (1..=11).collect::<Vec<_>>());
+        assert_eq!(values, (1..=12).collect::<Vec<_>>());
         let json = serde_json::to_value(stats).unwrap();
         for (name, value) in fields {
             assert_eq!(json[name], value, "{name}");

@@ -390,6 +390,7 @@ where
         let redis_keys: Vec<String> = keys.iter().map(|key| self.keys.key(*key).full).collect();
         let refs: Vec<&str> = redis_keys.iter().map(String::as_str).collect();
         Counters::bump(&self.counters.redis_commands);
+        Counters::bump(&self.counters.redis_round_trips);
         if !self.config.guarded_fills {
             return self
                 .l2
@@ -510,6 +511,7 @@ where
         let guarded = self.config.guarded_fills;
         let generation_key = guarded.then(|| self.keys.generation_key(leader.key()));
         Counters::bump(&self.counters.redis_commands);
+        Counters::bump(&self.counters.redis_round_trips);
         let (cached, generation) = match &generation_key {
             None => {
                 let cached = self
@@ -549,6 +551,7 @@ where
             let value = self.encode(entry.as_deref())?;
             let ttl_secs = entry_ttls(&self.config, key.hash, entry.is_none()).l2_secs;
             Counters::bump(&self.counters.redis_commands);
+            Counters::bump(&self.counters.redis_round_trips);
             let stored = match &generation_key {
                 None => {
                     let item = SetItem {
@@ -735,6 +738,7 @@ where
             keys.iter().map(|key| key.full.as_str()).collect()
         };
         Counters::bump(&self.counters.redis_commands);
+        Counters::bump(&self.counters.redis_round_trips);
         let answered = self
             .l2
             .mget(&refs)
@@ -817,6 +821,7 @@ where
             }
             if !items.is_empty() {
                 Counters::add(&self.counters.redis_commands, items.len() as u64);
+                Counters::bump(&self.counters.redis_round_trips);
                 self.l2
                     .set_ex(&items)
                     .await
@@ -824,6 +829,7 @@ where
             }
             if !guarded_items.is_empty() {
                 Counters::bump(&self.counters.redis_commands);
+                Counters::bump(&self.counters.redis_round_trips);
                 let stored = self
                     .l2
                     .fill_guarded(&guarded_items)
