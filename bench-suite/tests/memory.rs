@@ -27,15 +27,17 @@ fn allocations_bytes_live_and_peak_are_counted() {
     let usage = span.finish();
     let after = memory::snapshot();
 
-    // 10 buffers and the outer vector.
-    assert!((11..=20).contains(&usage.allocations), "{usage:?}");
-    assert!((100_000..110_000).contains(&usage.bytes), "{usage:?}");
+    // 10 buffers and the outer vector, plus whatever the test harness's other threads (output
+    // capture, the threads of the tests waiting for `serial()`) allocate meanwhile: the counters
+    // are process-wide, so the bounds leave room for a few dozen small allocations.
+    assert!((11..=100).contains(&usage.allocations), "{usage:?}");
+    assert!((100_000..130_000).contains(&usage.bytes), "{usage:?}");
     assert!(
         during.live >= before.live + 100_000,
         "{before:?} {during:?}"
     );
     assert!(
-        (100_000..110_000).contains(&usage.peak_bytes),
+        (100_000..130_000).contains(&usage.peak_bytes),
         "the peak is the high-water mark, not what is live at the end: {usage:?}"
     );
     assert!(
@@ -54,9 +56,14 @@ fn realloc_counts_as_an_allocation_of_its_new_size() {
     let grown = memory::snapshot().live;
     let usage = span.finish();
     drop(std::hint::black_box(v));
-    assert_eq!(usage.allocations, 1, "{usage:?}");
-    assert_eq!(usage.bytes, 9_000, "{usage:?}");
-    assert_eq!(grown - live, 8_000);
+    // One allocation of 9,000 bytes; the bounds leave room for a stray small allocation of the
+    // test harness's other threads (the counters are process-wide).
+    assert!((1..=5).contains(&usage.allocations), "{usage:?}");
+    assert!((9_000..12_000).contains(&usage.bytes), "{usage:?}");
+    assert!(
+        (8_000..11_000).contains(&grown.saturating_sub(live)),
+        "{live} -> {grown}"
+    );
 }
 
 /// What a leaking round keeps: it stays allocated for the rest of the process.
