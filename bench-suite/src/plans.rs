@@ -66,6 +66,13 @@ pub async fn explain_all(database_url: &str) -> Result<Vec<PlanLine>> {
     let mut conn = PgConnection::connect(database_url)
         .await
         .with_context(|| "cannot connect to DATABASE_URL to explain the query layer's plans")?;
+    // Settle what the planner reads first: fresh statistics and a complete visibility map.
+    // Without it a plan can flip between runs of one commit (an index-only scan is costed by
+    // the visibility map, which autovacuum updates at times of its own), a false alarm.
+    sqlx::query("VACUUM (ANALYZE)")
+        .execute(&mut conn)
+        .await
+        .context("VACUUM (ANALYZE) before explaining")?;
     sqlx::query("SET plan_cache_mode = force_custom_plan")
         .execute(&mut conn)
         .await?;

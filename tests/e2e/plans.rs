@@ -66,7 +66,8 @@ fn dropping_the_due_index_is_a_plan_regression_with_more_buffer_accesses() {
         head_buffers > base_buffers,
         "the due list without its index touches more buffers: {buffers:#}"
     );
-    assert_eq!(buffers["verdict"], "regression", "{buffers:#}");
+    // Buffer accesses are shown, not gated (they vary under load).
+    assert_eq!(buffers["kind"], "statistical", "{buffers:#}");
 
     let markdown = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     let regressions = markdown
@@ -84,7 +85,6 @@ fn dropping_the_due_index_is_a_plan_regression_with_more_buffer_accesses() {
         ),
         "{plan_line}"
     );
-    assert!(markdown.contains("io/due_cards/sql_buffers"), "{markdown}");
 }
 
 // The guard is a `std` mutex held across this test's own `.await`s; no task of its runtime
