@@ -119,7 +119,8 @@ async fn a_hundred_concurrent_misses_of_one_word_run_one_statement_and_one_load(
     }
 
     // One miss: the leader's `SELECT .. FROM words WHERE id = $1` (1 statement), one `GET`
-    // (nothing in Redis) and one `SET` (the loaded word); the 99 others are coalesced.
+    // (nothing in Redis) and one `SET` (the loaded word), each its own round trip; the 99
+    // others are coalesced.
     let (statements, texts) = counts.statements().await;
     assert_eq!(statements, 1, "statements in the test database: {texts:#?}");
     assert!(texts[0].contains("FROM words WHERE id = $1"), "{texts:#?}");
@@ -134,6 +135,7 @@ async fn a_hundred_concurrent_misses_of_one_word_run_one_statement_and_one_load(
             loads: 1,
             coalesced: 99,
             redis_commands: 2,
+            redis_round_trips: 2,
             ..CacheStats::default()
         }
     );

@@ -118,6 +118,7 @@ async fn an_entry_expires_from_l1_then_from_redis_and_is_then_loaded_again() {
             misses: 2,
             loads: 2,
             redis_commands: 5,
+            redis_round_trips: 5,
             ..CacheStats::default()
         }
     );
