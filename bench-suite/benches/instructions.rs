@@ -1,18 +1,22 @@
 //! Instruction-count benchmarks (Gungraun, under valgrind's callgrind) of the CPU-bound paths
 //! of the service: encoding and decoding what the cache holds (a word, a due page), building
-//! cache keys with their TTLs, and SM-2 scheduling of a review. Deterministic: the same
-//! binary gives the same counts. Needs `gungraun-runner` of the same version as the `gungraun`
-//! crate on PATH.
+//! cache keys with their TTLs, decoding a page of Postgres rows into due cards, and SM-2
+//! scheduling of a review. Deterministic: the same binary and the same seed data give the
+//! same counts. Needs `gungraun-runner` of the same version as the `gungraun` crate on PATH;
+//! `query/due_cards_row_decode` also needs the seeded database of a run (`DATABASE_URL`, set
+//! by the harness), from which its setup fetches the rows before counting starts.
 
 use std::hint::black_box;
 
 use bench_suite::cache::{KeySpace, Namespace, RedisKey, entry_ttls};
 use bench_suite::codec;
 use bench_suite::model::{DueCard, DuePage, Word};
-use bench_suite::query::DUE_PAGE_SIZE;
+use bench_suite::query::{DUE_CARDS_FIRST_PAGE_SQL, DUE_PAGE_SIZE};
 use bench_suite::seed::lemma;
 use bench_suite::sm2::{self, CardState, Grade, Scheduled, Sm2State};
-use gungraun::{library_benchmark, library_benchmark_group, main};
+use gungraun::{LibraryBenchmarkConfig, library_benchmark, library_benchmark_group, main};
+use sqlx::postgres::PgRow;
+use sqlx::{Connection, FromRow, PgConnection};
 
 fn word() -> Word {
     Word {
@@ -66,6 +70,55 @@ fn due_cards_page_decode(bytes: Vec<u8>) -> DuePage {
     black_box(codec::decode(black_box(&bytes)).expect("decode"))
 }
 
+/// A user with a full first due page in the default seed whose cards nothing writes to before
+/// this benchmark runs (scenarios review and import for users 1..=10, the wall-time review
+/// benchmark for user 13), so every run decodes the same rows.
+const ROW_DECODE_USER: i64 = 20;
+
+/// The rows of a user's first due page, fetched from the run's database. A setup: it runs in
+/// the benchmark's process before counting starts, so the connection is not counted.
+fn due_page_rows(user_id: i64) -> Vec<PgRow> {
+    let url = std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL is not set: `query/due_cards_row_decode` reads rows from a seeded \
+         database; run it through `cargo xtask perf`, which sets it",
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let mut connection = PgConnection::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("connect to DATABASE_URL: {e}"));
+        let rows = sqlx::query(DUE_CARDS_FIRST_PAGE_SQL)
+            .bind(user_id)
+            .bind(bench_suite::fixed_now())
+            .bind(DUE_PAGE_SIZE as i64)
+            .fetch_all(&mut connection)
+            .await
+            .expect("the first due page");
+        assert_eq!(rows.len(), DUE_PAGE_SIZE, "user {user_id}'s due page");
+        connection.close().await.expect("close the connection");
+        rows
+    })
+}
+
+// Decodes a page of due-list rows (Postgres' binary format) into due cards, as every due-list
+// read that misses the cache does. The rows are handed back so that dropping them (buffers of
+// the connection, not decoding) is not counted.
+#[library_benchmark(
+    config = LibraryBenchmarkConfig::default().pass_through_env("DATABASE_URL")
+)]
+#[bench::page_of_50(args = (ROW_DECODE_USER), setup = due_page_rows)]
+fn due_cards_row_decode(rows: Vec<PgRow>) -> (Vec<PgRow>, Vec<DueCard>) {
+    let cards = black_box(&rows)
+        .iter()
+        .map(DueCard::from_row)
+        .collect::<Result<Vec<_>, _>>()
+        .expect("due-list rows decode");
+    (rows, black_box(cards))
+}
+
 // Builds the Redis key of a user's due page and its jittered TTLs, as every cached read does.
 #[library_benchmark]
 #[bench::due_page_of_user(KeySpace::new("perf", &Namespace::DueCards.config()))]
@@ -111,7 +164,7 @@ library_benchmark_group!(
 
 library_benchmark_group!(
     name = query;
-    benchmarks = due_cards_page_decode
+    benchmarks = due_cards_page_decode, due_cards_row_decode
 );
 
 main!(library_benchmark_groups = cache, query, review);

@@ -18,8 +18,9 @@ pub struct Word {
     pub difficulty: i16,
 }
 
-/// One card of a user's due list, with the word it asks about.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+/// One card of a user's due list, with the word it asks about. Rows decode into it by column
+/// position (`query::cards`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DueCard {
     pub card_id: i64,
     pub word_id: i64,

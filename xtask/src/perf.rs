@@ -243,6 +243,7 @@ async fn measure_and_report(
             label: "head",
             dir: &layout.root,
             commit: &head.commit,
+            target_dir: &layout.target_dir,
         },
     )
     .await?;
@@ -305,6 +306,7 @@ async fn measure_and_report(
                     label: "base",
                     dir: worktree.path(),
                     commit: &choice.commit,
+                    target_dir: &layout.base_target_dir(),
                 },
             )
             .await?;

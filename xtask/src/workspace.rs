@@ -58,4 +58,10 @@ impl Layout {
     pub fn worktree_dir(&self, commit: &str) -> PathBuf {
         self.target_dir.join("perf-worktrees").join(commit)
     }
+
+    /// Cargo's target directory for base revisions: apart from HEAD's, so that building a
+    /// base never makes HEAD's next run rebuild (and never lets it run a base's binaries).
+    pub fn base_target_dir(&self) -> PathBuf {
+        self.target_dir.join("perf-base")
+    }
 }

@@ -8,13 +8,14 @@ use crate::record::{Metric, MetricKind, Suite, Unit};
 
 use super::SuiteError;
 
-/// Gungraun's arguments: JSON lines on stdout, and the harness's plain-text filter as a
-/// wildcard pattern over `FILE::GROUP::FUNCTION::ID`.
 /// The Gungraun benchmarks a run counts: `(package, bench target)`. The system under test's
 /// CPU-bound paths, and the harness's own comparison and rendering (skipped at a revision
 /// that does not have it).
 pub const BENCHES: [(&str, &str); 2] = [("bench-suite", "instructions"), ("xtask", "render")];
 
+/// Gungraun's arguments: JSON lines on stdout, and the harness's plain-text filter as a
+/// wildcard pattern over `FILE::GROUP::FUNCTION::ID`. A metric's name separates those parts
+/// with `/` (`instructions/query/due_cards_row_decode`), so `/` in the filter becomes `::`.
 pub fn gungraun_args(filter: Option<&str>) -> Vec<String> {
     let mut args = vec!["--output-format=json".to_owned()];
     if let Some(pattern) = filter {
@@ -24,7 +25,8 @@ pub fn gungraun_args(filter: Option<&str>) -> Vec<String> {
                 let escape = matches!(c, '*' | '?' | '[' | ']' | '\\');
                 escape.then_some('\\').into_iter().chain([c])
             })
-            .collect();
+            .collect::<String>()
+            .replace('/', "::");
         args.push(format!("*{escaped}*"));
     }
     args
@@ -128,5 +130,11 @@ mod tests {
     #[test]
     fn filter_becomes_a_substring_wildcard() {
         assert_eq!(gungraun_args(Some("decode")).last().unwrap(), "*decode*");
+        assert_eq!(
+            gungraun_args(Some("query/due_cards_row_decode/page"))
+                .last()
+                .unwrap(),
+            "*query::due_cards_row_decode::page*"
+        );
     }
 }

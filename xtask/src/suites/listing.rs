@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use super::{SuiteError, build_bench_suite, cargo_program, run_tool, tool_in};
+use super::{SuiteError, build_bench_suite, build_guard, cargo_program, run_tool, tool_in};
 use crate::workspace::Layout;
 
 /// One benchmark or scenario: its name as recorded, and what it is (when the tool says).
@@ -29,7 +29,14 @@ pub async fn list(layout: &Layout, filter: Option<&str>) -> Result<Vec<Listed>, 
         detail: format!("cannot create {}: {e}", raw.display()),
     })?;
     let dir = layout.root.as_path();
-    build_bench_suite(dir, &layout.target_dir, "list", &raw).await?;
+    // Held while the binaries are listed: no other run rebuilds them meanwhile.
+    let _built = build_guard::build_checkout(
+        dir,
+        &layout.target_dir,
+        |message| eprintln!("list: {message}"),
+        || build_bench_suite(dir, &layout.target_dir, "list", &raw),
+    )
+    .await?;
 
     let mut listed = Vec::new();
     let suite_bin = layout.target_dir.join("release").join("suite");

@@ -11,6 +11,7 @@
 //! any revision that has them (a revision without `leak`/`load`/`plans` is measured without
 //! them, and the record's notes say so for `leak`/`load`).
 
+pub mod build_guard;
 pub mod instructions;
 pub mod io_counts;
 pub mod listing;
@@ -79,6 +80,9 @@ pub struct Checkout<'a> {
     pub label: &'a str,
     pub dir: &'a Path,
     pub commit: &'a str,
+    /// Cargo's target directory for this checkout's binaries (HEAD and bases use separate
+    /// ones, so that measuring a base does not make HEAD's next run rebuild).
+    pub target_dir: &'a Path,
 }
 
 /// The metrics and phase times of one checkout.
@@ -217,7 +221,14 @@ pub async fn measure(
         "{label}: building bench-suite at {}",
         short(checkout.commit)
     ));
-    build_bench_suite(checkout.dir, &ctx.layout.target_dir, label, &raw).await?;
+    // Held until the measurement is done: no other run rebuilds these binaries meanwhile.
+    let _built = build_guard::build_checkout(
+        checkout.dir,
+        checkout.target_dir,
+        |message| ctx.progress.line(&format!("{label}: {message}")),
+        || build_bench_suite(checkout.dir, checkout.target_dir, label, &raw),
+    )
+    .await?;
     measurement.phase_done(format!("{label}: build"), started);
 
     let database = format!("perf_{}_{label}", ctx.run_id);
@@ -238,7 +249,7 @@ async fn measure_in_database(
     measurement: &mut Measurement,
 ) -> Result<(), SuiteError> {
     let label = checkout.label;
-    let suite_bin = ctx.layout.target_dir.join("release").join("suite");
+    let suite_bin = checkout.target_dir.join("release").join("suite");
     let database_url = ctx.services.postgres_url(database);
     let redis_url = ctx.services.redis_url();
     let with_services = |command: &mut tokio::process::Command, namespace: &str| {
@@ -254,7 +265,7 @@ async fn measure_in_database(
         "{label}: seeding {} users, {} words, {} cards",
         ctx.seed.users, ctx.seed.words, ctx.seed.cards
     ));
-    let mut prepare = tool(&suite_bin, checkout.dir, ctx);
+    let mut prepare = tool(&suite_bin, checkout);
     prepare.args([
         "prepare",
         "--users",
@@ -275,7 +286,7 @@ async fn measure_in_database(
 
     // I/O counts and heap use per scenario.
     let started = Instant::now();
-    let mut list = tool(&suite_bin, checkout.dir, ctx);
+    let mut list = tool(&suite_bin, checkout);
     list.arg("list");
     let listed = run_tool(list, &format!("{label}: suite list"), &raw.join("list.log")).await?;
     let scenarios: Vec<String> = listed
@@ -292,7 +303,7 @@ async fn measure_in_database(
             io_counts::IoProbe::connect(&ctx.services.postgres_url("postgres"), &redis_url).await?;
         for scenario in io_scenarios {
             ctx.progress.line(&format!("{label}: io_counts {scenario}"));
-            let mut run = tool(&suite_bin, checkout.dir, ctx);
+            let mut run = tool(&suite_bin, checkout);
             run.args(["scenario", scenario]);
             with_services(&mut run, &format!("{}:{label}:{scenario}", ctx.run_id));
             let stdout = run_scenario(
@@ -332,7 +343,7 @@ async fn measure_in_database(
     {
         let started = Instant::now();
         ctx.progress.line(&format!("{label}: plans"));
-        let mut explain = tool(&suite_bin, checkout.dir, ctx);
+        let mut explain = tool(&suite_bin, checkout);
         explain.arg("plans");
         with_services(&mut explain, &format!("{}:{label}:plans", ctx.run_id));
         let stdout = run_tool(
@@ -356,12 +367,12 @@ async fn measure_in_database(
         .collect();
     if !leak_scenarios.is_empty() {
         let started = Instant::now();
-        if has_subcommand(&suite_bin, checkout.dir, ctx, "leak").await {
+        if has_subcommand(&suite_bin, checkout, "leak").await {
             let rounds = memory::leak_rounds(ctx.quick);
             for scenario in leak_scenarios {
                 ctx.progress
                     .line(&format!("{label}: leak check {scenario} ({rounds} rounds)"));
-                let mut run = tool(&suite_bin, checkout.dir, ctx);
+                let mut run = tool(&suite_bin, checkout);
                 run.args(["leak", scenario, "--rounds", &rounds.to_string()]);
                 with_services(&mut run, &format!("{}:{label}:leak:{scenario}", ctx.run_id));
                 let stdout = run_tool(
@@ -392,7 +403,7 @@ async fn measure_in_database(
             if ctx.quick { "quick" } else { "full" }
         ));
         let home = raw.join("criterion");
-        let mut bench = tool(&cargo, checkout.dir, ctx);
+        let mut bench = tool(&cargo, checkout);
         bench
             .args([
                 "bench",
@@ -432,11 +443,13 @@ async fn measure_in_database(
                 // An older revision without the harness's own benchmark: nothing to count.
                 continue;
             }
-            let mut bench = tool(&cargo, checkout.dir, ctx);
+            let mut bench = tool(&cargo, checkout);
             bench
                 .args(["bench", "--package", package, "--bench", bench_name, "--"])
                 .args(instructions::gungraun_args(filter.pattern()))
                 .env("GUNGRAUN_HOME", raw.join("gungraun").join(bench_name));
+            // Row decoding reads its rows from the seeded database in its setup.
+            with_services(&mut bench, &format!("{}:{label}:instructions", ctx.run_id));
             let stdout = run_tool(
                 bench,
                 &format!("{label}: gungraun ({package} {bench_name})"),
@@ -453,13 +466,13 @@ async fn measure_in_database(
     // Load, last: it dirties the caches and the tables the other suites read.
     if ctx.selects(&format!("load/{}", load::MIX)) {
         let started = Instant::now();
-        if has_subcommand(&suite_bin, checkout.dir, ctx, "load").await {
+        if has_subcommand(&suite_bin, checkout, "load").await {
             ctx.progress.line(&format!(
                 "{label}: load ({} req/s for {} s, open loop)",
                 load::RATE,
                 load::duration(ctx.quick).as_secs()
             ));
-            let mut run = tool(&suite_bin, checkout.dir, ctx);
+            let mut run = tool(&suite_bin, checkout);
             run.args(load::args(ctx.quick));
             with_services(&mut run, &format!("{}:{label}:load", ctx.run_id));
             let result = load::run(
@@ -549,7 +562,7 @@ async fn has_plans_command(
     ctx: &SuiteContext<'_>,
     raw: &Path,
 ) -> Result<bool, SuiteError> {
-    let mut help = tool(suite_bin, checkout.dir, ctx);
+    let mut help = tool(suite_bin, checkout);
     help.arg("--help");
     let text = run_tool(
         help,
@@ -571,13 +584,8 @@ async fn has_plans_command(
 }
 
 /// Whether the checkout's `suite` binary has `subcommand` (older revisions lack `leak`/`load`).
-async fn has_subcommand(
-    suite_bin: &Path,
-    dir: &Path,
-    ctx: &SuiteContext<'_>,
-    subcommand: &str,
-) -> bool {
-    let mut help = tool(suite_bin, dir, ctx);
+async fn has_subcommand(suite_bin: &Path, checkout: &Checkout<'_>, subcommand: &str) -> bool {
+    let mut help = tool(suite_bin, checkout);
     help.args([subcommand, "--help"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -625,12 +633,8 @@ async fn check_gungraun_runner() -> Result<(), SuiteError> {
 
 /// A child process of the harness: in `dir`, with the shared target directory, in a process
 /// group of its own (so that it and its children can be killed together).
-fn tool(
-    program: impl AsRef<std::ffi::OsStr>,
-    dir: &Path,
-    ctx: &SuiteContext<'_>,
-) -> tokio::process::Command {
-    tool_in(program, dir, &ctx.layout.target_dir)
+fn tool(program: impl AsRef<std::ffi::OsStr>, checkout: &Checkout<'_>) -> tokio::process::Command {
+    tool_in(program, checkout.dir, checkout.target_dir)
 }
 
 /// [`tool`] with the target directory given.

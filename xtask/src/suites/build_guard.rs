@@ -1,0 +1,428 @@
+//! Building one checkout's binaries in a cargo target directory that other checkouts share,
+//! without ever running another checkout's binaries.
+//!
+//! Cargo names a workspace crate's outputs the same in every checkout of the workspace (its
+//! hashes use paths relative to the workspace root), and it decides they are fresh by
+//! comparing the sources' modification times with the last build's. So two checkouts building
+//! into one target directory (HEAD's work tree and a copy of it, or HEAD's harness run and a
+//! test's) can silently run each other's binaries: a checkout whose files are older than the
+//! other's build reuses that build. This module makes that impossible:
+//! - the target directory remembers what sources its workspace crates were last built from (a
+//!   hash of everything cargo builds them from), and a checkout with other sources first has
+//!   cargo clean those crates, so they are rebuilt from its own sources;
+//! - a lock file in the target directory is held exclusively while a checkout is built and
+//!   shared while its binaries are used, so no other run rebuilds them under a measurement,
+//!   and two runs of the same sources still measure side by side.
+//!
+//! It must never clean dependencies (they do not depend on the checkout, and a full rebuild
+//! takes many minutes), and a run must never hold it for two checkouts at once.
+
+use std::fs::{File, TryLockError};
+use std::future::Future;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::SuiteError;
+
+/// The workspace's own packages: the crates whose outputs differ between checkouts.
+const WORKSPACE_PACKAGES: [&str; 3] = ["bench-suite", "xtask", "perf-tests"];
+
+/// What cargo builds the workspace's crates from, relative to the checkout: manifests, the
+/// lock file, cargo's configuration and the packages' directories.
+const BUILD_INPUTS: [&str; 6] = [
+    "Cargo.toml",
+    "Cargo.lock",
+    ".cargo",
+    "bench-suite",
+    "xtask",
+    "tests",
+];
+
+/// How often a run waiting for the lock tries again.
+const LOCK_POLL: Duration = Duration::from_millis(250);
+
+/// A checkout's binaries in a target directory, usable while this value lives: no other run
+/// can rebuild them until it is dropped.
+#[derive(Debug)]
+pub struct BuiltCheckout {
+    _shared_lock: File,
+}
+
+/// Builds the checkout in `dir` into `target_dir` with `build` (which runs cargo), cleaning
+/// the workspace's crates first when the last build came from other sources in another place,
+/// and returns the shared lock that keeps the binaries as built. Runs of the same sources
+/// share the lock and never wait for each other; other sources wait for the directory to be
+/// free. `waiting` is told once when the run waits.
+///
+/// A build from the same place needs no cleaning: there cargo's own comparison of
+/// modification times is right (an edit makes a file newer than the last build).
+pub async fn build_checkout<F>(
+    dir: &Path,
+    target_dir: &Path,
+    waiting: impl Fn(&str),
+    build: impl Fn() -> F,
+) -> Result<BuiltCheckout, SuiteError>
+where
+    F: Future<Output = Result<(), SuiteError>>,
+{
+    let built_from = BuiltFrom {
+        sources: sources_digest(dir)?,
+        place: std::path::absolute(dir)
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .display()
+            .to_string(),
+    };
+    let lock_path = target_dir.join("perf-build.lock");
+    let marker_path = target_dir.join("perf-built-from");
+    std::fs::create_dir_all(target_dir).map_err(|e| io_error("create", target_dir, e))?;
+    let told = std::cell::Cell::new(false);
+    let wait = async || {
+        if !told.replace(true) {
+            waiting(&format!(
+                "waiting for another perf run that builds in or measures from {} (lock {})",
+                target_dir.display(),
+                lock_path.display()
+            ));
+        }
+        tokio::time::sleep(LOCK_POLL).await;
+    };
+    let mut built_here = false;
+    loop {
+        let shared = open_lock(&lock_path)?;
+        while !try_lock(&shared, &lock_path, Exclusivity::Shared)? {
+            wait().await;
+        }
+        if BuiltFrom::read(&marker_path).is_some_and(|last| last.sources == built_from.sources) {
+            if !built_here {
+                // Cargo's check (a rebuild if outputs were removed) of sources identical to
+                // what other holders of the shared lock run: nothing they use can change.
+                build().await?;
+            }
+            return Ok(BuiltCheckout {
+                _shared_lock: shared,
+            });
+        }
+        drop(shared);
+
+        let exclusive = open_lock(&lock_path)?;
+        while !try_lock(&exclusive, &lock_path, Exclusivity::Exclusive)? {
+            wait().await;
+        }
+        let last = BuiltFrom::read(&marker_path);
+        if last.as_ref().map(|last| &last.sources) != Some(&built_from.sources) {
+            // Until the marker is rewritten the directory holds no build of known sources: a
+            // failed build is never attributed to either checkout.
+            remove_marker(&marker_path)?;
+            if last.is_none_or(|last| last.place != built_from.place) {
+                clean_workspace_packages(dir, target_dir).await?;
+            }
+            build().await?;
+            built_from.write(&marker_path)?;
+            built_here = true;
+        }
+        // Dropping `exclusive` releases the lock; the loop then takes it shared.
+    }
+}
+
+/// What the workspace's crates in a target directory were last built from: the sources'
+/// digest and the checkout's absolute path, one per line of `perf-built-from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BuiltFrom {
+    sources: String,
+    place: String,
+}
+
+impl BuiltFrom {
+    fn read(path: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut lines = text.lines();
+        Some(Self {
+            sources: lines.next()?.to_owned(),
+            place: lines.next()?.to_owned(),
+        })
+    }
+
+    fn write(&self, path: &Path) -> Result<(), SuiteError> {
+        let text = format!("{}\n{}\n", self.sources, self.place);
+        crate::record::write_atomically(path, text.as_bytes()).map_err(|e| SuiteError::Output {
+            suite: "build",
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// A hex SHA-256 over the relative path and contents of every file cargo builds the
+/// workspace's crates from (anything under a `target` directory excluded), in path order.
+pub fn sources_digest(dir: &Path) -> Result<String, SuiteError> {
+    let mut files = Vec::new();
+    for input in BUILD_INPUTS {
+        collect_files(&dir.join(input), &mut files)?;
+    }
+    files.sort();
+    let mut hasher = Sha256::new();
+    let mut contents = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(dir).unwrap_or(file);
+        hasher.update(relative.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        contents.clear();
+        File::open(file)
+            .and_then(|mut f| f.read_to_end(&mut contents))
+            .map_err(|e| io_error("read", file, e))?;
+        hasher.update((contents.len() as u64).to_le_bytes());
+        hasher.update(&contents);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), SuiteError> {
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error("read", path, e)),
+    };
+    if metadata.is_dir() {
+        if path.file_name().is_some_and(|name| name == "target") {
+            return Ok(());
+        }
+        let entries = std::fs::read_dir(path).map_err(|e| io_error("read", path, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("read", path, e))?;
+            collect_files(&entry.path(), files)?;
+        }
+    } else if metadata.is_file() {
+        files.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Exclusivity {
+    Exclusive,
+    Shared,
+}
+
+fn open_lock(path: &Path) -> Result<File, SuiteError> {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| io_error("open", path, e))
+}
+
+/// Takes the lock if it is free: `Ok(false)` when another run holds it.
+fn try_lock(file: &File, path: &Path, exclusivity: Exclusivity) -> Result<bool, SuiteError> {
+    let result = match exclusivity {
+        Exclusivity::Exclusive => file.try_lock(),
+        Exclusivity::Shared => file.try_lock_shared(),
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(io_error("lock", path, e)),
+    }
+}
+
+fn remove_marker(path: &Path) -> Result<(), SuiteError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("remove", path, e)),
+    }
+}
+
+/// `cargo clean --release -p <each workspace package>`: the workspace's own outputs go,
+/// dependencies stay. A package a revision does not have is skipped.
+async fn clean_workspace_packages(dir: &Path, target_dir: &Path) -> Result<(), SuiteError> {
+    let packages: Vec<&str> = WORKSPACE_PACKAGES
+        .into_iter()
+        .filter(|package| dir.join(package).join("Cargo.toml").is_file())
+        .collect();
+    if packages.is_empty() {
+        // Without `--package`, cargo would clean the dependencies too.
+        return Ok(());
+    }
+    let mut command = super::tool_in(super::cargo_program(), dir, target_dir);
+    command.args(["clean", "--release"]);
+    for package in packages {
+        command.args(["--package", package]);
+    }
+    let output = command.output().await.map_err(|e| SuiteError::Output {
+        suite: "build",
+        detail: format!("cannot run cargo clean: {e}"),
+    })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(SuiteError::Output {
+            suite: "build",
+            detail: format!(
+                "`cargo clean --release` of the workspace's packages in {} failed: {}",
+                target_dir.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        })
+    }
+}
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> SuiteError {
+    SuiteError::Output {
+        suite: "build",
+        detail: format!("cannot {what} {}: {e}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, relative: &str, text: &str) {
+        let path = dir.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn checkout(lib: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "Cargo.toml", "[workspace]\n");
+        write(dir.path(), "bench-suite/src/lib.rs", lib);
+        write(dir.path(), "bench-suite/target/release/junk", "built");
+        write(dir.path(), "README.md", "docs");
+        dir
+    }
+
+    #[test]
+    fn same_sources_in_two_places_have_one_digest() {
+        let a = checkout("pub fn f() {}");
+        let b = checkout("pub fn f() {}");
+        assert_eq!(
+            sources_digest(a.path()).unwrap(),
+            sources_digest(b.path()).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_changed_source_changes_the_digest_and_outputs_and_docs_do_not() {
+        let a = checkout("pub fn f() {}");
+        let before = sources_digest(a.path()).unwrap();
+        write(a.path(), "bench-suite/target/release/junk", "rebuilt");
+        write(a.path(), "README.md", "other docs");
+        assert_eq!(sources_digest(a.path()).unwrap(), before);
+        write(a.path(), "bench-suite/src/lib.rs", "pub fn f() { g() }");
+        assert_ne!(sources_digest(a.path()).unwrap(), before);
+    }
+
+    #[test]
+    fn a_file_moved_to_another_path_changes_the_digest() {
+        let a = checkout("pub fn f() {}");
+        let before = sources_digest(a.path()).unwrap();
+        std::fs::rename(
+            a.path().join("bench-suite/src/lib.rs"),
+            a.path().join("bench-suite/src/main.rs"),
+        )
+        .unwrap();
+        assert_ne!(sources_digest(a.path()).unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn the_same_sources_never_wait_for_each_other() {
+        let target = tempfile::tempdir().unwrap();
+        let a = checkout("pub fn f() {}");
+        let copy_of_a = checkout("pub fn f() {}");
+        let builds = std::sync::atomic::AtomicUsize::new(0);
+        let build = || async {
+            builds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        };
+        let first = build_checkout(a.path(), target.path(), |_| {}, build)
+            .await
+            .unwrap();
+        let marker = BuiltFrom::read(&target.path().join("perf-built-from")).unwrap();
+        assert_eq!(marker.sources, sources_digest(a.path()).unwrap());
+        // The same sources elsewhere, while the first run still measures: cargo's own check
+        // runs, no cleaning, no waiting.
+        let told = std::sync::Mutex::new(Vec::<String>::new());
+        let second = tokio::time::timeout(
+            Duration::from_secs(5),
+            build_checkout(
+                copy_of_a.path(),
+                target.path(),
+                |message| told.lock().unwrap().push(message.to_owned()),
+                build,
+            ),
+        )
+        .await
+        .expect("runs of the same sources do not wait for each other")
+        .unwrap();
+        assert_eq!(told.lock().unwrap().len(), 0);
+        assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(
+            BuiltFrom::read(&target.path().join("perf-built-from")).unwrap(),
+            marker,
+            "the marker still names the first build"
+        );
+        drop((first, second));
+    }
+
+    #[tokio::test]
+    async fn a_failed_build_of_other_sources_leaves_no_marker() {
+        let target = tempfile::tempdir().unwrap();
+        let marker = target.path().join("perf-built-from");
+        let a = checkout("pub fn f() {}");
+        drop(
+            build_checkout(a.path(), target.path(), |_| {}, || async { Ok(()) })
+                .await
+                .unwrap(),
+        );
+        assert!(BuiltFrom::read(&marker).is_some());
+        let b = checkout("pub fn f() { other() }");
+        let failing = || async {
+            Err(SuiteError::Output {
+                suite: "build",
+                detail: "compile error".to_owned(),
+            })
+        };
+        assert!(
+            build_checkout(b.path(), target.path(), |_| {}, failing)
+                .await
+                .is_err()
+        );
+        assert_eq!(BuiltFrom::read(&marker), None);
+    }
+
+    #[tokio::test]
+    async fn other_sources_wait_while_another_run_measures() {
+        let target = tempfile::tempdir().unwrap();
+        let a = checkout("pub fn f() {}");
+        let b = checkout("pub fn f() { other() }");
+        let ok = || async { Ok(()) };
+        let held = build_checkout(a.path(), target.path(), |_| {}, ok)
+            .await
+            .unwrap();
+        let told = std::sync::Mutex::new(Vec::new());
+        let waiting = build_checkout(
+            b.path(),
+            target.path(),
+            |message| told.lock().unwrap().push(message.to_owned()),
+            ok,
+        );
+        // While `held` lives, `b` cannot take the exclusive lock to build.
+        let timed_out = tokio::time::timeout(Duration::from_millis(600), waiting).await;
+        assert!(timed_out.is_err(), "built while another run measured");
+        let told = told.into_inner().unwrap();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(told[0].contains("waiting for another perf run"), "{told:?}");
+        drop(held);
+        // Once it is gone, `b` builds.
+        let built = build_checkout(b.path(), target.path(), |_| {}, ok)
+            .await
+            .unwrap();
+        let marker = BuiltFrom::read(&target.path().join("perf-built-from")).unwrap();
+        assert_eq!(marker.sources, sources_digest(b.path()).unwrap());
+        drop(built);
+    }
+}
