@@ -173,6 +173,468 @@ pub fn noise_band(history: &[f64]) -> NoiseBand {
     }
 }
 
+// ------------------------------------------------------------------------------------------
+// Paired wall-time test
+// ------------------------------------------------------------------------------------------
+
+/// The fewest rounds the paired test accepts at any alpha. [`min_rounds`] asks for more when
+/// the alpha is so small that fewer rounds could never be significant.
+pub const MIN_PAIRED_ROUNDS: usize = 5;
+
+/// Up to this many non-zero differences the p-value and the interval come from the exact
+/// distribution of the signed-rank statistic; above it, from its normal approximation. The
+/// exact distribution costs rounds³ steps (a few milliseconds at 200 rounds), and at 200
+/// rounds the approximation is off by far less than any alpha anyone uses.
+pub const EXACT_MAX_ROUNDS: usize = 200;
+
+/// A round whose log ratio is more than three robust standard deviations from the median log
+/// ratio is an outlier. Simulated 10-round comparisons (see the tests) found a 10% slowdown
+/// 97.7% of the time with 3, 96.3% with Iglewicz and Hoaglin's more cautious 3.5, with the
+/// same 0.3% of A/A false alarms.
+pub const DEFAULT_OUTLIER_CUTOFF: f64 = 3.0;
+
+/// How the paired test decides, with the defaults of the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PairedOptions {
+    /// Two-sided significance level of the signed-rank test; `1 - alpha` is the confidence of
+    /// the change's interval. Default 0.05. Setting outlier rounds aside first makes it
+    /// approximate: in simulated A/A comparisons of 10 rounds the test alone rejects about
+    /// 7.5% of them. That is acceptable because alpha is not what keeps false alarms rare, the
+    /// minimum effect is: the verdict alarms in about 0.3% of those comparisons.
+    pub alpha: f64,
+    /// The smallest change, in percent, worth a verdict. A significant change smaller than
+    /// this is [`PairedVerdict::NoChange`]: rounds of 10 can make a 2% change significant, but
+    /// on a shared CI machine a few percent is not worth failing a pull request for.
+    /// Default 5.0.
+    pub min_effect_pct: f64,
+    /// Rounds whose log ratio lies more than this many robust standard deviations (1.4826 ×
+    /// MAD of the log ratios) from the median log ratio are set aside before the test: a
+    /// preemption that slowed one side of one round by 40% says nothing about the change.
+    /// Default [`DEFAULT_OUTLIER_CUTOFF`] (3); at least 1, so at least half the rounds are
+    /// kept; `f64::INFINITY` keeps every round.
+    pub outlier_cutoff: f64,
+}
+
+impl Default for PairedOptions {
+    fn default() -> Self {
+        Self {
+            alpha: 0.05,
+            min_effect_pct: 5.0,
+            outlier_cutoff: DEFAULT_OUTLIER_CUTOFF,
+        }
+    }
+}
+
+/// What a paired comparison of head against base says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairedVerdict {
+    /// Significantly slower, by at least the minimum effect.
+    Slower,
+    /// Significantly faster, by at least the minimum effect.
+    Faster,
+    /// Not significant, or smaller than the minimum effect.
+    NoChange,
+}
+
+/// Where the p-value and interval of a paired test came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PValueMethod {
+    /// The exact distribution of the signed-rank statistic (at most [`EXACT_MAX_ROUNDS`]
+    /// non-zero differences).
+    Exact,
+    /// Its normal approximation, with continuity and tie corrections.
+    NormalApproximation,
+}
+
+/// The outcome of [`paired_test`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedResult {
+    /// Estimated change of head against base, in percent (+10: head takes 10% longer): the
+    /// Hodges–Lehmann estimate of the log ratios `ln(head / base)`, turned back into percent.
+    pub change_pct: f64,
+    /// The `confidence` interval of the change, in percent: `[lower, upper]`.
+    pub interval_pct: [f64; 2],
+    /// Confidence level of the interval, `1 - alpha`.
+    pub confidence: f64,
+    /// Two-sided p-value of the Wilcoxon signed-rank test of "head and base take as long".
+    pub p_value: f64,
+    /// Number of interleaved rounds measured.
+    pub rounds: usize,
+    /// The rounds (counting from 0) set aside as outliers; the estimate, interval and test use
+    /// the others.
+    pub outlier_rounds: Vec<usize>,
+    /// Kept rounds whose base and head samples were exactly equal; the signed-rank test leaves
+    /// them out (they still count in the estimate and its interval).
+    pub tied_rounds: usize,
+    pub method: PValueMethod,
+    pub verdict: PairedVerdict,
+}
+
+/// Which side of a paired comparison a sample belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Base,
+    Head,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Base => "base",
+            Self::Head => "head",
+        })
+    }
+}
+
+/// Input the paired test cannot judge.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PairedError {
+    #[error(
+        "the paired test needs one base and one head sample per round, but got {base} base and {head} head samples.\n  fix: pass the samples of the same interleaved rounds, in round order, for both sides"
+    )]
+    LengthMismatch { base: usize, head: usize },
+    #[error(
+        "{rounds} rounds are too few for the paired test: at alpha {alpha} it needs at least {minimum} (with fewer, no outcome could be significant and a slowdown would never be reported).\n  fix: measure at least {minimum} interleaved rounds of base and head"
+    )]
+    TooFewRounds {
+        rounds: usize,
+        minimum: usize,
+        alpha: f64,
+    },
+    #[error(
+        "the {side} sample of round {round} (counting from 0) is {value}: a time per iteration must be a positive, finite number.\n  fix: check the benchmark's output for that round; a failed or skipped measurement must not be passed as a sample"
+    )]
+    InvalidSample {
+        side: Side,
+        round: usize,
+        value: f64,
+    },
+    #[error(
+        "alpha {alpha} is not a probability strictly between 0 and 1.\n  fix: use a significance level such as 0.05"
+    )]
+    InvalidAlpha { alpha: f64 },
+    #[error(
+        "the minimum effect {min_effect_pct}% is not a finite, non-negative percentage.\n  fix: use a percentage such as 5.0"
+    )]
+    InvalidMinEffect { min_effect_pct: f64 },
+    #[error(
+        "the outlier cutoff {outlier_cutoff} is below 1 robust standard deviation (it would set aside most rounds).\n  fix: use 3, or infinity to keep every round"
+    )]
+    InvalidOutlierCutoff { outlier_cutoff: f64 },
+}
+
+/// The fewest rounds [`paired_test`] accepts at `alpha`: at least [`MIN_PAIRED_ROUNDS`], and
+/// enough that the most extreme outcome (every round slower) has a two-sided p-value of at most
+/// alpha. That p-value is `2 / 2^rounds`: at the default alpha 0.05 five rounds could never be
+/// significant (0.0625) and six can (0.031). Rounds set aside as outliers do not count, so
+/// measure a few more than this (10 is the gate's default).
+pub fn min_rounds(alpha: f64) -> usize {
+    // 2 / 2^rounds <= alpha  <=>  rounds >= 1 - log2(alpha). A NaN (alpha not in (0, 1)) casts
+    // to 0: such an alpha is refused by `paired_test` anyway.
+    let needed = (1.0 - alpha.log2()).ceil();
+    (needed as usize).max(MIN_PAIRED_ROUNDS)
+}
+
+/// Compares wall times measured side by side: round `i` measured `base[i]` and `head[i]`
+/// (seconds per iteration of one benchmark) in one job, interleaved.
+///
+/// The test works on the log ratios `ln(head[i] / base[i])`. A ratio within one round cancels
+/// whatever slowed the whole machine during that round (another job, frequency scaling), and
+/// the log makes "10% slower" and "10% faster" symmetric and the test independent of the
+/// benchmark's scale. Then:
+///
+/// 1. Rounds whose log ratio is more than `outlier_cutoff` robust standard deviations from the
+///    median log ratio are set aside (Iglewicz and Hoaglin's modified z-score). A rank test
+///    alone is not enough at 10 rounds: one round where base alone was preempted is the
+///    largest difference and points the wrong way, and in simulations it costs the plain
+///    signed-rank test a third of the real 10% slowdowns.
+/// 2. On the kept rounds, the Wilcoxon signed-rank test of "no change": exact for up to
+///    [`EXACT_MAX_ROUNDS`] rounds (ties included, through the distribution of the observed
+///    mid-ranks), the normal approximation above. Given the kept rounds it assumes only that
+///    an A/A difference is as likely to be positive as negative, which interleaved A/A rounds
+///    are by construction; no normal noise is assumed.
+/// 3. The change is the Hodges–Lehmann estimate of the kept log ratios (the median of all
+///    pairwise means), with its distribution-free interval (order statistics of those means),
+///    which excludes 0 exactly when the test rejects at `alpha`.
+///
+/// Nothing here is random: a bootstrap of the median would need a seed and is poorly
+/// calibrated at 10 rounds, so the same samples always give the same result.
+///
+/// The verdict is [`PairedVerdict::Slower`] only when the p-value is at most `alpha` *and*
+/// the estimated change is at least `min_effect_pct`; [`PairedVerdict::Faster`] likewise at
+/// most `-min_effect_pct`.
+pub fn paired_test(
+    base: &[f64],
+    head: &[f64],
+    options: &PairedOptions,
+) -> Result<PairedResult, PairedError> {
+    let PairedOptions {
+        alpha,
+        min_effect_pct,
+        outlier_cutoff,
+    } = *options;
+    if !(alpha > 0.0 && alpha < 1.0) {
+        return Err(PairedError::InvalidAlpha { alpha });
+    }
+    if !(min_effect_pct.is_finite() && min_effect_pct >= 0.0) {
+        return Err(PairedError::InvalidMinEffect { min_effect_pct });
+    }
+    if outlier_cutoff.is_nan() || outlier_cutoff < 1.0 {
+        return Err(PairedError::InvalidOutlierCutoff { outlier_cutoff });
+    }
+    if base.len() != head.len() {
+        return Err(PairedError::LengthMismatch {
+            base: base.len(),
+            head: head.len(),
+        });
+    }
+    let rounds = base.len();
+    let minimum = min_rounds(alpha);
+    if rounds < minimum {
+        return Err(PairedError::TooFewRounds {
+            rounds,
+            minimum,
+            alpha,
+        });
+    }
+    for (round, (&base_value, &head_value)) in base.iter().zip(head).enumerate() {
+        for (side, value) in [(Side::Base, base_value), (Side::Head, head_value)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(PairedError::InvalidSample { side, round, value });
+            }
+        }
+    }
+
+    let log_ratios: Vec<f64> = base
+        .iter()
+        .zip(head)
+        .map(|(base, head)| (head / base).ln())
+        .collect();
+    let outlier_rounds = outliers(&log_ratios, outlier_cutoff);
+    let kept: Vec<f64> = log_ratios
+        .iter()
+        .enumerate()
+        .filter(|(round, _)| outlier_rounds.binary_search(round).is_err())
+        .map(|(_, log_ratio)| *log_ratio)
+        .collect();
+    let (p_value, method) = signed_rank_p_value(&kept);
+    let (estimate, [lower, upper]) = hodges_lehmann(&kept, alpha);
+    let to_pct = |log_ratio: f64| log_ratio.exp_m1() * 100.0;
+    let change_pct = to_pct(estimate);
+    let significant = p_value <= alpha;
+    let verdict = if significant && change_pct >= min_effect_pct {
+        PairedVerdict::Slower
+    } else if significant && change_pct <= -min_effect_pct {
+        PairedVerdict::Faster
+    } else {
+        PairedVerdict::NoChange
+    };
+    Ok(PairedResult {
+        change_pct,
+        interval_pct: [to_pct(lower), to_pct(upper)],
+        confidence: 1.0 - alpha,
+        p_value,
+        rounds,
+        outlier_rounds,
+        tied_rounds: kept.iter().filter(|d| **d == 0.0).count(),
+        method,
+        verdict,
+    })
+}
+
+/// The indices (ascending) of `values` more than `cutoff` robust standard deviations from
+/// their median. None when the MAD is 0: more than half the values are equal, so there is no
+/// spread to measure outliers against.
+fn outliers(values: &[f64], cutoff: f64) -> Vec<usize> {
+    let Some(center) = median(values) else {
+        return Vec::new();
+    };
+    let spread = scaled_mad(values, center);
+    if spread == 0.0 {
+        return Vec::new();
+    }
+    (0..values.len())
+        .filter(|&i| (values[i] - center).abs() > cutoff * spread)
+        .collect()
+}
+
+/// The ranks of `values` from 1 (smallest) with ties given their mid-rank, doubled so that
+/// every rank is an integer (two values tied for ranks 3 and 4 both get 7).
+fn doubled_mid_ranks(values: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut ranks = vec![0; values.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start;
+        while end + 1 < order.len() && values[order[end + 1]] == values[order[start]] {
+            end += 1;
+        }
+        // Positions start..=end hold ranks start+1..=end+1; their doubled mean is the sum of
+        // the first and last.
+        for &index in &order[start..=end] {
+            ranks[index] = start + end + 2;
+        }
+        start = end + 1;
+    }
+    ranks
+}
+
+/// The null distribution of the signed-rank statistic for the given (doubled) ranks: entry `s`
+/// is the probability that the ranks given a `+` sign sum to `s` when every sign is `+` or `-`
+/// with probability one half, independently. Exact, ties included.
+fn signed_rank_distribution(doubled_ranks: &[usize]) -> Vec<f64> {
+    let total: usize = doubled_ranks.iter().sum();
+    let mut probabilities = vec![0.0; total + 1];
+    probabilities[0] = 1.0;
+    let mut reach = 0;
+    for &rank in doubled_ranks {
+        reach += rank;
+        // Descending, so that `s - rank` still holds the distribution before this rank.
+        for sum in (0..=reach).rev() {
+            let with_plus = if sum >= rank {
+                probabilities[sum - rank]
+            } else {
+                0.0
+            };
+            probabilities[sum] = 0.5 * (probabilities[sum] + with_plus);
+        }
+    }
+    probabilities
+}
+
+/// The standard normal distribution function.
+fn normal_cdf(z: f64) -> f64 {
+    0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)
+}
+
+/// Two-sided p-value of the Wilcoxon signed-rank test that `differences` are centred on 0.
+/// Zero differences are left out (Wilcoxon's rule); all of them zero gives 1.
+fn signed_rank_p_value(differences: &[f64]) -> (f64, PValueMethod) {
+    let nonzero: Vec<f64> = differences.iter().copied().filter(|d| *d != 0.0).collect();
+    if nonzero.len() <= EXACT_MAX_ROUNDS {
+        (exact_signed_rank_p_value(&nonzero), PValueMethod::Exact)
+    } else {
+        (
+            approximate_signed_rank_p_value(&nonzero),
+            PValueMethod::NormalApproximation,
+        )
+    }
+}
+
+/// The doubled ranks of `|differences|` and the sum of those of the positive differences.
+fn signed_rank_statistic(differences: &[f64]) -> (Vec<usize>, usize) {
+    let magnitudes: Vec<f64> = differences.iter().map(|d| d.abs()).collect();
+    let ranks = doubled_mid_ranks(&magnitudes);
+    let positive_sum = ranks
+        .iter()
+        .zip(differences)
+        .filter(|(_, d)| **d > 0.0)
+        .map(|(rank, _)| rank)
+        .sum();
+    (ranks, positive_sum)
+}
+
+fn exact_signed_rank_p_value(nonzero: &[f64]) -> f64 {
+    if nonzero.is_empty() {
+        return 1.0;
+    }
+    let (ranks, statistic) = signed_rank_statistic(nonzero);
+    let distribution = signed_rank_distribution(&ranks);
+    let at_most: f64 = distribution[..=statistic].iter().sum();
+    let at_least: f64 = distribution[statistic..].iter().sum();
+    (2.0 * at_most.min(at_least)).min(1.0)
+}
+
+fn approximate_signed_rank_p_value(nonzero: &[f64]) -> f64 {
+    let (ranks, doubled_statistic) = signed_rank_statistic(nonzero);
+    let n = nonzero.len() as f64;
+    let statistic = doubled_statistic as f64 / 2.0;
+    let mean = n * (n + 1.0) / 4.0;
+    // Each group of g tied magnitudes lowers the variance by (g³ - g) / 48.
+    let mut sorted = ranks;
+    sorted.sort_unstable();
+    let tie_correction: f64 = sorted
+        .chunk_by(|a, b| a == b)
+        .map(|group| {
+            let g = group.len() as f64;
+            (g * g * g - g) / 48.0
+        })
+        .sum();
+    let variance = n * (n + 1.0) * (2.0 * n + 1.0) / 24.0 - tie_correction;
+    if variance <= 0.0 {
+        return 1.0;
+    }
+    // Continuity correction: the statistic moves in steps of one half or one.
+    let z = ((statistic - mean).abs() - 0.5).max(0.0) / variance.sqrt();
+    libm::erfc(z / std::f64::consts::SQRT_2).min(1.0)
+}
+
+/// The Hodges–Lehmann estimate of the centre of `values` (the median of the Walsh averages
+/// `(values[i] + values[j]) / 2`, `i <= j`) and its `1 - alpha` confidence interval, the k-th
+/// smallest and k-th largest Walsh averages, with k from the signed-rank distribution of
+/// `values.len()` untied ranks.
+fn hodges_lehmann(values: &[f64], alpha: f64) -> (f64, [f64; 2]) {
+    let mut walsh_averages = Vec::with_capacity(values.len() * (values.len() + 1) / 2);
+    for (i, first) in values.iter().enumerate() {
+        for second in &values[i..] {
+            walsh_averages.push((first + second) / 2.0);
+        }
+    }
+    let estimate = median_in_place(&mut walsh_averages).unwrap_or(0.0);
+    let count = walsh_averages.len();
+    if count == 0 {
+        return (estimate, [0.0, 0.0]);
+    }
+    let k = interval_order(values.len(), alpha).clamp(1, count.div_ceil(2));
+    (estimate, [walsh_averages[k - 1], walsh_averages[count - k]])
+}
+
+/// The largest `k` with `P(T <= k - 1) <= alpha / 2`, T the signed-rank statistic of `n`
+/// untied ranks: the interval between the k-th smallest and k-th largest Walsh averages then
+/// holds the centre with probability at least `1 - alpha`, and excludes a centre exactly when
+/// the test rejects it. At least 1 (the whole range).
+fn interval_order(n: usize, alpha: f64) -> usize {
+    let half_alpha = alpha / 2.0;
+    let max_statistic = n * (n + 1) / 2;
+    if n <= EXACT_MAX_ROUNDS {
+        let doubled: Vec<usize> = (1..=n).map(|rank| 2 * rank).collect();
+        let distribution = signed_rank_distribution(&doubled);
+        // Walk T = 0, 1, ... while P(T <= t) stays within alpha / 2: each such t makes
+        // k = t + 1 a valid order.
+        let mut cumulative = 0.0;
+        let mut k = 0;
+        for t in 0..=max_statistic {
+            cumulative += distribution[2 * t];
+            if cumulative > half_alpha {
+                break;
+            }
+            k = t + 1;
+        }
+        k.max(1)
+    } else {
+        let n = n as f64;
+        let mean = n * (n + 1.0) / 4.0;
+        let deviation = (n * (n + 1.0) * (2.0 * n + 1.0) / 24.0).sqrt();
+        let below = |t: usize| normal_cdf((t as f64 + 0.5 - mean) / deviation);
+        // P(T <= k - 1) grows with k: the largest k within alpha / 2 by bisection.
+        let (mut low, mut high) = (1, max_statistic);
+        while low < high {
+            let middle = (low + high).div_ceil(2);
+            if below(middle - 1) <= half_alpha {
+                low = middle;
+            } else {
+                high = middle - 1;
+            }
+        }
+        low
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +822,443 @@ mod tests {
             rate_threshold_only * 100.0
         );
         assert!(rate <= 0.01, "false alarm rate {rate}");
+    }
+
+    // --- paired wall-time test ---
+
+    /// Wall-time noise of interleaved rounds as seen on a shared CI machine: every sample has
+    /// about 3% multiplicative log-normal noise; every round has a drift of up to ±10% that
+    /// slows or speeds base and head of that round alike (other jobs, frequency scaling); and
+    /// 5% of samples are outliers, 20 to 50% slower (a preemption, a page-cache miss).
+    fn simulate_rounds(
+        rng: &mut ChaCha8Rng,
+        rounds: usize,
+        shift_pct: f64,
+    ) -> (Vec<f64>, Vec<f64>) {
+        const SAMPLE_NOISE: f64 = 0.03;
+        const ROUND_DRIFT: f64 = 0.10;
+        const OUTLIER_PROBABILITY: f64 = 0.05;
+        let true_time = 250e-6;
+        let sample = |rng: &mut ChaCha8Rng, drift: f64, true_time: f64| {
+            let noise = (SAMPLE_NOISE * standard_normal(rng)).exp();
+            let outlier = if rng.random_bool(OUTLIER_PROBABILITY) {
+                1.0 + rng.random_range(0.2..0.5)
+            } else {
+                1.0
+            };
+            true_time * drift * noise * outlier
+        };
+        let mut base = Vec::with_capacity(rounds);
+        let mut head = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let drift = 1.0 + rng.random_range(-ROUND_DRIFT..ROUND_DRIFT);
+            base.push(sample(rng, drift, true_time));
+            head.push(sample(rng, drift, true_time * (1.0 + shift_pct / 100.0)));
+        }
+        (base, head)
+    }
+
+    /// Shares of `comparisons` simulated paired comparisons of `rounds` rounds, with head
+    /// `shift_pct` slower, that were judged slower and faster (default options).
+    fn verdict_rates(rounds: usize, shift_pct: f64, comparisons: usize, seed: u64) -> (f64, f64) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (mut slower, mut faster) = (0, 0);
+        for _ in 0..comparisons {
+            let (base, head) = simulate_rounds(&mut rng, rounds, shift_pct);
+            match paired_test(&base, &head, &PairedOptions::default())
+                .expect("simulated samples are valid")
+                .verdict
+            {
+                PairedVerdict::Slower => slower += 1,
+                PairedVerdict::Faster => faster += 1,
+                PairedVerdict::NoChange => {}
+            }
+        }
+        let share = |count: u32| f64::from(count) / comparisons as f64;
+        (share(slower), share(faster))
+    }
+
+    #[test]
+    fn paired_a_a_comparisons_raise_at_most_one_percent_false_alarms() {
+        // Three independent batches of 1000 per round count, so that one lucky seed cannot
+        // make the rate look better than it is.
+        for rounds in [10, 20] {
+            for seed in [20, 21, 22] {
+                let (slower, faster) = verdict_rates(rounds, 0.0, 1000, seed);
+                let alarms = slower + faster;
+                eprintln!(
+                    "paired A/A, {rounds} rounds, seed {seed}: false alarms {:.1}% (slower \
+                     {:.1}%, faster {:.1}%)",
+                    alarms * 100.0,
+                    slower * 100.0,
+                    faster * 100.0
+                );
+                assert!(alarms <= 0.01, "{rounds} rounds: false alarm rate {alarms}");
+            }
+        }
+    }
+
+    #[test]
+    fn paired_test_detects_a_ten_percent_slowdown_in_at_least_95_percent() {
+        for (rounds, seed) in [(10, 30), (20, 31)] {
+            let (slower, faster) = verdict_rates(rounds, 10.0, 1000, seed);
+            eprintln!(
+                "paired 10% slowdown, {rounds} rounds: detected {:.1}%",
+                slower * 100.0
+            );
+            assert!(slower >= 0.95, "{rounds} rounds: detection rate {slower}");
+            assert_eq!(faster, 0.0);
+        }
+    }
+
+    #[test]
+    fn smallest_shift_detected_in_95_percent_is_at_most_ten_percent() {
+        for (rounds, seed) in [(10_usize, 40_u64), (20, 41)] {
+            let smallest = (0..=20)
+                .map(|step| f64::from(step) * 0.5)
+                .find(|&shift| verdict_rates(rounds, shift, 1000, seed).0 >= 0.95);
+            eprintln!(
+                "paired test, {rounds} rounds: smallest slowdown detected in >= 95% of 1000 \
+                 comparisons: {smallest:?}%"
+            );
+            assert!(
+                smallest.is_some_and(|shift| shift <= 10.0),
+                "{rounds} rounds: smallest shift detected in 95% is {smallest:?}%"
+            );
+        }
+    }
+
+    #[test]
+    fn round_drift_cancels_and_the_minimum_effect_decides() {
+        // Rounds that drift by ±30% with head exactly 8% slower in each: the drift cancels.
+        let base: Vec<f64> = [1.0, 1.3, 0.7, 1.1, 0.9, 1.25, 0.75, 1.05]
+            .iter()
+            .map(|drift| 1e-3 * drift)
+            .collect();
+        let slower: Vec<f64> = base.iter().map(|b| b * 1.08).collect();
+        let result = paired_test(&base, &slower, &PairedOptions::default()).unwrap();
+        assert_eq!(result.verdict, PairedVerdict::Slower, "{result:?}");
+        assert!((result.change_pct - 8.0).abs() < 1e-9, "{result:?}");
+        assert_eq!(result.p_value, 2.0 / 256.0); // every round slower: 2 / 2^8
+        let faster: Vec<f64> = base.iter().map(|b| b / 1.08).collect();
+        let result = paired_test(&base, &faster, &PairedOptions::default()).unwrap();
+        assert_eq!(result.verdict, PairedVerdict::Faster, "{result:?}");
+        // Significant but 2%: below the minimum effect unless it is lowered.
+        let slightly: Vec<f64> = base.iter().map(|b| b * 1.02).collect();
+        let result = paired_test(&base, &slightly, &PairedOptions::default()).unwrap();
+        assert!(result.p_value <= 0.05);
+        assert_eq!(result.verdict, PairedVerdict::NoChange);
+        let lowered = PairedOptions {
+            min_effect_pct: 1.0,
+            ..PairedOptions::default()
+        };
+        assert_eq!(
+            paired_test(&base, &slightly, &lowered).unwrap().verdict,
+            PairedVerdict::Slower
+        );
+        // Identical samples: every round tied (and no spread, so no outliers).
+        let result = paired_test(&base, &base, &PairedOptions::default()).unwrap();
+        assert_eq!(
+            (
+                result.p_value,
+                result.change_pct,
+                result.tied_rounds,
+                result.verdict
+            ),
+            (1.0, 0.0, 8, PairedVerdict::NoChange)
+        );
+    }
+
+    #[test]
+    fn outlier_rounds_are_set_aside_and_reported() {
+        // Ten rounds, head 10% slower with a little noise; in rounds 2 and 6 base alone was
+        // preempted and took 40% longer, so head looks 21% faster there.
+        let noise = [1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99, 1.0, 1.02];
+        let mut base: Vec<f64> = noise.iter().map(|n| 1e-3 * n).collect();
+        let head: Vec<f64> = noise.iter().rev().map(|n| 1.1e-3 * n).collect();
+        base[2] *= 1.4;
+        base[6] *= 1.4;
+        let result = paired_test(&base, &head, &PairedOptions::default()).unwrap();
+        assert_eq!(result.outlier_rounds, vec![2, 6]);
+        assert_eq!(result.verdict, PairedVerdict::Slower, "{result:?}");
+        assert!((result.change_pct - 10.0).abs() < 1.0, "{result:?}");
+        // Kept, the two rounds hold the two largest ranks on the wrong side.
+        let keep_all = PairedOptions {
+            outlier_cutoff: f64::INFINITY,
+            ..PairedOptions::default()
+        };
+        let result = paired_test(&base, &head, &keep_all).unwrap();
+        assert!(result.outlier_rounds.is_empty());
+        assert_eq!(result.verdict, PairedVerdict::NoChange, "{result:?}");
+    }
+
+    #[test]
+    #[expect(
+        clippy::approx_constant,
+        reason = "3.14 is a depression score of the example, not pi"
+    )]
+    fn signed_rank_p_value_matches_r_on_its_textbook_example() {
+        // R's `wilcox.test(x, y, paired = TRUE)` on Hollander & Wolfe's depression scores
+        // gives V = 40 and a two-sided p-value of 0.0390625 (20 of 512 sign patterns).
+        let x = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30];
+        let y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29];
+        let differences: Vec<f64> = x.iter().zip(&y).map(|(x, y)| x - y).collect();
+        let (_, doubled_statistic) = signed_rank_statistic(&differences);
+        assert_eq!(doubled_statistic, 2 * 40);
+        let (p_value, method) = signed_rank_p_value(&differences);
+        assert_eq!(method, PValueMethod::Exact);
+        assert!((p_value - 0.0390625).abs() < 1e-12, "{p_value}");
+    }
+
+    /// The two-sided p-value by listing every sign pattern: the definition the exact
+    /// distribution must agree with.
+    fn brute_force_p_value(nonzero: &[f64]) -> f64 {
+        let n = nonzero.len();
+        // Doubled mid-rank of |d_i|: twice the number below, plus the number equal (itself
+        // included), plus one.
+        let rank = |i: usize| {
+            let magnitude = nonzero[i].abs();
+            let below = nonzero.iter().filter(|d| d.abs() < magnitude).count();
+            let equal = nonzero.iter().filter(|d| d.abs() == magnitude).count();
+            2 * below + equal + 1
+        };
+        let ranks: Vec<usize> = (0..n).map(rank).collect();
+        let observed: usize = (0..n).filter(|&i| nonzero[i] > 0.0).map(|i| ranks[i]).sum();
+        let (mut at_most, mut at_least) = (0_u32, 0_u32);
+        for pattern in 0_u32..1 << n {
+            let sum: usize = (0..n)
+                .filter(|i| pattern >> i & 1 == 1)
+                .map(|i| ranks[i])
+                .sum();
+            at_most += u32::from(sum <= observed);
+            at_least += u32::from(sum >= observed);
+        }
+        let patterns = f64::from(1_u32 << n);
+        (2.0 * f64::from(at_most.min(at_least)) / patterns).min(1.0)
+    }
+
+    #[test]
+    fn exact_p_values_agree_with_listing_every_sign_pattern_ties_included() {
+        let mut rng = ChaCha8Rng::seed_from_u64(50);
+        for case in 0..200 {
+            let n = rng.random_range(1..=12);
+            // Values on a coarse grid so that tied magnitudes are common.
+            let differences: Vec<f64> = (0..n)
+                .map(|_| f64::from(rng.random_range(-6_i32..=6)) * 0.25 + 0.1 * f64::from(case % 2))
+                .filter(|d: &f64| *d != 0.0)
+                .collect();
+            let (p_value, _) = signed_rank_p_value(&differences);
+            let expected = if differences.is_empty() {
+                1.0
+            } else {
+                brute_force_p_value(&differences)
+            };
+            assert!(
+                (p_value - expected).abs() < 1e-12,
+                "{differences:?}: {p_value} vs {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_interval_holds_exactly_the_shifts_the_test_does_not_reject() {
+        let mut rng = ChaCha8Rng::seed_from_u64(51);
+        for alpha in [0.05, 0.01, 0.2] {
+            for rounds in [min_rounds(alpha), 10, 20, 33] {
+                let differences: Vec<f64> = (0..rounds)
+                    .map(|_| 0.04 * standard_normal(&mut rng) + 0.02)
+                    .collect();
+                let (estimate, [lower, upper]) = hodges_lehmann(&differences, alpha);
+                assert!(lower <= estimate && estimate <= upper);
+                let p_shifted = |shift: f64| {
+                    let shifted: Vec<f64> = differences.iter().map(|d| d - shift).collect();
+                    signed_rank_p_value(&shifted).0
+                };
+                let nudge = 1e-9;
+                let context = format!("alpha {alpha}, {rounds} rounds, [{lower}, {upper}]");
+                assert!(p_shifted(lower - nudge) <= alpha, "{context}");
+                assert!(p_shifted(lower + nudge) > alpha, "{context}");
+                assert!(p_shifted(upper - nudge) > alpha, "{context}");
+                assert!(p_shifted(upper + nudge) <= alpha, "{context}");
+            }
+        }
+    }
+
+    #[test]
+    fn hodges_lehmann_is_the_median_of_the_walsh_averages() {
+        // Walsh averages of [1, 2, 3, 10]: 1, 1.5, 2, 5.5, 2, 2.5, 6, 3, 6.5, 10; median 2.75.
+        assert_eq!(hodges_lehmann(&[1.0, 2.0, 3.0, 10.0], 0.5).0, 2.75);
+    }
+
+    #[test]
+    fn many_rounds_use_the_normal_approximation_and_agree_with_the_exact_distribution() {
+        let mut rng = ChaCha8Rng::seed_from_u64(52);
+        // Near the boundary both must agree on the p-value to within a small margin.
+        let differences: Vec<f64> = (0..EXACT_MAX_ROUNDS)
+            .map(|_| 0.04 * standard_normal(&mut rng) + 0.006)
+            .collect();
+        let exact = exact_signed_rank_p_value(&differences);
+        let approximate = approximate_signed_rank_p_value(&differences);
+        assert!(
+            (exact - approximate).abs() < 0.005,
+            "exact {exact}, approximate {approximate}"
+        );
+        let exact_order = interval_order(EXACT_MAX_ROUNDS, 0.05);
+        let n = EXACT_MAX_ROUNDS as f64;
+        let mean = n * (n + 1.0) / 4.0;
+        assert!((exact_order as f64 - mean).abs() > 1000.0);
+        // Past the boundary the approximation is used, and a 3% slowdown over 300 noisy
+        // rounds is found.
+        let (base, head) = simulate_rounds(&mut rng, 300, 3.0);
+        let result = paired_test(
+            &base,
+            &head,
+            &PairedOptions {
+                min_effect_pct: 1.0,
+                ..PairedOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(result.method, PValueMethod::NormalApproximation);
+        assert_eq!(result.verdict, PairedVerdict::Slower, "{result:?}");
+        assert!(
+            result.interval_pct[0] < 3.0 && 3.0 < result.interval_pct[1],
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn minimum_rounds_keep_significance_reachable() {
+        assert_eq!(min_rounds(0.5), MIN_PAIRED_ROUNDS);
+        assert_eq!(min_rounds(0.1), 5);
+        assert_eq!(min_rounds(PairedOptions::default().alpha), 6);
+        assert_eq!(min_rounds(0.03125), 6); // 2 / 2^6 exactly
+        assert_eq!(min_rounds(0.01), 8);
+    }
+
+    #[test]
+    fn paired_errors_name_the_problem_and_the_fix() {
+        let ok = vec![1e-3; 10];
+        let defaults = PairedOptions::default();
+        let with_value = |round: usize, value: f64| {
+            let mut samples = ok.clone();
+            samples[round] = value;
+            samples
+        };
+        /// Base samples, head samples, options, the error, words its message must hold.
+        type ErrorCase = (Vec<f64>, Vec<f64>, PairedOptions, PairedError, &'static str);
+        let cases: Vec<ErrorCase> = vec![
+            (
+                ok.clone(),
+                vec![1e-3; 9],
+                defaults,
+                PairedError::LengthMismatch { base: 10, head: 9 },
+                "10 base and 9 head",
+            ),
+            (
+                vec![1e-3; 5],
+                vec![1e-3; 5],
+                defaults,
+                PairedError::TooFewRounds {
+                    rounds: 5,
+                    minimum: 6,
+                    alpha: 0.05,
+                },
+                "at least 6",
+            ),
+            (
+                with_value(3, 0.0),
+                ok.clone(),
+                defaults,
+                PairedError::InvalidSample {
+                    side: Side::Base,
+                    round: 3,
+                    value: 0.0,
+                },
+                "base sample of round 3",
+            ),
+            (
+                ok.clone(),
+                with_value(9, -1e-3),
+                defaults,
+                PairedError::InvalidSample {
+                    side: Side::Head,
+                    round: 9,
+                    value: -1e-3,
+                },
+                "head sample of round 9",
+            ),
+            (
+                ok.clone(),
+                with_value(0, f64::INFINITY),
+                defaults,
+                PairedError::InvalidSample {
+                    side: Side::Head,
+                    round: 0,
+                    value: f64::INFINITY,
+                },
+                "positive, finite",
+            ),
+            (
+                ok.clone(),
+                ok.clone(),
+                PairedOptions {
+                    alpha: 1.0,
+                    ..defaults
+                },
+                PairedError::InvalidAlpha { alpha: 1.0 },
+                "alpha 1",
+            ),
+            (
+                ok.clone(),
+                ok.clone(),
+                PairedOptions {
+                    min_effect_pct: -5.0,
+                    ..defaults
+                },
+                PairedError::InvalidMinEffect {
+                    min_effect_pct: -5.0,
+                },
+                "-5%",
+            ),
+            (
+                ok.clone(),
+                ok.clone(),
+                PairedOptions {
+                    outlier_cutoff: 0.5,
+                    ..defaults
+                },
+                PairedError::InvalidOutlierCutoff {
+                    outlier_cutoff: 0.5,
+                },
+                "cutoff 0.5",
+            ),
+        ];
+        for (base, head, options, expected, words) in cases {
+            let error = paired_test(&base, &head, &options).unwrap_err();
+            assert_eq!(error, expected);
+            let message = error.to_string();
+            assert!(message.contains(words), "{message}");
+            assert!(message.contains("fix:"), "{message}");
+        }
+        // NaN is refused too (it cannot be compared with assert_eq).
+        let error = paired_test(&with_value(2, f64::NAN), &ok, &defaults).unwrap_err();
+        assert!(matches!(
+            error,
+            PairedError::InvalidSample {
+                side: Side::Base,
+                round: 2,
+                ..
+            }
+        ));
+        let error = paired_test(
+            &ok,
+            &ok,
+            &PairedOptions {
+                alpha: f64::NAN,
+                ..defaults
+            },
+        );
+        assert!(matches!(error, Err(PairedError::InvalidAlpha { .. })));
     }
 }
