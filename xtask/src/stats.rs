@@ -635,6 +635,251 @@ fn interval_order(n: usize, alpha: f64) -> usize {
     }
 }
 
+// ------------------------------------------------------------------------------------------
+// Change points in a target branch's history
+// ------------------------------------------------------------------------------------------
+
+/// How [`change_points`] decides what a persistent shift is.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChangePointOptions {
+    /// The fewest values of every segment, so a shift must last at least this many records to
+    /// be found. A segment's level is its median, which fewer than half its values cannot
+    /// move, so runs of up to `min_segment_len / 2` out-of-line records are never a change.
+    /// Default 5; 0 counts as 1.
+    pub min_segment_len: usize,
+    /// The smallest shift of level between neighbouring segments, in percent of the earlier
+    /// level, that is reported. Default 0.5: well below a per-PR threshold of 1 to 5%, so
+    /// that a slow creep of small regressions, each of which passed the gate, is found.
+    pub min_shift_pct: f64,
+    /// How much a change must improve the fit to be placed: each change costs
+    /// `penalty_factor × ln(n)` in units of the series' robust noise scale (see
+    /// [`change_points`]). Larger finds fewer. Default 2.5: in simulations of 1000 series of
+    /// 100 points of pure noise (normal 0.3% or 3%) it placed no change, and with 5% of
+    /// records 2 to 10% off it placed one in 0.6% of them (2: 1.4%; 3: 0.3%, but fewer small
+    /// steps found).
+    pub penalty_factor: f64,
+}
+
+impl Default for ChangePointOptions {
+    fn default() -> Self {
+        Self {
+            min_segment_len: 5,
+            min_shift_pct: 0.5,
+            penalty_factor: 2.5,
+        }
+    }
+}
+
+/// A persistent shift in the level of a series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangePoint {
+    /// Index in the series of the first value after the shift.
+    pub index: usize,
+    /// Median of the segment before the shift (since the previous change point).
+    pub median_before: f64,
+    /// Median of the segment after the shift (up to the next change point).
+    pub median_after: f64,
+    /// `(median_after - median_before) / median_before × 100`.
+    pub change_pct: f64,
+}
+
+/// Persistent shifts of level in a target branch's history of one metric (oldest first).
+///
+/// The series is cut into segments by minimising, over every way to cut it into segments of
+/// at least `min_segment_len` values, the sum of each segment's absolute deviations from its
+/// own median, plus a penalty for each cut (optimal partitioning, solved exactly by dynamic
+/// programming in O(n² log n)). Absolute deviations from medians, not squared deviations
+/// from means, so a single wild record costs only its own distance and never pays for a
+/// segment of its own. Deviations are measured in units of the noise scale `1.4826 ×
+/// MAD(consecutive differences) / √2`, which a level shift or an outlier barely moves, and
+/// each cut costs `penalty_factor × ln(n)` of those units, so the same options work for
+/// noisy wall times and for exact counts. (A series that mostly does not move has a scale
+/// of 0; its scale is then taken as a billionth of its largest value, and every shift of at
+/// least `min_shift_pct` that lasts `min_segment_len` records is found.)
+///
+/// Finally, neighbouring segments whose medians differ by less than `min_shift_pct` are
+/// merged, smallest difference first, so each reported change is a real shift in level.
+///
+/// Non-finite values are skipped (the indices of the others are kept). Deterministic: the
+/// same series always gives the same change points.
+pub fn change_points(series: &[f64], options: &ChangePointOptions) -> Vec<ChangePoint> {
+    let min_segment_len = options.min_segment_len.max(1);
+    let (indices, values): (Vec<usize>, Vec<f64>) = series
+        .iter()
+        .enumerate()
+        .filter(|(_, value)| value.is_finite())
+        .map(|(index, value)| (index, *value))
+        .unzip();
+    if values.len() < 2 * min_segment_len {
+        return Vec::new();
+    }
+    let scale = noise_scale(&values);
+    let penalty = options.penalty_factor.max(0.0) * (values.len() as f64).ln();
+    let cuts = optimal_cuts(&values, min_segment_len, scale, penalty);
+    let cuts = merge_small_shifts(&values, cuts, options.min_shift_pct);
+    let medians = segment_medians(&values, &cuts);
+    cuts.iter()
+        .zip(medians.windows(2))
+        .map(|(&cut, pair)| ChangePoint {
+            index: indices[cut],
+            median_before: pair[0],
+            median_after: pair[1],
+            change_pct: percent_change(pair[0], pair[1]),
+        })
+        .collect()
+}
+
+/// The robust noise scale of a series: the scaled MAD of its consecutive differences over √2
+/// (a difference of two independent values has √2 times their spread). Differences ignore
+/// the level, so shifts in it do not inflate the scale. Never 0.
+fn noise_scale(values: &[f64]) -> f64 {
+    let differences: Vec<f64> = values.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    let center = median(&differences).unwrap_or(0.0);
+    let scale = scaled_mad(&differences, center) / std::f64::consts::SQRT_2;
+    let largest = values
+        .iter()
+        .fold(0.0_f64, |largest, value| largest.max(value.abs()));
+    scale.max(largest * 1e-9).max(f64::MIN_POSITIVE)
+}
+
+/// The cuts (indices of the first value of every segment but the first, ascending) that
+/// minimise the sum over segments of `absolute deviations from the median / scale +
+/// penalty`, every segment at least `min_segment_len` long.
+fn optimal_cuts(values: &[f64], min_segment_len: usize, scale: f64, penalty: f64) -> Vec<usize> {
+    let n = values.len();
+    // best[end]: the least cost of values[..end]; previous[end]: where its last segment starts.
+    let mut best = vec![f64::INFINITY; n + 1];
+    let mut previous = vec![0; n + 1];
+    best[0] = 0.0;
+    for start in 0..n {
+        if !best[start].is_finite() {
+            continue;
+        }
+        let mut segment = RunningMedian::default();
+        for end in start + 1..=n {
+            segment.push(values[end - 1]);
+            let long_enough = end - start >= min_segment_len;
+            let leaves_room = end == n || n - end >= min_segment_len;
+            if !(long_enough && leaves_room) {
+                continue;
+            }
+            let cost = best[start] + segment.absolute_deviation() / scale + penalty;
+            if cost < best[end] {
+                best[end] = cost;
+                previous[end] = start;
+            }
+        }
+    }
+    let mut cuts = Vec::new();
+    let mut end = n;
+    while end > 0 {
+        end = previous[end];
+        if end > 0 {
+            cuts.push(end);
+        }
+    }
+    cuts.reverse();
+    cuts
+}
+
+/// The medians of the segments that `cuts` make of `values`.
+fn segment_medians(values: &[f64], cuts: &[usize]) -> Vec<f64> {
+    let mut bounds = Vec::with_capacity(cuts.len() + 2);
+    bounds.push(0);
+    bounds.extend_from_slice(cuts);
+    bounds.push(values.len());
+    bounds
+        .windows(2)
+        .map(|pair| median(&values[pair[0]..pair[1]]).unwrap_or(f64::NAN))
+        .collect()
+}
+
+/// Removes, smallest first, every cut whose neighbouring segments' medians differ by less
+/// than `min_shift_pct` percent.
+fn merge_small_shifts(values: &[f64], mut cuts: Vec<usize>, min_shift_pct: f64) -> Vec<usize> {
+    loop {
+        let medians = segment_medians(values, &cuts);
+        let smallest = medians
+            .windows(2)
+            .map(|pair| percent_change(pair[0], pair[1]).abs())
+            .enumerate()
+            .filter(|(_, shift)| *shift < min_shift_pct)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        match smallest {
+            Some((cut, _)) => {
+                cuts.remove(cut);
+            }
+            None => return cuts,
+        }
+    }
+}
+
+/// An `f64` ordered by `total_cmp`, for the heaps of [`RunningMedian`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TotalOrder(f64);
+
+impl Eq for TotalOrder {}
+
+impl PartialOrd for TotalOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TotalOrder {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// The sum of absolute deviations from the median of a growing set of values, in O(log n)
+/// per value: the lower half in a max-heap, the upper half in a min-heap, and their sums.
+#[derive(Debug, Default)]
+struct RunningMedian {
+    lower: std::collections::BinaryHeap<TotalOrder>,
+    upper: std::collections::BinaryHeap<std::cmp::Reverse<TotalOrder>>,
+    lower_sum: f64,
+    upper_sum: f64,
+}
+
+impl RunningMedian {
+    fn push(&mut self, value: f64) {
+        if self.lower.peek().is_none_or(|top| value <= top.0) {
+            self.lower.push(TotalOrder(value));
+            self.lower_sum += value;
+        } else {
+            self.upper.push(std::cmp::Reverse(TotalOrder(value)));
+            self.upper_sum += value;
+        }
+        // Keep the lower half as large as the upper one, or one larger.
+        if self.lower.len() > self.upper.len() + 1 {
+            if let Some(TotalOrder(moved)) = self.lower.pop() {
+                self.lower_sum -= moved;
+                self.upper_sum += moved;
+                self.upper.push(std::cmp::Reverse(TotalOrder(moved)));
+            }
+        } else if self.upper.len() > self.lower.len()
+            && let Some(std::cmp::Reverse(TotalOrder(moved))) = self.upper.pop()
+        {
+            self.upper_sum -= moved;
+            self.lower_sum += moved;
+            self.lower.push(TotalOrder(moved));
+        }
+    }
+
+    /// The sum of `|value - median|`. For an even count any point between the two middle
+    /// values gives the same sum, so the lower middle serves.
+    fn absolute_deviation(&self) -> f64 {
+        let Some(TotalOrder(median)) = self.lower.peek().copied() else {
+            return 0.0;
+        };
+        let above = self.upper_sum - median * self.upper.len() as f64;
+        let below = median * self.lower.len() as f64 - self.lower_sum;
+        (above + below).max(0.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -913,10 +1158,23 @@ mod tests {
 
     #[test]
     fn smallest_shift_detected_in_95_percent_is_at_most_ten_percent() {
+        // The scan starts at the minimum effect: a smaller slowdown is judged slower only when
+        // its estimate overshoots the truth, which happens in well under half of comparisons.
+        let minimum_effect = PairedOptions::default().min_effect_pct;
         for (rounds, seed) in [(10_usize, 40_u64), (20, 41)] {
-            let smallest = (0..=20)
-                .map(|step| f64::from(step) * 0.5)
-                .find(|&shift| verdict_rates(rounds, shift, 1000, seed).0 >= 0.95);
+            let mut smallest = None;
+            for step in 0..=10 {
+                let shift = minimum_effect + f64::from(step) * 0.5;
+                let detected = verdict_rates(rounds, shift, 1000, seed).0;
+                eprintln!(
+                    "paired test, {rounds} rounds: {shift}% slowdown detected in {:.1}%",
+                    detected * 100.0
+                );
+                if detected >= 0.95 {
+                    smallest = Some(shift);
+                    break;
+                }
+            }
             eprintln!(
                 "paired test, {rounds} rounds: smallest slowdown detected in >= 95% of 1000 \
                  comparisons: {smallest:?}%"
@@ -1260,5 +1518,187 @@ mod tests {
             },
         );
         assert!(matches!(error, Err(PairedError::InvalidAlpha { .. })));
+    }
+
+    // --- change points ---
+
+    /// A series of `levels.len() × per_level` values, each level held for `per_level` values,
+    /// with `noise_pct` of normal relative noise.
+    fn stepped_series(
+        rng: &mut ChaCha8Rng,
+        levels: &[f64],
+        per_level: usize,
+        noise_pct: f64,
+    ) -> Vec<f64> {
+        levels
+            .iter()
+            .flat_map(|level| std::iter::repeat_n(*level, per_level))
+            .map(|level| level * (1.0 + noise_pct / 100.0 * standard_normal(rng)))
+            .collect()
+    }
+
+    #[test]
+    fn a_two_percent_step_is_found_at_its_index() {
+        let mut rng = ChaCha8Rng::seed_from_u64(60);
+        let options = ChangePointOptions::default();
+        let series = stepped_series(&mut rng, &[100.0, 102.0], 30, 0.3);
+        let found = change_points(&series, &options);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].index.abs_diff(30) <= 2, "{found:?}");
+        assert!((found[0].change_pct - 2.0).abs() < 0.3, "{found:?}");
+        assert!((found[0].median_before - 100.0).abs() < 0.3, "{found:?}");
+        // The scale of the values does not matter.
+        let scaled: Vec<f64> = series.iter().map(|v| v * 1e4).collect();
+        assert_eq!(change_points(&scaled, &options)[0].index, found[0].index);
+        // And it is not luck: over 200 such series, every one is found within ±2.
+        let located = (0..200)
+            .filter(|_| {
+                let series = stepped_series(&mut rng, &[100.0, 102.0], 30, 0.3);
+                let found = change_points(&series, &options);
+                found.len() == 1 && found[0].index.abs_diff(30) <= 2
+            })
+            .count();
+        assert_eq!(located, 200);
+    }
+
+    #[test]
+    fn single_outliers_without_a_step_find_nothing() {
+        let mut rng = ChaCha8Rng::seed_from_u64(61);
+        let options = ChangePointOptions::default();
+        let mut series = stepped_series(&mut rng, &[100.0], 80, 0.3);
+        // Single wild records both ways, and two in a row (a run of min_segment_len / 2).
+        for (index, factor) in [(10, 1.05), (25, 0.96), (40, 1.08), (60, 1.06), (61, 1.07)] {
+            series[index] *= factor;
+        }
+        assert_eq!(change_points(&series, &options), vec![]);
+        // Over 300 series of 100 records where each record is wild with probability 5% (2 to
+        // 10% slower), isolated from the next wild one by at least two ordinary records.
+        let mut series_with_changes = 0;
+        for _ in 0..300 {
+            let mut series = stepped_series(&mut rng, &[100.0], 100, 0.3);
+            let mut last_wild: Option<usize> = None;
+            for (index, value) in series.iter_mut().enumerate() {
+                if rng.random_bool(0.05) && last_wild.is_none_or(|last| index - last > 2) {
+                    *value *= 1.0 + rng.random_range(0.02..0.10);
+                    last_wild = Some(index);
+                }
+            }
+            if !change_points(&series, &options).is_empty() {
+                series_with_changes += 1;
+            }
+        }
+        eprintln!("change points: {series_with_changes} of 300 series with isolated outliers");
+        assert_eq!(series_with_changes, 0);
+    }
+
+    #[test]
+    fn pure_noise_rarely_has_a_change_point() {
+        // Without the minimum shift, so that the penalty alone is tested, at two noise levels.
+        let options = ChangePointOptions {
+            min_shift_pct: 0.0,
+            ..ChangePointOptions::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(62);
+        for noise_pct in [0.3, 3.0] {
+            let series_with_changes = (0..200)
+                .filter(|_| {
+                    let series = stepped_series(&mut rng, &[100.0], 100, noise_pct);
+                    !change_points(&series, &options).is_empty()
+                })
+                .count();
+            eprintln!(
+                "change points: {series_with_changes} of 200 pure-noise series ({noise_pct}% \
+                 noise)"
+            );
+            assert!(
+                series_with_changes <= 2,
+                "{noise_pct}%: {series_with_changes}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_slow_creep_of_three_small_steps_is_found() {
+        let mut rng = ChaCha8Rng::seed_from_u64(63);
+        let options = ChangePointOptions::default();
+        let levels = [100.0, 100.7, 100.7 * 1.007, 100.7 * 1.007 * 1.007];
+        let finds_all_three = |found: &[ChangePoint]| {
+            found.len() == 3
+                && found.iter().zip([30, 60, 90]).all(|(change, index)| {
+                    change.index.abs_diff(index) <= 4 && (change.change_pct - 0.7).abs() < 0.3
+                })
+        };
+        let series = stepped_series(&mut rng, &levels, 30, 0.3);
+        let found = change_points(&series, &options);
+        assert!(finds_all_three(&found), "{found:?}");
+        // Each step is below any per-PR threshold, and the three still add up to 2.1%.
+        let found_in = (0..200)
+            .filter(|_| {
+                finds_all_three(&change_points(
+                    &stepped_series(&mut rng, &levels, 30, 0.3),
+                    &options,
+                ))
+            })
+            .count();
+        eprintln!("change points: all three 0.7% steps found (±4) in {found_in} of 200 series");
+        assert!(found_in >= 160, "{found_in}");
+    }
+
+    #[test]
+    fn constant_and_piecewise_constant_counts() {
+        let options = ChangePointOptions::default();
+        assert_eq!(change_points(&[1000.0; 100], &options), vec![]);
+        // Exact counts: one more statement from record 20 on is found exactly.
+        let mut counts = vec![30.0; 20];
+        counts.extend([31.0; 20]);
+        let found = change_points(&counts, &options);
+        assert_eq!(
+            found,
+            vec![ChangePoint {
+                index: 20,
+                median_before: 30.0,
+                median_after: 31.0,
+                change_pct: 100.0 / 30.0,
+            }]
+        );
+        // A shift below the minimum (0.3%) and a one-record blip are not changes.
+        let mut counts = vec![1000.0; 20];
+        counts.extend([1003.0; 20]);
+        counts[5] = 2000.0;
+        assert_eq!(change_points(&counts, &options), vec![]);
+    }
+
+    #[test]
+    fn non_finite_values_are_skipped_and_short_series_have_no_changes() {
+        let options = ChangePointOptions::default();
+        let mut counts = vec![30.0; 20];
+        counts.extend([31.0; 20]);
+        counts.insert(10, f64::NAN);
+        counts.insert(30, f64::INFINITY);
+        let found = change_points(&counts, &options);
+        assert_eq!(found.len(), 1);
+        // Index 21 of the original series: the first 31 (after the NaN at 10 moved it).
+        assert_eq!(found[0].index, 21);
+        assert_eq!(
+            change_points(&[1.0, 1.0, 1.0, 2.0, 2.0, 2.0], &options),
+            vec![]
+        );
+        assert_eq!(change_points(&[], &options), vec![]);
+    }
+
+    #[test]
+    fn running_median_deviation_matches_a_direct_computation() {
+        let mut rng = ChaCha8Rng::seed_from_u64(64);
+        let mut running = RunningMedian::default();
+        let mut values = Vec::new();
+        for _ in 0..200 {
+            // Coarse values, so that ties are common.
+            let value = f64::from(rng.random_range(0..20_i32));
+            running.push(value);
+            values.push(value);
+            let center = median(&values).unwrap();
+            let direct: f64 = values.iter().map(|v| (v - center).abs()).sum();
+            assert!((running.absolute_deviation() - direct).abs() < 1e-9);
+        }
     }
 }
