@@ -6,7 +6,8 @@
 //! Pure: it never does I/O, never reads a clock, never draws random numbers (every method
 //! here is exact or deterministic, so the same input always gives the same answer), and never
 //! panics on measured values: bad input is a typed error or an explicit "not enough history".
-//! `compare` decides verdicts with it; `baselines/README.md` explains each rule in words.
+//! It is there for `compare` to decide verdicts with; `baselines/README.md` explains each rule
+//! in words a maintainer can check.
 
 use serde::{Deserialize, Serialize};
 
@@ -201,7 +202,7 @@ pub struct PairedOptions {
     /// the change's interval. Default 0.05. Setting outlier rounds aside first makes it
     /// approximate: in simulated A/A comparisons of 10 rounds the test alone rejects about
     /// 7.5% of them. That is acceptable because alpha is not what keeps false alarms rare, the
-    /// minimum effect is: the verdict alarms in about 0.3% of those comparisons.
+    /// minimum effect is: the verdict alarms in about 0.3 to 0.4% of those comparisons.
     pub alpha: f64,
     /// The smallest change, in percent, worth a verdict. A significant change smaller than
     /// this is [`PairedVerdict::NoChange`]: rounds of 10 can make a 2% change significant, but
@@ -348,7 +349,8 @@ pub fn min_rounds(alpha: f64) -> usize {
 /// benchmark's scale. Then:
 ///
 /// 1. Rounds whose log ratio is more than `outlier_cutoff` robust standard deviations from the
-///    median log ratio are set aside (Iglewicz and Hoaglin's modified z-score). A rank test
+///    median log ratio are set aside (Iglewicz and Hoaglin's modified z-score, with a cutoff
+///    of 3 by default rather than their 3.5, see [`DEFAULT_OUTLIER_CUTOFF`]). A rank test
 ///    alone is not enough at 10 rounds: one round where base alone was preempted is the
 ///    largest difference and points the wrong way, and in simulations it costs the plain
 ///    signed-rank test a third of the real 10% slowdowns.
@@ -359,7 +361,8 @@ pub fn min_rounds(alpha: f64) -> usize {
 ///    are by construction; no normal noise is assumed.
 /// 3. The change is the Hodges–Lehmann estimate of the kept log ratios (the median of all
 ///    pairwise means), with its distribution-free interval (order statistics of those means),
-///    which excludes 0 exactly when the test rejects at `alpha`.
+///    which, when no two kept log ratios tie, excludes 0 exactly when the test rejects at
+///    `alpha`.
 ///
 /// Nothing here is random: a bootstrap of the median would need a seed and is poorly
 /// calibrated at 10 rounds, so the same samples always give the same result.
