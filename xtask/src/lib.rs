@@ -4,7 +4,8 @@
 //! config -> provision -> (seed, run suites: `suites`) -> record -> baseline -> compare ->
 //! render -> exit code.
 //!
-//! `compare` and `render` are pure; only `provision` starts services; only `baseline` knows git.
+//! `compare` and `render` are pure; only `provision` starts services; only `baseline` and
+//! `store` (the baseline branch) know git.
 
 pub mod baseline;
 pub mod compare;
@@ -17,5 +18,6 @@ pub mod progress;
 pub mod provision;
 pub mod record;
 pub mod render;
+pub mod store;
 pub mod suites;
 pub mod workspace;
