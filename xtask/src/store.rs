@@ -866,7 +866,8 @@ fn move_ref(
     to: Oid,
     reflog: &str,
 ) -> Result<(), Attempt> {
-    let expected = expected.unwrap_or_else(Oid::zero);
+    // git2 is built without `unstable-sha256`: every repository it opens uses SHA-1 ids.
+    let expected = expected.unwrap_or(Oid::ZERO_SHA1);
     match repo.reference_matching(refname, to, true, expected, reflog) {
         Ok(_) => Ok(()),
         Err(e)
