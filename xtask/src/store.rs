@@ -357,7 +357,8 @@ impl BaselineStore {
 
     /// Fetches the remote's baseline branch (a configured remote's name, or a path or URL) and
     /// merges it into the local one: a fast-forward when the local branch is behind, otherwise a
-    /// merge commit with both parents holding both sides' files (see [`merge_files`]).
+    /// merge commit with both parents holding both sides' files (the rules are on `merge_files`;
+    /// on one path with different bytes, the remote's file wins).
     pub fn fetch(&self, remote: &str) -> Result<FetchOutcome, StoreError> {
         let (mut handle, remote_name) = self.remote(remote)?;
         let Some(theirs) = self.download(&mut handle, remote)? else {
@@ -703,7 +704,12 @@ impl BaselineStore {
     /// repository does not, or moved during the push) is `Attempt::LostRace`.
     fn push_once(&self, remote: &str, local: Oid) -> Result<PushResult, Attempt> {
         let (mut handle, _) = self.remote(remote)?;
-        let url = handle.url().map_err(|e| remote_error(remote, &e))?;
+        // Where git pushes: the push URL when one is configured.
+        let url = match handle.pushurl() {
+            Ok(Some(pushurl)) => pushurl,
+            Ok(None) => handle.url().map_err(|e| remote_error(remote, &e))?,
+            Err(e) => return Err(Attempt::Failed(remote_error(remote, &e))),
+        };
         match local_repository_path(url) {
             Some(path) => self.push_to_local_repository(&path, local, remote),
             None => self.push_over_transport(&mut handle, local, remote),
