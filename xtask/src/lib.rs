@@ -5,7 +5,7 @@
 //! render -> exit code.
 //!
 //! `compare`, `stats` and `render` are pure; only `provision` starts services; only `baseline`
-//! knows git.
+//! and `store` (the baseline branch) know git.
 
 pub mod baseline;
 pub mod compare;
@@ -19,5 +19,6 @@ pub mod provision;
 pub mod record;
 pub mod render;
 pub mod stats;
+pub mod store;
 pub mod suites;
 pub mod workspace;
