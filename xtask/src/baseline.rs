@@ -139,6 +139,25 @@ impl GitRepo {
         }))
     }
 
+    /// Up to `count` first-parent ancestors of `commit`, nearest first (its parent, then the
+    /// parent's first parent, ...).
+    pub fn first_parent_ancestors(
+        &self,
+        commit: &str,
+        count: u32,
+    ) -> Result<Vec<String>, BaselineError> {
+        let mut ancestors = Vec::new();
+        let mut current = self.repo.find_commit(Oid::from_str(commit)?)?;
+        while ancestors.len() < count as usize {
+            let Some(parent) = current.parents().next() else {
+                break;
+            };
+            ancestors.push(parent.id().to_string());
+            current = parent;
+        }
+        Ok(ancestors)
+    }
+
     /// Checks `commit` out (detached) at `dir` with `git worktree add`, replacing whatever a
     /// previous, interrupted run left there. The worktree is removed when the guard drops.
     pub fn add_worktree(&self, commit: &str, dir: &Path) -> Result<Worktree, BaselineError> {

@@ -15,6 +15,11 @@ use crate::provision::ImageChoice;
 pub struct PerfMetadata {
     /// The branch whose records are baselines (default `main`).
     pub target_branch: String,
+    /// The git branch that stores the target branch's records (default `perf-baselines`).
+    pub baseline_branch: String,
+    /// How many first-parent ancestors of the merge-base are searched for a stored record
+    /// before the merge-base itself is measured (default 20).
+    pub max_ancestor_distance: u32,
     /// Name of the class of machine records are comparable within; `auto` derives it from the
     /// OS, architecture, core count and CPU model.
     pub machine_class: String,
@@ -27,6 +32,8 @@ impl Default for PerfMetadata {
     fn default() -> Self {
         Self {
             target_branch: "main".to_owned(),
+            baseline_branch: crate::store::DEFAULT_BRANCH.to_owned(),
+            max_ancestor_distance: 20,
             machine_class: "auto".to_owned(),
             images: Images::default(),
             seed: Seed::default(),

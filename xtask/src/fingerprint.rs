@@ -11,12 +11,8 @@ use crate::record::Environment;
 /// Captures the environment of this machine and run.
 pub fn capture(metadata: &PerfMetadata, services: &ServicesDescription) -> Environment {
     let cpu_model = cpu_model();
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let machine_class = if metadata.machine_class == "auto" {
-        auto_machine_class(&cpu_model, cores)
-    } else {
-        metadata.machine_class.clone()
-    };
+    let cores = cores();
+    let machine_class = machine_class_of(metadata, &cpu_model, cores);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();
@@ -37,6 +33,23 @@ pub fn capture(metadata: &PerfMetadata, services: &ServicesDescription) -> Envir
         services: services.clone(),
         config_hash: config::measurement_config_hash(metadata),
     }
+}
+
+/// This machine's class: the configured one, or `auto`'s derivation from the CPU.
+pub fn machine_class(metadata: &PerfMetadata) -> String {
+    machine_class_of(metadata, &cpu_model(), cores())
+}
+
+fn machine_class_of(metadata: &PerfMetadata, cpu_model: &str, cores: usize) -> String {
+    if metadata.machine_class == "auto" {
+        auto_machine_class(cpu_model, cores)
+    } else {
+        metadata.machine_class.clone()
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// `<os>-<arch>-<cores>c-<8 hex digits of the CPU model's hash>`.

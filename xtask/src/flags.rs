@@ -23,7 +23,12 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct PerfFlags {
+    /// Keep the target branch's records (default: measure and report).
+    #[command(subcommand)]
+    pub action: Option<PerfAction>,
+
     /// Shorter wall-time measurement (for PRs and laptops); deterministic suites are unchanged.
     #[arg(long)]
     pub quick: bool,
@@ -55,4 +60,51 @@ pub struct PerfFlags {
     /// CI mode: no colours, the Markdown report is appended to `GITHUB_STEP_SUMMARY`.
     #[arg(long)]
     pub ci: bool,
+}
+
+/// What `cargo xtask perf` does besides measuring.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PerfAction {
+    /// The baseline branch: records of the target branch per (machine class, commit), kept in a
+    /// git branch of this repository (see baselines/README.md).
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BaselineCommand {
+    /// List the stored records: machine class, commit, size.
+    List,
+    /// Print the stored record of a revision, of this machine's class unless given.
+    Show {
+        /// Any git revision (branch, tag, sha).
+        rev: String,
+        /// The machine class whose record to show (default: this machine's).
+        #[arg(long, value_name = "CLASS")]
+        machine_class: Option<String>,
+    },
+    /// Fetch the remote's baseline branch and merge it into the local one.
+    Fetch {
+        /// A remote's name, path or URL.
+        #[arg(long, default_value = "origin")]
+        remote: String,
+    },
+    /// Push the local baseline branch; when another push won a race, fetch, merge and retry.
+    Push {
+        /// A remote's name, path or URL.
+        #[arg(long, default_value = "origin")]
+        remote: String,
+    },
+    /// Store a run's record file (from `<out>/runs/`) in the baseline branch. A record of a
+    /// dirty work tree is refused.
+    Add {
+        /// The record file.
+        file: PathBuf,
+    },
+    /// Keep the newest records of each machine class, remove the others (one commit).
+    Prune {
+        /// How many records to keep per machine class.
+        #[arg(long, value_name = "N")]
+        keep: usize,
+    },
 }

@@ -8,6 +8,7 @@
 //! and `store` (the baseline branch) know git.
 
 pub mod baseline;
+pub mod baseline_command;
 pub mod compare;
 pub mod config;
 pub mod exit;

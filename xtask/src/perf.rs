@@ -15,11 +15,12 @@ use crate::compare::{self, Comparison};
 use crate::config::{self, PerfMetadata};
 use crate::exit::Outcome;
 use crate::fingerprint;
-use crate::flags::PerfFlags;
+use crate::flags::{PerfAction, PerfFlags};
 use crate::progress::{Progress, ProgressStyleChoice};
 use crate::provision::{ProvisionOptions, Services};
 use crate::record::{self, Phase, Profile, RunRecord, SCHEMA_VERSION};
 use crate::render::{self, BaselineDisclosure, Report};
+use crate::store::{self, BaselineStore};
 use crate::suites::{self, Checkout, SuiteContext};
 use crate::workspace::Layout;
 
@@ -52,13 +53,18 @@ enum BasePlan {
         reason: String,
     },
     Stored {
+        /// The commit whose record is used, and how it was chosen.
         choice: BaseChoice,
-        path: PathBuf,
+        /// What is measured instead if the record turns out not comparable.
+        fallback: BaseChoice,
+        /// Where the record is (`<branch>:<path>` or a file).
+        source: String,
         record: Box<RunRecord>,
+        passed_over: Vec<String>,
     },
     Measure {
         choice: BaseChoice,
-        why: String,
+        passed_over: Vec<String>,
     },
 }
 
@@ -66,6 +72,9 @@ enum BasePlan {
 pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
     let progress = Progress::with_style(ProgressStyleChoice::detect(flags.ci));
     let layout = Layout::new(flags.out.as_deref());
+    if let Some(PerfAction::Baseline(command)) = &flags.action {
+        return crate::baseline_command::run(command, &layout);
+    }
     if flags.list {
         progress.line("list: building bench-suite to ask its tools for their benchmarks");
         let listed = suites::listing::list(&layout, flags.filter.as_deref()).await?;
@@ -89,16 +98,19 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
         if head.dirty { " (dirty)" } else { "" },
         match &base_plan {
             BasePlan::None { reason } => format!("no baseline ({reason})"),
-            BasePlan::Stored { choice, path, .. } => format!(
-                "base {} ({}; stored record {})",
+            BasePlan::Stored { choice, source, .. } => format!(
+                "base {} ({}; stored record {source})",
                 render::short_sha(&choice.commit),
                 choice.how_chosen,
-                path.display()
             ),
-            BasePlan::Measure { choice, why } => format!(
-                "base {} ({}; {why}: it will be measured in a worktree)",
+            BasePlan::Measure {
+                choice,
+                passed_over,
+            } => format!(
+                "base {} ({}; {}: it will be measured in a worktree)",
                 render::short_sha(&choice.commit),
-                choice.how_chosen
+                choice.how_chosen,
+                passed_over.join("; ")
             ),
         }
     ));
@@ -169,17 +181,73 @@ fn plan_base(
             }
         },
     };
-    match baseline::stored_record(&layout.runs_dir(), &choice.commit)? {
-        Some((path, record)) => Ok(BasePlan::Stored {
-            choice,
-            path,
+    // An explicit --base is that commit only; the default base may fall back to the nearest
+    // first-parent ancestor with a record, so that a PR need not measure its base.
+    let distance = if flags.base.is_some() {
+        0
+    } else {
+        metadata.max_ancestor_distance
+    };
+    let store = BaselineStore::open(&layout.root, &metadata.baseline_branch)?;
+    let machine_class = fingerprint::machine_class(metadata);
+    let candidates = std::iter::once(choice.commit.clone())
+        .chain(repo.first_parent_ancestors(&choice.commit, distance)?)
+        .enumerate();
+    for (steps_back, commit) in candidates {
+        let found = match store.get(&machine_class, &commit)? {
+            Some(record) => Some((
+                format!(
+                    "{}:{}",
+                    store.branch(),
+                    store::record_path(&machine_class, &commit)?
+                ),
+                record,
+            )),
+            None => baseline::stored_record(&layout.runs_dir(), &commit)?
+                .map(|(path, record)| (path.display().to_string(), record)),
+        };
+        let Some((source, record)) = found else {
+            continue;
+        };
+        let mut passed_over = Vec::new();
+        let chosen = if steps_back == 0 {
+            choice.clone()
+        } else {
+            passed_over.push(format!(
+                "no stored record of {} for machine class {machine_class}",
+                render::short_sha(&choice.commit)
+            ));
+            BaseChoice {
+                commit,
+                how_chosen: format!(
+                    "{}; the nearest first-parent ancestor with a stored record, {steps_back} commit{} back",
+                    choice.how_chosen,
+                    if steps_back == 1 { "" } else { "s" }
+                ),
+            }
+        };
+        return Ok(BasePlan::Stored {
+            choice: chosen,
+            fallback: choice,
+            source,
             record: Box::new(record),
-        }),
-        None => Ok(BasePlan::Measure {
-            choice,
-            why: format!("no stored record in {}", layout.runs_dir().display()),
-        }),
+            passed_over,
+        });
     }
+    let searched = if distance == 0 {
+        String::new()
+    } else {
+        format!(" or its {distance} nearest first-parent ancestors")
+    };
+    Ok(BasePlan::Measure {
+        passed_over: vec![format!(
+            "no stored record of {}{searched} for machine class {machine_class} (on {} or in {})",
+            render::short_sha(&choice.commit),
+            store.branch(),
+            layout.runs_dir().display()
+        )],
+        choice,
+    })
 }
 
 /// What one run measures with, once services are up.
@@ -260,34 +328,39 @@ async fn measure_and_report(
         BasePlan::None { reason } => Err(reason),
         BasePlan::Stored {
             choice,
-            path,
+            fallback,
+            source,
             record,
+            passed_over: passed,
         } => {
+            passed_over.extend(passed);
             let mismatches =
                 compare::fingerprint_mismatches(&record.environment, &head_record.environment);
             if mismatches.is_empty() {
-                Ok((choice, Some((path, record))))
+                Ok((choice, Some((source, record))))
             } else {
                 passed_over.push(format!(
-                    "stored record {} is not comparable ({})",
-                    path.display(),
+                    "stored record {source} is not comparable ({})",
                     mismatches.join("; ")
                 ));
-                Ok((choice, None))
+                Ok((fallback, None))
             }
         }
-        BasePlan::Measure { choice, why } => {
-            passed_over.push(why);
+        BasePlan::Measure {
+            choice,
+            passed_over: passed,
+        } => {
+            passed_over.extend(passed);
             Ok((choice, None))
         }
     };
     let (baseline_disclosure, base_record) = match to_measure {
         Err(reason) => (BaselineDisclosure::None { reason }, None),
-        Ok((choice, Some((path, record)))) => (
+        Ok((choice, Some((source, record)))) => (
             BaselineDisclosure::Used {
                 commit: choice.commit,
                 how_chosen: choice.how_chosen,
-                source: format!("stored record {}", path.display()),
+                source: format!("stored record {source}"),
                 passed_over,
             },
             Some(*record),
@@ -338,6 +411,7 @@ async fn measure_and_report(
         layout.runs_dir()
     };
     let record_path = record::store_record(&record_dir, &head_record)?;
+
     let report = Report {
         head: &head_record,
         baseline: baseline_disclosure,
@@ -384,4 +458,165 @@ fn run_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("{:08x}", nanos ^ std::process::id().rotate_left(16))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Choosing the base on real repositories in temp dirs (the `git` program makes the
+    //! history; the store writes the baseline branch).
+
+    use std::path::Path;
+    use std::process::Command;
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::flags::{Command as XtaskCommand, Xtask};
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .current_dir(dir)
+            .args([
+                "-c",
+                "user.name=test",
+                "-c",
+                "user.email=test@example.invalid",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    fn commit(dir: &Path, n: u32) -> String {
+        std::fs::write(dir.join("file.txt"), format!("change {n}\n")).unwrap();
+        git(dir, &["add", "file.txt"]);
+        git(dir, &["commit", "--quiet", "-m", &format!("change {n}")]);
+        git(dir, &["rev-parse", "HEAD"])
+    }
+
+    /// main: c1 - c2 - c3 - c4; HEAD: a feature branch with one commit on c4.
+    fn history(dir: &Path) -> Vec<String> {
+        git(dir, &["init", "--quiet", "--initial-branch=main"]);
+        let commits: Vec<String> = (1..=4).map(|n| commit(dir, n)).collect();
+        git(dir, &["checkout", "--quiet", "-b", "feature"]);
+        commit(dir, 5);
+        commits
+    }
+
+    fn record_of(commit: &str, machine_class: &str) -> RunRecord {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "commit": commit, "dirty": false, "branch": "main",
+            "created_at": "2026-11-01T00:00:00Z", "profile": "quick",
+            "environment": {
+                "machine_class": machine_class, "cpu_model": "cpu", "cores": 2,
+                "os": "linux", "rustc": "rustc", "valgrind": null, "gungraun_runner": null,
+                "services": {
+                    "mode": "native", "reason": "--services native",
+                    "postgres_version": "15.18", "redis_version": "7.0.15",
+                    "postgres_image": null, "redis_image": null
+                },
+                "config_hash": "0123456789abcdef"
+            },
+            "phases": [],
+            "metrics": [],
+        }))
+        .unwrap()
+    }
+
+    fn plan(dir: &Path, metadata: &PerfMetadata, args: &[&str]) -> BasePlan {
+        let XtaskCommand::Perf(flags) =
+            Xtask::parse_from([&["cargo xtask", "perf"], args].concat()).command;
+        let layout = Layout {
+            root: dir.to_path_buf(),
+            target_dir: dir.join("target"),
+            out_dir: dir.join("target/perf"),
+        };
+        let repo = GitRepo::open(dir).unwrap();
+        let head = repo.head().unwrap();
+        plan_base(&repo, &head, &flags, metadata, &layout).unwrap()
+    }
+
+    #[test]
+    fn the_nearest_first_parent_ancestor_with_a_stored_record_is_the_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let commits = history(dir.path());
+        let metadata = PerfMetadata::default();
+        let class = fingerprint::machine_class(&metadata);
+        let store = BaselineStore::open(dir.path(), &metadata.baseline_branch).unwrap();
+        // Records of c1 and c2 (and of c4 for another machine class): c2 is nearest.
+        store.put(&record_of(&commits[0], &class)).unwrap();
+        store.put(&record_of(&commits[1], &class)).unwrap();
+        store.put(&record_of(&commits[3], "other-class")).unwrap();
+
+        match plan(dir.path(), &metadata, &[]) {
+            BasePlan::Stored {
+                choice,
+                fallback,
+                source,
+                passed_over,
+                ..
+            } => {
+                assert_eq!(choice.commit, commits[1]);
+                assert!(choice.how_chosen.contains("2 commits back"), "{choice:?}");
+                assert_eq!(
+                    fallback.commit, commits[3],
+                    "the merge-base is measured instead"
+                );
+                assert_eq!(
+                    source,
+                    format!("perf-baselines:{class}/{}.json", commits[1])
+                );
+                assert_eq!(passed_over.len(), 1, "{passed_over:?}");
+            }
+            _ => panic!("expected a stored record"),
+        }
+    }
+
+    #[test]
+    fn the_merge_base_itself_is_measured_when_no_record_is_near_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let commits = history(dir.path());
+        let metadata = PerfMetadata {
+            max_ancestor_distance: 1,
+            ..PerfMetadata::default()
+        };
+        let class = fingerprint::machine_class(&metadata);
+        let store = BaselineStore::open(dir.path(), &metadata.baseline_branch).unwrap();
+        store.put(&record_of(&commits[1], &class)).unwrap();
+
+        match plan(dir.path(), &metadata, &[]) {
+            BasePlan::Measure {
+                choice,
+                passed_over,
+            } => {
+                assert_eq!(choice.commit, commits[3]);
+                assert!(
+                    passed_over[0].contains("or its 1 nearest first-parent ancestors"),
+                    "{passed_over:?}"
+                );
+            }
+            _ => panic!("expected the merge-base to be measured"),
+        }
+    }
+
+    #[test]
+    fn an_explicit_base_is_that_commit_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let commits = history(dir.path());
+        let metadata = PerfMetadata::default();
+        let class = fingerprint::machine_class(&metadata);
+        let store = BaselineStore::open(dir.path(), &metadata.baseline_branch).unwrap();
+        store.put(&record_of(&commits[1], &class)).unwrap();
+
+        match plan(dir.path(), &metadata, &["--base", &commits[2]]) {
+            BasePlan::Measure { choice, .. } => assert_eq!(choice.commit, commits[2]),
+            _ => panic!("an explicit base must not fall back to an ancestor"),
+        }
+        match plan(dir.path(), &metadata, &["--base", &commits[1]]) {
+            BasePlan::Stored { choice, .. } => assert_eq!(choice.commit, commits[1]),
+            _ => panic!("the explicit base's stored record is used"),
+        }
+    }
 }
