@@ -11,3 +11,4 @@ mod memload;
 mod native;
 mod plans;
 mod system;
+mod verdicts;

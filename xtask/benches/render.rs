@@ -83,6 +83,7 @@ fn report<'a>(head: &'a RunRecord, comparison: &'a Comparison) -> Report<'a> {
             passed_over: Vec::new(),
         },
         comparison: Some(comparison),
+        budgets: &[],
         record_path: None,
     }
 }

@@ -139,6 +139,21 @@ impl GitRepo {
         }))
     }
 
+    /// Who accepts a regression: `GITHUB_ACTOR` in GitHub Actions, else git's `user.name`,
+    /// else `unknown`.
+    pub fn acceptor(&self) -> String {
+        std::env::var("GITHUB_ACTOR")
+            .ok()
+            .filter(|actor| !actor.trim().is_empty())
+            .or_else(|| {
+                self.repo
+                    .config()
+                    .and_then(|config| config.get_string("user.name"))
+                    .ok()
+            })
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+
     /// Up to `count` first-parent ancestors of `commit`, nearest first (its parent, then the
     /// parent's first parent, ...).
     pub fn first_parent_ancestors(

@@ -4,8 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Thresholds;
+use std::collections::BTreeMap;
+
+use crate::config::{Budget, Thresholds};
 use crate::record::{Environment, Metric, MetricKind, RunRecord, Suite, Unit};
+use crate::stats::{self, CountVerdict};
+
+/// Values of each metric in the target branch's stored records, oldest first: what a noise
+/// band is learned from.
+pub type History = BTreeMap<String, Vec<f64>>;
 
 /// What a metric's change means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -112,13 +119,24 @@ fn major_version(version: &str) -> &str {
         .unwrap_or(version)
 }
 
-/// Compares every metric of `head` with the same-named metric of `base`.
+/// Compares every metric of `head` with the same-named metric of `base`, with no history.
 pub fn compare(base: &RunRecord, head: &RunRecord, thresholds: &Thresholds) -> Comparison {
+    compare_with_history(base, head, thresholds, &History::new())
+}
+
+/// Compares every metric of `head` with the same-named metric of `base`; instruction counts
+/// tolerate the larger of their threshold and the noise band learned from `history`.
+pub fn compare_with_history(
+    base: &RunRecord,
+    head: &RunRecord,
+    thresholds: &Thresholds,
+    history: &History,
+) -> Comparison {
     let mut rows: Vec<MetricComparison> = head
         .metrics
         .iter()
         .map(|metric| match base.metric(&metric.name) {
-            Some(base_metric) => compare_metric(base_metric, metric, thresholds),
+            Some(base_metric) => compare_metric(base_metric, metric, thresholds, history),
             None => MetricComparison {
                 head_shape: metric.shape.clone(),
                 ..one_sided(
@@ -199,28 +217,51 @@ fn statistical_rule(suite: Suite) -> String {
     }
 }
 
-fn compare_metric(base: &Metric, head: &Metric, thresholds: &Thresholds) -> MetricComparison {
+fn compare_metric(
+    base: &Metric,
+    head: &Metric,
+    thresholds: &Thresholds,
+    history: &History,
+) -> MetricComparison {
     let change = relative_change_pct(base.value, head.value);
     let (verdict, rule) = match head.kind {
         MetricKind::Deterministic => {
-            let threshold = match head.suite {
-                Suite::Instructions => thresholds.instructions_pct,
-                Suite::IoCounts | Suite::Memory | Suite::WallTime | Suite::Load | Suite::Plans => {
-                    thresholds.io_counts_pct
-                }
+            let (threshold, source) = match thresholds.for_metric(&head.name) {
+                Some((key, pct)) => (pct, format!(" (thresholds.metrics {key:?})")),
+                None => match head.suite {
+                    Suite::Instructions => (thresholds.instructions_pct, String::new()),
+                    Suite::IoCounts
+                    | Suite::Memory
+                    | Suite::WallTime
+                    | Suite::Load
+                    | Suite::Plans => (thresholds.io_counts_pct, String::new()),
+                },
             };
-            let verdict = if change > threshold {
-                Verdict::Regression
-            } else if change < -threshold {
-                Verdict::Improvement
+            // Only instruction counts learn a band: a count of statements, commands or
+            // allocations is exact, and must not grow however noisy its history looks.
+            let band = (head.suite == Suite::Instructions)
+                .then(|| history.get(&head.name))
+                .flatten()
+                .map(|values| stats::noise_band(values));
+            let judged = band
+                .unwrap_or_else(|| stats::noise_band(&[]))
+                .judge(change, threshold);
+            let verdict = match judged {
+                CountVerdict::Regression => Verdict::Regression,
+                CountVerdict::Improvement => Verdict::Improvement,
+                CountVerdict::Unchanged => Verdict::Unchanged,
+            };
+            let mut rule = if threshold == 0.0 {
+                format!("deterministic count: any growth is a regression (threshold 0%{source})")
             } else {
-                Verdict::Unchanged
+                format!("deterministic count: change beyond ±{threshold}%{source}")
             };
-            let rule = if threshold == 0.0 {
-                "deterministic count: any growth is a regression (threshold 0%)".to_owned()
-            } else {
-                format!("deterministic count: change beyond ±{threshold}%")
-            };
+            if let Some(band) = band.filter(|band| band.pct > threshold) {
+                rule = format!(
+                    "deterministic count: change beyond its noise band ±{:.2}% (from {} target-branch records; threshold {threshold}%{source})",
+                    band.pct, band.samples
+                );
+            }
             (verdict, rule)
         }
         MetricKind::Statistical => (Verdict::Informational, statistical_rule(head.suite)),
@@ -256,6 +297,74 @@ fn compare_metric(base: &Metric, head: &Metric, thresholds: &Thresholds) -> Metr
         base_shape: base.shape.clone(),
         head_shape: head.shape.clone(),
     }
+}
+
+/// The outcome of one budget on one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetCheck {
+    pub metric: String,
+    /// The limit in words, e.g. `≤ 0` or `≥ 950`.
+    pub limit: String,
+    /// The measured value; `None` when the metric was not measured.
+    pub value: Option<f64>,
+    pub broken: bool,
+    /// Why it is broken (by how much), or why it was not checked.
+    pub detail: String,
+}
+
+/// Checks each budget against `head`. A budget on a metric the run did not measure is broken
+/// (a misspelled name must not silently never fire), unless the run was filtered.
+pub fn check_budgets(head: &RunRecord, budgets: &[Budget], filtered: bool) -> Vec<BudgetCheck> {
+    budgets
+        .iter()
+        .map(|budget| {
+            let limit = match (budget.min, budget.max) {
+                (Some(min), Some(max)) => format!("{min} ..= {max}"),
+                (Some(min), None) => format!("≥ {min}"),
+                (None, Some(max)) => format!("≤ {max}"),
+                (None, None) => "none".to_owned(),
+            };
+            let Some(metric) = head.metric(&budget.metric) else {
+                return BudgetCheck {
+                    metric: budget.metric.clone(),
+                    limit,
+                    value: None,
+                    broken: !filtered,
+                    detail: if filtered {
+                        "not measured by this filtered run".to_owned()
+                    } else {
+                        "no metric of this name was measured.\n  fix: correct the name in \
+                         [[workspace.metadata.perf.budgets]] (`cargo xtask perf --list` shows \
+                         the names)"
+                            .to_owned()
+                    },
+                };
+            };
+            let value = metric.value;
+            let detail = match (budget.min, budget.max) {
+                (_, Some(max)) if value > max => {
+                    Some(format!("{} above the maximum {max}", trim(value - max)))
+                }
+                (Some(min), _) if value < min => {
+                    Some(format!("{} below the minimum {min}", trim(min - value)))
+                }
+                _ => None,
+            };
+            BudgetCheck {
+                metric: budget.metric.clone(),
+                limit,
+                value: Some(value),
+                broken: detail.is_some(),
+                detail: detail.unwrap_or_else(|| "within".to_owned()),
+            }
+        })
+        .collect()
+}
+
+/// A number without a trailing `.0`, with at most 3 decimals.
+fn trim(value: f64) -> String {
+    let text = format!("{value:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// How a plan reaches its rows: which relations it reads whole, and which indexes it uses
@@ -371,6 +480,7 @@ mod tests {
         Thresholds {
             instructions_pct: 1.0,
             io_counts_pct: 0.0,
+            metrics: BTreeMap::new(),
         }
     }
 
@@ -379,8 +489,99 @@ mod tests {
             &metric("m", suite, kind, base),
             &metric("m", suite, kind, head),
             &thresholds(),
+            &History::new(),
         )
         .verdict
+    }
+
+    #[test]
+    fn a_per_benchmark_threshold_overrides_its_kind() {
+        let mut thresholds = thresholds();
+        thresholds.metrics.insert("m".to_owned(), 5.0);
+        let row = compare_metric(
+            &metric("m", Suite::Instructions, MetricKind::Deterministic, 1000.0),
+            &metric("m", Suite::Instructions, MetricKind::Deterministic, 1040.0),
+            &thresholds,
+            &History::new(),
+        );
+        assert_eq!(row.verdict, Verdict::Unchanged);
+        assert!(
+            row.rule.contains("thresholds.metrics \"m\""),
+            "{}",
+            row.rule
+        );
+    }
+
+    #[test]
+    fn an_instruction_count_with_a_noisy_history_is_judged_by_its_band() {
+        // A history that moves about ±2% from record to record: a 1.5% change is ordinary,
+        // a 15% one is not.
+        let noisy: Vec<f64> = (0..20)
+            .map(|i| 1000.0 * (1.0 + 0.02 * f64::from(i % 3) - 0.02))
+            .collect();
+        let history = History::from([("m".to_owned(), noisy)]);
+        let judge = |head: f64| {
+            compare_metric(
+                &metric("m", Suite::Instructions, MetricKind::Deterministic, 1000.0),
+                &metric("m", Suite::Instructions, MetricKind::Deterministic, head),
+                &thresholds(),
+                &history,
+            )
+        };
+        let ordinary = judge(1015.0);
+        assert_eq!(ordinary.verdict, Verdict::Unchanged, "{}", ordinary.rule);
+        assert!(ordinary.rule.contains("noise band"), "{}", ordinary.rule);
+        assert_eq!(judge(1150.0).verdict, Verdict::Regression);
+
+        // An I/O count never widens: one more statement is a regression whatever the history.
+        let history = History::from([("s".to_owned(), vec![10.0, 12.0, 10.0, 13.0, 10.0, 12.0])]);
+        let row = compare_metric(
+            &metric("s", Suite::IoCounts, MetricKind::Deterministic, 10.0),
+            &metric("s", Suite::IoCounts, MetricKind::Deterministic, 11.0),
+            &thresholds(),
+            &history,
+        );
+        assert_eq!(row.verdict, Verdict::Regression);
+    }
+
+    #[test]
+    fn budgets_are_kept_broken_or_not_measured() {
+        let head = record(vec![metric(
+            "io/dashboard_warm/observed/due.hit_permille",
+            Suite::IoCounts,
+            MetricKind::Deterministic,
+            900.0,
+        )]);
+        let budget = |metric: &str, min: Option<f64>, max: Option<f64>| Budget {
+            metric: metric.to_owned(),
+            min,
+            max,
+        };
+        let budgets = [
+            budget(
+                "io/dashboard_warm/observed/due.hit_permille",
+                Some(950.0),
+                None,
+            ),
+            budget(
+                "io/dashboard_warm/observed/due.hit_permille",
+                None,
+                Some(1000.0),
+            ),
+            budget("io/dashbord_warm/sql_statements", None, Some(0.0)),
+        ];
+        let checks = check_budgets(&head, &budgets, false);
+        assert!(checks[0].broken);
+        assert_eq!(checks[0].detail, "50 below the minimum 950");
+        assert_eq!(checks[0].limit, "≥ 950");
+        assert!(!checks[1].broken);
+        assert!(
+            checks[2].broken,
+            "a misspelled metric must not pass silently"
+        );
+        assert!(checks[2].detail.contains("fix:"), "{}", checks[2].detail);
+        // A filtered run did not measure everything: unmeasured budgets are not broken.
+        assert!(!check_budgets(&head, &budgets, true)[2].broken);
     }
 
     #[test]
@@ -480,7 +681,7 @@ mod tests {
             ),
         ];
         for (base, head, verdict, rule) in cases {
-            let row = compare_metric(&plan(base), &plan(head), &thresholds());
+            let row = compare_metric(&plan(base), &plan(head), &thresholds(), &History::new());
             assert_eq!(row.verdict, verdict, "{base} -> {head}: {}", row.rule);
             assert!(row.rule.contains(rule), "{base} -> {head}: {}", row.rule);
             assert_eq!(row.change_pct, None);
@@ -530,6 +731,7 @@ mod tests {
                 &metric("m", suite, MetricKind::Statistical, 100.0),
                 &metric("m", suite, MetricKind::Statistical, 1000.0),
                 &thresholds(),
+                &History::new(),
             );
             assert_eq!(row.verdict, Verdict::Informational, "{suite}");
             assert!(!row.rule.contains("wall time"), "{suite}: {}", row.rule);

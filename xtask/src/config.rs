@@ -26,6 +26,8 @@ pub struct PerfMetadata {
     pub images: Images,
     pub seed: Seed,
     pub thresholds: Thresholds,
+    /// Absolute limits (`[[workspace.metadata.perf.budgets]]`).
+    pub budgets: Vec<Budget>,
 }
 
 impl Default for PerfMetadata {
@@ -38,6 +40,7 @@ impl Default for PerfMetadata {
             images: Images::default(),
             seed: Seed::default(),
             thresholds: Thresholds::default(),
+            budgets: Vec::new(),
         }
     }
 }
@@ -79,13 +82,16 @@ impl Default for Seed {
 }
 
 /// Relative changes (percent) beyond which a deterministic metric is a regression.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Thresholds {
     /// Instruction counts (Gungraun).
     pub instructions_pct: f64,
     /// SQL statements, rows and Redis commands per scenario (0: any growth is a regression).
     pub io_counts_pct: f64,
+    /// Per benchmark: a metric's name, or a prefix of names ending in `/`, to its threshold in
+    /// percent. The longest match wins over the kind's threshold.
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 impl Default for Thresholds {
@@ -93,8 +99,38 @@ impl Default for Thresholds {
         Self {
             instructions_pct: 1.0,
             io_counts_pct: 0.0,
+            metrics: std::collections::BTreeMap::new(),
         }
     }
+}
+
+impl Thresholds {
+    /// The configured per-benchmark threshold of `metric`, if one matches: the entry named
+    /// exactly, or else the longest prefix entry (ending in `/`) the name starts with.
+    pub fn for_metric(&self, metric: &str) -> Option<(&str, f64)> {
+        if let Some((key, pct)) = self.metrics.get_key_value(metric) {
+            return Some((key.as_str(), *pct));
+        }
+        self.metrics
+            .iter()
+            .filter(|(key, _)| key.ends_with('/') && metric.starts_with(key.as_str()))
+            .max_by_key(|(key, _)| key.len())
+            .map(|(key, pct)| (key.as_str(), *pct))
+    }
+}
+
+/// An absolute limit on one metric, checked on every run beside the relative verdicts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// The metric's full name, as `--list` and the record show it.
+    pub metric: String,
+    /// The most the metric may be (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// The least the metric may be (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
 }
 
 /// Errors reading the configuration.
@@ -128,13 +164,38 @@ pub fn parse_metadata(manifest: &str) -> Result<PerfMetadata, String> {
         .get("workspace")
         .and_then(|w| w.get("metadata"))
         .and_then(|m| m.get("perf"));
-    match perf {
-        None => Ok(PerfMetadata::default()),
+    let metadata = match perf {
+        None => PerfMetadata::default(),
         Some(table) => table
             .clone()
             .try_into::<PerfMetadata>()
-            .map_err(|e| e.message().to_owned()),
+            .map_err(|e| e.message().to_owned())?,
+    };
+    for budget in &metadata.budgets {
+        match (budget.min, budget.max) {
+            (None, None) => {
+                return Err(format!(
+                    "budget on {:?} has neither `max` nor `min`",
+                    budget.metric
+                ));
+            }
+            (Some(min), Some(max)) if min > max => {
+                return Err(format!(
+                    "budget on {:?} has min {min} above max {max}",
+                    budget.metric
+                ));
+            }
+            _ => {}
+        }
     }
+    for (metric, pct) in &metadata.thresholds.metrics {
+        if !(pct.is_finite() && *pct >= 0.0) {
+            return Err(format!(
+                "thresholds.metrics.{metric:?} = {pct}: a threshold is a percentage, 0 or more"
+            ));
+        }
+    }
+    Ok(metadata)
 }
 
 /// Images the docker mode starts: `PERF_POSTGRES_IMAGE` / `PERF_REDIS_IMAGE` override the
@@ -164,6 +225,49 @@ pub fn measurement_config_hash(metadata: &PerfMetadata) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_metric_thresholds_match_by_name_then_longest_prefix() {
+        let manifest = "[workspace.metadata.perf.thresholds.metrics]\n\
+             \"instructions/\" = 2.0\n\
+             \"instructions/review/\" = 3.0\n\
+             \"instructions/review/sm2_schedule/lapse\" = 5.0\n";
+        let thresholds = parse_metadata(manifest).unwrap().thresholds;
+        assert_eq!(
+            thresholds.for_metric("instructions/review/sm2_schedule/lapse"),
+            Some(("instructions/review/sm2_schedule/lapse", 5.0))
+        );
+        assert_eq!(
+            thresholds.for_metric("instructions/review/sm2_schedule/first_review"),
+            Some(("instructions/review/", 3.0))
+        );
+        assert_eq!(
+            thresholds.for_metric("instructions/cache/key_and_ttls/x"),
+            Some(("instructions/", 2.0))
+        );
+        assert_eq!(thresholds.for_metric("io/due_cards/sql_statements"), None);
+    }
+
+    #[test]
+    fn budgets_parse_and_bad_ones_are_refused() {
+        let manifest = "[[workspace.metadata.perf.budgets]]\n\
+             metric = \"io/dashboard_warm/sql_statements\"\nmax = 0\n\
+             [[workspace.metadata.perf.budgets]]\n\
+             metric = \"io/dashboard_warm/observed/due.hit_permille\"\nmin = 950\n";
+        let budgets = parse_metadata(manifest).unwrap().budgets;
+        assert_eq!(budgets.len(), 2);
+        assert_eq!(budgets[0].max, Some(0.0));
+        assert_eq!(budgets[1].min, Some(950.0));
+
+        let neither = "[[workspace.metadata.perf.budgets]]\nmetric = \"a\"\n";
+        assert!(parse_metadata(neither).unwrap_err().contains("neither"));
+        let crossed = "[[workspace.metadata.perf.budgets]]\nmetric = \"a\"\nmin = 2\nmax = 1\n";
+        assert!(parse_metadata(crossed).unwrap_err().contains("above max"));
+        let unknown = "[[workspace.metadata.perf.budgets]]\nmetric = \"a\"\nmaximum = 1\n";
+        assert!(parse_metadata(unknown).unwrap_err().contains("maximum"));
+        let negative = "[workspace.metadata.perf.thresholds.metrics]\n\"a\" = -1.0\n";
+        assert!(parse_metadata(negative).unwrap_err().contains("0 or more"));
+    }
 
     #[test]
     fn absent_table_gives_defaults() {

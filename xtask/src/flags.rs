@@ -57,6 +57,11 @@ pub struct PerfFlags {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
+    /// Accept this run's regressions and broken budgets as intended: the exit code says
+    /// success, and the record and the report say who accepted them and why.
+    #[arg(long, value_name = "REASON")]
+    pub accept: Option<String>,
+
     /// CI mode: no colours, the Markdown report is appended to `GITHUB_STEP_SUMMARY`.
     #[arg(long)]
     pub ci: bool,

@@ -18,7 +18,7 @@ use crate::fingerprint;
 use crate::flags::{PerfAction, PerfFlags};
 use crate::progress::{Progress, ProgressStyleChoice};
 use crate::provision::{ProvisionOptions, Services};
-use crate::record::{self, Phase, Profile, RunRecord, SCHEMA_VERSION};
+use crate::record::{self, Acceptance, Phase, Profile, RunRecord, SCHEMA_VERSION};
 use crate::render::{self, BaselineDisclosure, Report};
 use crate::store::{self, BaselineStore};
 use crate::suites::{self, Checkout, SuiteContext};
@@ -303,6 +303,7 @@ async fn measure_and_report(
             phases: m.phases,
             metrics: m.metrics,
             notes: m.notes,
+            acceptance: None,
         };
 
     let head_measurement = suites::measure(
@@ -401,9 +402,37 @@ async fn measure_and_report(
         }
     };
 
-    let comparison: Option<Comparison> = base_record
-        .as_ref()
-        .map(|base| compare::compare(base, &head_record, &metadata.thresholds));
+    let history = match &base_record {
+        Some(base) => target_branch_history(repo, layout, metadata, base, progress)?,
+        None => compare::History::new(),
+    };
+    let comparison: Option<Comparison> = base_record.as_ref().map(|base| {
+        compare::compare_with_history(base, &head_record, &metadata.thresholds, &history)
+    });
+    let budgets = compare::check_budgets(&head_record, &metadata.budgets, flags.filter.is_some());
+    let failing: Vec<String> = comparison
+        .iter()
+        .flat_map(|c| c.rows.iter())
+        .filter(|row| row.verdict == compare::Verdict::Regression)
+        .map(|row| row.name.clone())
+        .chain(
+            budgets
+                .iter()
+                .filter(|b| b.broken)
+                .map(|b| format!("budget {}", b.metric)),
+        )
+        .collect();
+    if let Some(reason) = &flags.accept {
+        if failing.is_empty() {
+            progress.line("--accept: no regression and no broken budget to accept");
+        } else {
+            head_record.acceptance = Some(Acceptance {
+                by: repo.acceptor(),
+                reason: reason.clone(),
+                accepted: failing.clone(),
+            });
+        }
+    }
     // A filtered run measured only part of the suites: never a baseline candidate.
     let record_dir = if flags.filter.is_some() {
         layout.out_dir.join("filtered")
@@ -416,6 +445,7 @@ async fn measure_and_report(
         head: &head_record,
         baseline: baseline_disclosure,
         comparison: comparison.as_ref(),
+        budgets: &budgets,
         record_path: Some(record_path.display().to_string()),
     };
     let markdown = render::markdown(&report);
@@ -427,10 +457,49 @@ async fn measure_and_report(
     if flags.ci {
         append_step_summary(&markdown)?;
     }
-    Ok(match &comparison {
-        Some(c) if c.has_regression() => Outcome::RegressionFound,
-        _ => Outcome::Success,
+    Ok(if failing.is_empty() || head_record.acceptance.is_some() {
+        Outcome::Success
+    } else {
+        Outcome::RegressionFound
     })
+}
+
+/// How many first-parent ancestors of the base are read for noise bands.
+const HISTORY_DEPTH: u32 = 30;
+
+/// The values of every metric in the stored records (baseline branch, this machine class) of
+/// the base and its first-parent ancestors, oldest first: what noise bands are learned from.
+/// A record that cannot be read is left out and said so; a band then rests on fewer records.
+fn target_branch_history(
+    repo: &GitRepo,
+    layout: &Layout,
+    metadata: &PerfMetadata,
+    base: &RunRecord,
+    progress: &Progress,
+) -> Result<compare::History> {
+    let store = BaselineStore::open(&layout.root, &metadata.baseline_branch)?;
+    let mut commits = repo.first_parent_ancestors(&base.commit, HISTORY_DEPTH)?;
+    commits.reverse();
+    let mut records = Vec::new();
+    for commit in commits {
+        match store.get(&base.environment.machine_class, &commit) {
+            Ok(Some(record)) => records.push(record),
+            Ok(None) => {}
+            Err(error) => progress.line(&format!("history: {commit} left out: {error}")),
+        }
+    }
+    let mut history = compare::History::new();
+    for record in records.iter().chain(std::iter::once(base)) {
+        if compare::fingerprint_mismatches(&record.environment, &base.environment).is_empty() {
+            for metric in &record.metrics {
+                history
+                    .entry(metric.name.clone())
+                    .or_default()
+                    .push(metric.value);
+            }
+        }
+    }
+    Ok(history)
 }
 
 /// Appends the Markdown report to `GITHUB_STEP_SUMMARY` when GitHub Actions provides one.

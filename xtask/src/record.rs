@@ -36,6 +36,21 @@ pub struct RunRecord {
     /// external servers). Absent in older records.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Regressions and broken budgets a maintainer accepted for this run (`--accept`), with
+    /// who and why. Absent in older records and in runs that accepted nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance: Option<Acceptance>,
+}
+
+/// An intentional regression, accepted: the gate then says success, and the record and the
+/// report say who accepted what and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acceptance {
+    /// `GITHUB_ACTOR` in GitHub Actions, else git's `user.name`, else `unknown`.
+    pub by: String,
+    pub reason: String,
+    /// The regressed metrics and broken budgets that were accepted.
+    pub accepted: Vec<String>,
 }
 
 /// How long the wall-time suite measured.

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::compare::{Comparison, MetricComparison, Verdict};
+use crate::compare::{BudgetCheck, Comparison, MetricComparison, Verdict};
 use crate::record::{RunRecord, Unit};
 
 /// Which baseline a report compares with, and how it was found, or why there is none.
@@ -33,12 +33,31 @@ pub struct Report<'a> {
     pub head: &'a RunRecord,
     pub baseline: BaselineDisclosure,
     pub comparison: Option<&'a Comparison>,
+    /// The configured budgets, checked on this run.
+    pub budgets: &'a [BudgetCheck],
     /// Where the record of this run was stored.
     pub record_path: Option<String>,
 }
 
-/// The one-line verdict.
+/// The one-line verdict: the comparison's, then broken budgets, then an acceptance.
 pub fn headline(report: &Report<'_>) -> String {
+    let mut line = comparison_headline(report);
+    let broken = report.budgets.iter().filter(|b| b.broken).count();
+    if broken > 0 {
+        let _ = write!(line, " {broken} budget(s) broken.");
+    }
+    if let Some(acceptance) = &report.head.acceptance {
+        let _ = write!(
+            line,
+            " Accepted by {}: {}.",
+            acceptance.by,
+            acceptance.reason.trim_end_matches('.')
+        );
+    }
+    line
+}
+
+fn comparison_headline(report: &Report<'_>) -> String {
     match report.comparison {
         None => "No comparison: no baseline.".to_owned(),
         Some(c) if c.has_regression() => format!(
@@ -260,6 +279,13 @@ pub fn terminal(report: &Report<'_>) -> String {
     if let Some(command) = reproduce_command(report) {
         let _ = writeln!(out, "\nReproduce the worst regression: {command}");
     }
+    if !report.budgets.is_empty() {
+        let broken: Vec<&BudgetCheck> = report.budgets.iter().filter(|b| b.broken).collect();
+        let _ = writeln!(out, "\nBudgets: {}", budget_counts(report.budgets));
+        for budget in broken {
+            let _ = writeln!(out, "BROKEN  {}", budget_line(budget));
+        }
+    }
     let _ = writeln!(out, "Time: {}", phases_line(head));
     for note in &head.notes {
         let _ = writeln!(out, "Note: {note}");
@@ -449,6 +475,45 @@ pub fn markdown(report: &Report<'_>) -> String {
             );
         }
     }
+    if !report.budgets.is_empty() {
+        let mut budgets: Vec<&BudgetCheck> = report.budgets.iter().collect();
+        budgets.sort_by_key(|b| !b.broken);
+        let _ = writeln!(out, "### Budgets: {}\n", budget_counts(report.budgets));
+        let _ = writeln!(
+            out,
+            "| | metric | value | limit | |\n|---|---|---:|---|---|"
+        );
+        for budget in budgets {
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | {} | {} | {} |",
+                match (budget.broken, budget.value) {
+                    (true, _) => "**broken**",
+                    (false, Some(_)) => "kept",
+                    (false, None) => "not measured",
+                },
+                budget.metric,
+                budget.value.map_or("-".to_owned(), |v| format!("{v}")),
+                budget.limit,
+                budget.detail.lines().next().unwrap_or_default()
+            );
+        }
+        let _ = writeln!(out);
+    }
+    if let Some(acceptance) = &head.acceptance {
+        let _ = writeln!(
+            out,
+            "> **Accepted** by {}: {} ({})\n",
+            acceptance.by,
+            acceptance.reason,
+            acceptance
+                .accepted
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     for note in &head.notes {
         let _ = writeln!(out, "> Note: {note}\n");
     }
@@ -507,6 +572,36 @@ fn markdown_table(out: &mut String, rows: &[&MetricComparison]) {
     }
 }
 
+/// `4 kept, 1 broken` (and `, 1 not measured` when a filtered run skipped some).
+fn budget_counts(budgets: &[BudgetCheck]) -> String {
+    let broken = budgets.iter().filter(|b| b.broken).count();
+    let unmeasured = budgets
+        .iter()
+        .filter(|b| !b.broken && b.value.is_none())
+        .count();
+    let mut counts = format!(
+        "{} kept, {broken} broken",
+        budgets.len() - broken - unmeasured
+    );
+    if unmeasured > 0 {
+        let _ = write!(counts, ", {unmeasured} not measured");
+    }
+    counts
+}
+
+/// One budget in words: `metric = value (limit): detail`.
+fn budget_line(budget: &BudgetCheck) -> String {
+    format!(
+        "{} = {} ({}): {}",
+        budget.metric,
+        budget
+            .value
+            .map_or("not measured".to_owned(), |v| format!("{v}")),
+        budget.limit,
+        budget.detail
+    )
+}
+
 /// The comparison as JSON, for other tools.
 pub fn json(report: &Report<'_>) -> serde_json::Value {
     serde_json::json!({
@@ -514,6 +609,8 @@ pub fn json(report: &Report<'_>) -> serde_json::Value {
         "head": { "commit": report.head.commit, "dirty": report.head.dirty, "profile": report.head.profile },
         "baseline": report.baseline,
         "rows": report.comparison.map(|c| &c.rows),
+        "budgets": report.budgets,
+        "acceptance": report.head.acceptance,
         "reproduce": reproduce_command(report),
         "record": report.record_path,
         "notes": report.head.notes,
@@ -731,10 +828,75 @@ mod snapshots {
                 passed_over: vec!["no stored record in target/perf/runs".to_owned()],
             },
             comparison: Some(comparison),
+            budgets: &[],
             record_path: Some(
                 "target/perf/runs/2222222222222222222222222222222222222222.json".to_owned(),
             ),
         }
+    }
+
+    #[test]
+    fn broken_budgets_and_an_acceptance_are_in_every_rendering() {
+        let base = record("1111111111111111111111111111111111111111", Vec::new());
+        let mut head = record(
+            "2222222222222222222222222222222222222222",
+            vec![(
+                "io/dashboard_warm/sql_statements",
+                Suite::IoCounts,
+                Unit::Statements,
+                MetricKind::Deterministic,
+                2.0,
+            )],
+        );
+        let budgets = crate::compare::check_budgets(
+            &head,
+            &[
+                crate::config::Budget {
+                    metric: "io/dashboard_warm/sql_statements".to_owned(),
+                    max: Some(0.0),
+                    min: None,
+                },
+                crate::config::Budget {
+                    metric: "io/dashboard_warm/sql_statements".to_owned(),
+                    max: Some(5.0),
+                    min: None,
+                },
+            ],
+            false,
+        );
+        head.acceptance = Some(crate::record::Acceptance {
+            by: "octocat".to_owned(),
+            reason: "the warm dashboard now reads its goal".to_owned(),
+            accepted: vec!["io/dashboard_warm/sql_statements".to_owned()],
+        });
+        let comparison = compare(&base, &head, &Thresholds::default());
+        let report = Report {
+            budgets: &budgets,
+            ..report(&head, &comparison)
+        };
+        let line = headline(&report);
+        assert!(line.contains("1 budget(s) broken."), "{line}");
+        assert!(
+            line.contains("Accepted by octocat: the warm dashboard now reads its goal."),
+            "{line}"
+        );
+        let terminal = terminal(&report);
+        assert!(terminal.contains("Budgets: 1 kept, 1 broken"), "{terminal}");
+        assert!(
+            terminal.contains(
+                "BROKEN  io/dashboard_warm/sql_statements = 2 (≤ 0): 2 above the maximum 0"
+            ),
+            "{terminal}"
+        );
+        let markdown = markdown(&report);
+        assert!(
+            markdown.contains("| **broken** | `io/dashboard_warm/sql_statements` | 2 | ≤ 0 | 2 above the maximum 0 |"),
+            "{markdown}"
+        );
+        assert!(markdown.contains("> **Accepted** by octocat"), "{markdown}");
+        let json = json(&report);
+        assert_eq!(json["budgets"][0]["broken"], true);
+        assert_eq!(json["acceptance"]["by"], "octocat");
     }
 
     #[test]
