@@ -255,6 +255,22 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
+/// Panics unless `record` (read from `path`) is valid under the committed JSON Schema of the
+/// record (`baselines/record.schema.json`), naming every violation.
+pub fn assert_valid_record(record: &serde_json::Value, path: &Path) {
+    let schema = read_json(&workspace_root().join(xtask::record::SCHEMA_FILE));
+    let validator = jsonschema::validator_for(&schema).expect("the committed schema compiles");
+    let violations: Vec<String> = validator
+        .iter_errors(record)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "{} violates the record schema: {violations:#?}",
+        path.display()
+    );
+}
+
 /// The value of a metric in a record.
 pub fn metric(record: &serde_json::Value, name: &str) -> Option<f64> {
     record["metrics"]

@@ -1,7 +1,9 @@
 //! The native provisioning path: a whole `--quick` run, its record, and an A/A comparison of
 //! two runs of the same commit.
 
-use perf_tests::{assert_torn_down, fixture, heavy, metric, read_json, ready_services, run};
+use perf_tests::{
+    assert_torn_down, assert_valid_record, fixture, heavy, metric, read_json, ready_services, run,
+};
 
 /// Every suite kind of the first slice, by one metric each.
 const EXPECTED_METRICS: [&str; 6] = [
@@ -42,6 +44,7 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
     let record_path = out.path().join("runs").join(format!("{head}.json"));
     let record = read_json(&record_path);
     assert_eq!(record["schema_version"], 1);
+    assert_valid_record(&record, &record_path);
     assert_eq!(record["commit"], head.as_str());
     assert_eq!(record["dirty"], false);
     assert_eq!(record["environment"]["services"]["mode"], "native");

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::provision::ServicesDescription;
@@ -18,7 +19,7 @@ use crate::provision::ServicesDescription;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Everything one run measured at one commit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunRecord {
     pub schema_version: u32,
     /// Full sha of the measured commit.
@@ -44,7 +45,7 @@ pub struct RunRecord {
 
 /// An intentional regression, accepted: the gate then says success, and the record and the
 /// report say who accepted what and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Acceptance {
     /// `GITHUB_ACTOR` in GitHub Actions, else git's `user.name`, else `unknown`.
     pub by: String,
@@ -54,7 +55,7 @@ pub struct Acceptance {
 }
 
 /// How long the wall-time suite measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     Quick,
@@ -72,7 +73,7 @@ impl fmt::Display for Profile {
 
 /// Where and with what a record was measured: records are compared only when this matches on
 /// what matters (see `compare::fingerprint_mismatches`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Environment {
     pub machine_class: String,
     pub cpu_model: String,
@@ -87,14 +88,16 @@ pub struct Environment {
 }
 
 /// One phase of a run and how long it took.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Phase {
     pub name: String,
     pub seconds: f64,
 }
 
 /// Which suite produced a metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Suite {
     WallTime,
@@ -121,7 +124,7 @@ impl fmt::Display for Suite {
 }
 
 /// How a metric may be judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricKind {
     /// The same commit gives the same value (instruction counts, I/O counts).
@@ -143,7 +146,7 @@ impl fmt::Display for MetricKind {
 }
 
 /// The unit of a metric's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     Nanoseconds,
@@ -184,7 +187,7 @@ impl Unit {
 
 /// One measured quantity. Lower is better for every metric of this harness except throughput
 /// (`Unit::PerSecond`), which is statistical and never gated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Metric {
     /// Unique within a record, e.g. `wall_time/cache/l1_hit`, `io/due_cards/sql_statements`.
     pub name: String,
@@ -312,9 +315,138 @@ pub fn store_record(dir: &Path, record: &RunRecord) -> Result<PathBuf, RecordErr
     Ok(path)
 }
 
+/// Where the record's JSON Schema lives, relative to the workspace root.
+pub const SCHEMA_FILE: &str = "baselines/record.schema.json";
+
+/// The JSON Schema (draft 2020-12) of [`RunRecord`], derived from these types: the file
+/// [`SCHEMA_FILE`] is this, pretty-printed, and a test keeps the two equal.
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(RunRecord).to_value();
+    if let Some(object) = schema.as_object_mut() {
+        object.insert(
+            "description".to_owned(),
+            serde_json::Value::String(format!(
+                "A perf-harness run record, schema_version {SCHEMA_VERSION}: everything one run measured at one commit. See baselines/README.md."
+            )),
+        );
+    }
+    schema
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn committed_schema_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(SCHEMA_FILE)
+    }
+
+    /// The committed schema is the one these types derive; `PERF_UPDATE_SCHEMA=1 cargo test -p
+    /// xtask committed_schema` rewrites it after a change of the record's shape.
+    #[test]
+    fn committed_schema_is_current() {
+        let mut generated = serde_json::to_string_pretty(&json_schema()).unwrap();
+        generated.push('\n');
+        let path = committed_schema_path();
+        if std::env::var_os("PERF_UPDATE_SCHEMA").is_some() {
+            write_atomically(&path, generated.as_bytes()).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "{} is not the schema of RunRecord; run `PERF_UPDATE_SCHEMA=1 cargo test -p xtask committed_schema` and commit it",
+            path.display()
+        );
+    }
+
+    fn sample_record() -> RunRecord {
+        RunRecord {
+            schema_version: SCHEMA_VERSION,
+            commit: "0123456789abcdef0123456789abcdef01234567".to_owned(),
+            dirty: false,
+            branch: Some("main".to_owned()),
+            created_at: DateTime::parse_from_rfc3339("2026-12-02T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            profile: Profile::Quick,
+            environment: Environment {
+                machine_class: "x86_64-2c".to_owned(),
+                cpu_model: "cpu".to_owned(),
+                cores: 2,
+                os: "linux".to_owned(),
+                rustc: "rustc 1.90.0".to_owned(),
+                valgrind: Some("valgrind-3.24.0".to_owned()),
+                gungraun_runner: None,
+                services: crate::provision::ServicesDescription {
+                    mode: crate::provision::ServicesMode::Native,
+                    reason: "asked".to_owned(),
+                    postgres_version: "15".to_owned(),
+                    redis_version: "7".to_owned(),
+                    postgres_image: None,
+                    redis_image: None,
+                },
+                config_hash: "abc".to_owned(),
+            },
+            phases: vec![Phase {
+                name: "seed".to_owned(),
+                seconds: 1.5,
+            }],
+            metrics: vec![
+                Metric {
+                    name: "wall_time/cache/l1_hit".to_owned(),
+                    suite: Suite::WallTime,
+                    unit: Unit::Nanoseconds,
+                    kind: MetricKind::Statistical,
+                    value: 250.0,
+                    interval: Some([240.0, 260.0]),
+                    samples: vec![249.0, 251.0],
+                    shape: None,
+                },
+                Metric {
+                    name: "plans/due_cards".to_owned(),
+                    suite: Suite::Plans,
+                    unit: Unit::Nodes,
+                    kind: MetricKind::Categorical,
+                    value: 2.0,
+                    interval: None,
+                    samples: Vec::new(),
+                    shape: Some("Limit > Index Scan".to_owned()),
+                },
+            ],
+            notes: vec!["a note".to_owned()],
+            acceptance: Some(Acceptance {
+                by: "someone".to_owned(),
+                reason: "intended".to_owned(),
+                accepted: vec!["io/x".to_owned()],
+            }),
+        }
+    }
+
+    #[test]
+    fn records_validate_against_the_committed_schema_and_broken_ones_do_not() {
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(committed_schema_path()).unwrap())
+                .unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let record = serde_json::to_value(sample_record()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&record)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+
+        let mut unknown_unit = record.clone();
+        unknown_unit["metrics"][0]["unit"] = serde_json::json!("furlongs");
+        assert!(!validator.is_valid(&unknown_unit));
+        let mut no_commit = record.clone();
+        no_commit.as_object_mut().unwrap().remove("commit");
+        assert!(!validator.is_valid(&no_commit));
+        let mut bad_interval = record;
+        bad_interval["metrics"][0]["interval"] = serde_json::json!([1.0]);
+        assert!(!validator.is_valid(&bad_interval));
+    }
 
     #[test]
     fn garbage_is_corrupt_and_names_the_file() {

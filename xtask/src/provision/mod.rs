@@ -31,7 +31,15 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the services are provided.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum ServicesMode {
@@ -70,7 +78,9 @@ pub struct ProvisionOptions {
 }
 
 /// What was started, for the record and the report.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct ServicesDescription {
     /// The mode that actually serves (never `auto`).
     pub mode: ServicesMode,
