@@ -1,6 +1,7 @@
 //! `cargo xtask perf baseline ...` on the fixture's repository and bare remotes in temp dirs:
 //! a record added, listed, shown, pushed and fetched back with another machine's record; a
-//! dirty record and an unknown one refused with exit code 2, the branch left as it was.
+//! dirty record and an unknown one refused with exit code 2, the branch left as it was; and
+//! `perf history` finding a shift in a branch of stored records.
 //!
 //! The records are of a commit on a branch of its own that no other test measures or
 //! compares with, so the fixture's baseline branch never changes another test's base.
@@ -10,6 +11,18 @@ use std::path::Path;
 use perf_tests::{fixture, run};
 
 fn record_json(commit: &str, machine_class: &str, dirty: bool) -> String {
+    record_json_with(commit, machine_class, dirty, 30.0, 1_000.0)
+}
+
+/// A record with two metrics: SQL statements `statements` and an instruction count
+/// `instructions`.
+fn record_json_with(
+    commit: &str,
+    machine_class: &str,
+    dirty: bool,
+    statements: f64,
+    instructions: f64,
+) -> String {
     serde_json::json!({
         "schema_version": 1, "commit": commit, "dirty": dirty, "branch": "main",
         "created_at": "2026-11-01T00:00:00Z", "profile": "quick",
@@ -25,7 +38,9 @@ fn record_json(commit: &str, machine_class: &str, dirty: bool) -> String {
         },
         "phases": [],
         "metrics": [{ "name": "io/due_cards/sql_statements", "suite": "io_counts",
-                      "unit": "statements", "kind": "deterministic", "value": 30.0 }],
+                      "unit": "statements", "kind": "deterministic", "value": statements },
+                    { "name": "instructions/sm2/schedule", "suite": "instructions",
+                      "unit": "instructions", "kind": "deterministic", "value": instructions }],
     })
     .to_string()
 }
@@ -172,4 +187,73 @@ fn records_are_added_listed_shown_pushed_and_fetched() {
         "{}",
         listed.describe()
     );
+}
+
+/// Sixteen commits on a branch of their own, each with a stored record (a machine class no
+/// other test uses): the instruction count steps up 0.8% at the ninth, below any per-PR
+/// threshold; the SQL statement count never moves. `perf history` names the shift, the
+/// commit it came with, and nothing else.
+#[test]
+fn history_finds_the_commit_a_small_persistent_shift_came_with() {
+    let fixture = fixture();
+    let tree = fixture.git(&["rev-parse", "HEAD^{tree}"]);
+    let files = tempfile::tempdir().unwrap();
+    let mut parent: Option<String> = None;
+    let mut commits = Vec::new();
+    for index in 0..16 {
+        let message = format!("history step {index}");
+        let mut args = vec!["commit-tree", tree.as_str(), "-m", message.as_str()];
+        if let Some(parent) = &parent {
+            args.extend(["-p", parent.as_str()]);
+        }
+        let commit = fixture.git(&args);
+        let instructions = if index < 8 { 1_000_000.0 } else { 1_008_000.0 };
+        let file = files.path().join(format!("{index}.json"));
+        std::fs::write(
+            &file,
+            record_json_with(&commit, "e2e-history", false, 30.0, instructions),
+        )
+        .unwrap();
+        let added = run(fixture.xtask(&["perf", "baseline", "add", file.to_str().unwrap()]));
+        assert_eq!(added.code, Some(0), "{}", added.describe());
+        commits.push(commit.clone());
+        parent = Some(commit);
+    }
+    fixture.git(&["branch", "--force", "history-test", &commits[15]]);
+
+    let history = run(fixture.xtask(&[
+        "perf",
+        "history",
+        "--rev",
+        "history-test",
+        "--machine-class",
+        "e2e-history",
+    ]));
+    assert_eq!(history.code, Some(0), "{}", history.describe());
+    assert!(
+        history.stdout.contains("history: 16 records"),
+        "{}",
+        history.describe()
+    );
+    let shift_lines: Vec<&str> = history
+        .stdout
+        .lines()
+        .filter(|line| line.contains('%') && line.contains("from "))
+        .collect();
+    assert_eq!(shift_lines.len(), 1, "{}", history.describe());
+    let line = shift_lines[0];
+    assert!(line.contains("+0.80%"), "{line}");
+    assert!(line.contains("instructions/sm2/schedule"), "{line}");
+    assert!(line.contains(&commits[8][..12]), "{line}");
+    assert!(line.contains("history step 8"), "{line}");
+    assert!(
+        !history.stdout.contains("io/due_cards"),
+        "{}",
+        history.describe()
+    );
+
+    // A revision that does not exist: exit 2 and the fix.
+    let unknown = run(fixture.xtask(&["perf", "history", "--rev", "no-such-branch"]));
+    assert_eq!(unknown.code, Some(2), "{}", unknown.describe());
+    assert!(unknown.stderr.contains("fix:"), "{}", unknown.describe());
 }

@@ -154,6 +154,12 @@ impl GitRepo {
             .unwrap_or_else(|| "unknown".to_owned())
     }
 
+    /// The subject line of `commit`'s message.
+    pub fn subject(&self, commit: &str) -> Result<String, BaselineError> {
+        let commit = self.repo.find_commit(Oid::from_str(commit)?)?;
+        Ok(commit.summary()?.map(str::to_owned).unwrap_or_default())
+    }
+
     /// Up to `count` first-parent ancestors of `commit`, nearest first (its parent, then the
     /// parent's first parent, ...).
     pub fn first_parent_ancestors(

@@ -74,6 +74,32 @@ pub enum PerfAction {
     /// git branch of this repository (see baselines/README.md).
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Persistent shifts in the target branch's stored records (change points), which a
+    /// per-PR threshold lets through one small step at a time, and plan shape changes.
+    History(HistoryFlags),
+}
+
+/// `cargo xtask perf history`.
+#[derive(Debug, Clone, Args)]
+pub struct HistoryFlags {
+    /// The newest commit of the history (default: the target branch).
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+    /// How many first-parent commits, back from --rev, are read.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub depth: u32,
+    /// Only metrics whose name contains this text.
+    #[arg(long, value_name = "PATTERN")]
+    pub metric: Option<String>,
+    /// Whose records (default: this machine's class).
+    #[arg(long, value_name = "CLASS")]
+    pub machine_class: Option<String>,
+    /// The fewest records on each side of a shift.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub min_segment: usize,
+    /// The smallest shift reported, in percent.
+    #[arg(long, value_name = "PCT", default_value_t = 0.5)]
+    pub min_shift_pct: f64,
 }
 
 #[derive(Debug, Clone, Subcommand)]

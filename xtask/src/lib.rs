@@ -14,6 +14,7 @@ pub mod config;
 pub mod exit;
 pub mod fingerprint;
 pub mod flags;
+pub mod history;
 pub mod perf;
 pub mod progress;
 pub mod provision;

@@ -75,6 +75,20 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
     if let Some(PerfAction::Baseline(command)) = &flags.action {
         return crate::baseline_command::run(command, &layout);
     }
+    if let Some(PerfAction::History(history)) = &flags.action {
+        let request = crate::history::HistoryRequest {
+            rev: history.rev.clone(),
+            depth: history.depth,
+            metric: history.metric.clone(),
+            machine_class: history.machine_class.clone(),
+            options: crate::stats::ChangePointOptions {
+                min_segment_len: history.min_segment,
+                min_shift_pct: history.min_shift_pct,
+                ..crate::stats::ChangePointOptions::default()
+            },
+        };
+        return crate::history::run(&request, &layout);
+    }
     if flags.list {
         progress.line("list: building bench-suite to ask its tools for their benchmarks");
         let listed = suites::listing::list(&layout, flags.filter.as_deref()).await?;

@@ -1,0 +1,471 @@
+//! `cargo xtask perf history`: persistent shifts in the target branch's history. Reads the
+//! stored records (baseline branch, one machine class) of a revision and its first-parent
+//! ancestors, and finds in each metric's series the change points (`stats::change_points`)
+//! that a per-PR threshold lets through one small step at a time, and every change of a plan
+//! shape. `find_shifts` and `render_history` are pure; `run` does the git and the printing.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::{Result, bail};
+
+use crate::baseline::{BaselineError, GitRepo};
+use crate::compare;
+use crate::config;
+use crate::exit::Outcome;
+use crate::fingerprint;
+use crate::record::{MetricKind, RunRecord, Unit};
+use crate::stats::{self, ChangePointOptions};
+use crate::store::BaselineStore;
+use crate::workspace::Layout;
+
+/// What `cargo xtask perf history` was asked.
+#[derive(Debug, Clone)]
+pub struct HistoryRequest {
+    /// The newest commit of the history (default: the target branch).
+    pub rev: Option<String>,
+    /// How many first-parent commits back from `rev` are read.
+    pub depth: u32,
+    /// Only metrics whose name contains this text.
+    pub metric: Option<String>,
+    /// Whose records (default: this machine's class).
+    pub machine_class: Option<String>,
+    pub options: ChangePointOptions,
+}
+
+/// A commit of the history that has a record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub commit: String,
+    /// The commit's subject line.
+    pub subject: String,
+}
+
+/// A persistent shift of a numeric metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shift {
+    pub metric: String,
+    pub unit: Unit,
+    pub kind: MetricKind,
+    /// The first commit after the shift.
+    pub at: Point,
+    pub median_before: f64,
+    pub median_after: f64,
+    pub change_pct: f64,
+    /// How many records lie before and after the shift (within its segments).
+    pub records_before: usize,
+    pub records_after: usize,
+}
+
+/// A change of a plan's shape between two consecutive records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapeChange {
+    pub metric: String,
+    pub at: Point,
+    pub before: String,
+    pub after: String,
+}
+
+/// What the history holds.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistoryFindings {
+    /// The records read, oldest first.
+    pub points: Vec<Point>,
+    pub shifts: Vec<Shift>,
+    pub shape_changes: Vec<ShapeChange>,
+    /// How many metrics were looked at.
+    pub metrics_examined: usize,
+}
+
+/// The shifts and shape changes in `records` (oldest first, with their commits' subjects).
+/// A metric absent from a record is a gap in its series, not a value.
+pub fn find_shifts(
+    records: &[(RunRecord, String)],
+    metric_filter: Option<&str>,
+    options: &ChangePointOptions,
+) -> HistoryFindings {
+    struct Series {
+        unit: Unit,
+        kind: MetricKind,
+        values: Vec<f64>,
+        shapes: Vec<Option<String>>,
+    }
+    let mut series: BTreeMap<&str, Series> = BTreeMap::new();
+    for (index, (record, _)) in records.iter().enumerate() {
+        for metric in &record.metrics {
+            if metric_filter.is_some_and(|filter| !metric.name.contains(filter)) {
+                continue;
+            }
+            let entry = series.entry(&metric.name).or_insert_with(|| Series {
+                unit: metric.unit,
+                kind: metric.kind,
+                values: vec![f64::NAN; records.len()],
+                shapes: vec![None; records.len()],
+            });
+            entry.values[index] = metric.value;
+            entry.shapes[index] = metric.shape.clone();
+        }
+    }
+    let points: Vec<Point> = records
+        .iter()
+        .map(|(record, subject)| Point {
+            commit: record.commit.clone(),
+            subject: subject.clone(),
+        })
+        .collect();
+    let mut findings = HistoryFindings {
+        points: points.clone(),
+        metrics_examined: series.len(),
+        ..HistoryFindings::default()
+    };
+    for (name, series) in series {
+        if series.kind == MetricKind::Categorical {
+            let mut previous: Option<&String> = None;
+            for (index, shape) in series.shapes.iter().enumerate() {
+                let Some(shape) = shape else { continue };
+                if let Some(before) = previous.filter(|before| *before != shape) {
+                    findings.shape_changes.push(ShapeChange {
+                        metric: name.to_owned(),
+                        at: points[index].clone(),
+                        before: before.clone(),
+                        after: shape.clone(),
+                    });
+                }
+                previous = Some(shape);
+            }
+            continue;
+        }
+        let changes = stats::change_points(&series.values, options);
+        let present: Vec<usize> = (0..series.values.len())
+            .filter(|&i| series.values[i].is_finite())
+            .collect();
+        let mut segment_start = present.first().copied().unwrap_or(0);
+        for (number, change) in changes.iter().enumerate() {
+            let segment_end = changes
+                .get(number + 1)
+                .map_or(series.values.len(), |next| next.index);
+            let count =
+                |from: usize, to: usize| present.iter().filter(|&&i| i >= from && i < to).count();
+            findings.shifts.push(Shift {
+                metric: name.to_owned(),
+                unit: series.unit,
+                kind: series.kind,
+                at: points[change.index].clone(),
+                median_before: change.median_before,
+                median_after: change.median_after,
+                change_pct: change.change_pct,
+                records_before: count(segment_start, change.index),
+                records_after: count(change.index, segment_end),
+            });
+            segment_start = change.index;
+        }
+    }
+    findings
+}
+
+/// The findings as text for a terminal: where the history comes from, then every shift
+/// (largest first) and every plan shape change (oldest first).
+pub fn render_history(
+    findings: &HistoryFindings,
+    source: &str,
+    options: &ChangePointOptions,
+    left_out: &[String],
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "history: {} record{} of {source}",
+        findings.points.len(),
+        if findings.points.len() == 1 { "" } else { "s" }
+    );
+    if let (Some(first), Some(last)) = (findings.points.first(), findings.points.last()) {
+        let _ = writeln!(
+            out,
+            "  from {} to {}",
+            describe_point(first),
+            describe_point(last)
+        );
+    }
+    for reason in left_out {
+        let _ = writeln!(out, "  left out: {reason}");
+    }
+    let needed = 2 * options.min_segment_len.max(1);
+    if findings.points.len() < needed {
+        let _ = writeln!(
+            out,
+            "too few records to find a shift: a shift needs {} records on each side ({needed} in all).\n  fix: store the target branch's records (`cargo xtask perf baseline add`, or `baseline fetch`), or pass --min-segment",
+            options.min_segment_len.max(1)
+        );
+    }
+    let mut shifts: Vec<&Shift> = findings.shifts.iter().collect();
+    shifts.sort_by(|a, b| {
+        b.change_pct
+            .abs()
+            .total_cmp(&a.change_pct.abs())
+            .then_with(|| a.metric.cmp(&b.metric))
+    });
+    if shifts.is_empty() {
+        let _ = writeln!(
+            out,
+            "no persistent shift of at least {}% in {} metric{}",
+            options.min_shift_pct,
+            findings.metrics_examined,
+            if findings.metrics_examined == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "persistent shifts (each lasting at least {} records):",
+            options.min_segment_len.max(1)
+        );
+        for shift in shifts {
+            let symbol = shift.unit.symbol();
+            let _ = writeln!(
+                out,
+                "  {:+.2}%  {}  {} -> {}{}{}  from {} ({} records before, {} after){}",
+                shift.change_pct,
+                shift.metric,
+                format_value(shift.median_before),
+                format_value(shift.median_after),
+                if symbol.is_empty() { "" } else { " " },
+                symbol,
+                describe_point(&shift.at),
+                shift.records_before,
+                shift.records_after,
+                if shift.kind == MetricKind::Statistical {
+                    "  [wall time: medians of separate runs]"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    for change in &findings.shape_changes {
+        let _ = writeln!(
+            out,
+            "plan shape of {} changed at {}:\n    before: {}\n    after:  {}",
+            change.metric,
+            describe_point(&change.at),
+            change.before,
+            change.after
+        );
+    }
+    out
+}
+
+fn describe_point(point: &Point) -> String {
+    let short = &point.commit[..point.commit.len().min(12)];
+    if point.subject.is_empty() {
+        short.to_owned()
+    } else {
+        format!("{short} \"{}\"", point.subject)
+    }
+}
+
+fn format_value(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+/// Reads the history and prints what it holds. Always a success when it could be read: the
+/// history informs, the per-PR gate fails builds.
+pub fn run(request: &HistoryRequest, layout: &Layout) -> Result<Outcome> {
+    let metadata = config::read_metadata(&layout.root)?;
+    let repo = GitRepo::open(&layout.root)?;
+    let store = BaselineStore::open(&layout.root, &metadata.baseline_branch)?;
+    let rev = request
+        .rev
+        .clone()
+        .unwrap_or_else(|| metadata.target_branch.clone());
+    let tip = match repo.resolve(&rev) {
+        Ok(tip) => tip,
+        Err(BaselineError::UnknownRevision { detail, .. }) => bail!(
+            "--rev {rev:?} does not name a commit in this repository ({detail}).\n  fix: pass a branch, tag or sha (default: the target branch, `{}`; fetch it first if it is remote)",
+            metadata.target_branch
+        ),
+        Err(error) => return Err(error.into()),
+    };
+    let machine_class = request
+        .machine_class
+        .clone()
+        .unwrap_or_else(|| fingerprint::machine_class(&metadata));
+    let mut commits = repo.first_parent_ancestors(&tip, request.depth.saturating_sub(1))?;
+    commits.reverse();
+    commits.push(tip.clone());
+    let mut records: Vec<(RunRecord, String)> = Vec::new();
+    let mut left_out = Vec::new();
+    for commit in &commits {
+        match store.get(&machine_class, commit) {
+            Ok(Some(record)) => records.push((record, repo.subject(commit).unwrap_or_default())),
+            Ok(None) => {}
+            Err(error) => left_out.push(format!("{}: {error}", &commit[..12])),
+        }
+    }
+    // Only records measured like the newest one: a new toolchain or server version shifts
+    // counts without any commit being to blame.
+    if let Some((newest, _)) = records.last().cloned() {
+        records.retain(|(record, _)| {
+            let mismatches =
+                compare::fingerprint_mismatches(&record.environment, &newest.environment);
+            if !mismatches.is_empty() {
+                left_out.push(format!(
+                    "{}: measured differently from the newest record ({})",
+                    &record.commit[..12],
+                    mismatches.join("; ")
+                ));
+            }
+            mismatches.is_empty()
+        });
+    }
+    let findings = find_shifts(&records, request.metric.as_deref(), &request.options);
+    let source = format!(
+        "the last {} first-parent commits of {rev} ({}), machine class {machine_class}, on {}",
+        commits.len(),
+        &tip[..12],
+        store.branch()
+    );
+    print!(
+        "{}",
+        render_history(&findings, &source, &request.options, &left_out)
+    );
+    Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Metric, Suite};
+
+    fn record(commit: usize, metrics: Vec<Metric>) -> (RunRecord, String) {
+        let mut record: RunRecord = serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "commit": format!("{commit:040x}"), "dirty": false,
+            "branch": "main", "created_at": "2026-11-01T00:00:00Z", "profile": "quick",
+            "environment": {
+                "machine_class": "c", "cpu_model": "cpu", "cores": 2, "os": "linux",
+                "rustc": "rustc", "valgrind": null, "gungraun_runner": null,
+                "services": { "mode": "native", "reason": "", "postgres_version": "15",
+                              "redis_version": "7", "postgres_image": null, "redis_image": null },
+                "config_hash": "h"
+            },
+            "phases": [], "metrics": []
+        }))
+        .unwrap();
+        record.metrics = metrics;
+        (record, format!("commit {commit}"))
+    }
+
+    fn count(name: &str, value: f64) -> Metric {
+        Metric {
+            name: name.to_owned(),
+            suite: Suite::Instructions,
+            unit: Unit::Instructions,
+            kind: MetricKind::Deterministic,
+            value,
+            interval: None,
+            samples: Vec::new(),
+            shape: None,
+        }
+    }
+
+    fn plan(shape: &str) -> Metric {
+        Metric {
+            name: "plans/due".to_owned(),
+            suite: Suite::Plans,
+            unit: Unit::Nodes,
+            kind: MetricKind::Categorical,
+            value: 2.0,
+            interval: None,
+            samples: Vec::new(),
+            shape: Some(shape.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_creeping_regression_is_found_at_its_commit_and_a_flat_metric_is_not() {
+        // Three steps of 0.7%, each below a 1% per-PR threshold, 8 records apart.
+        let records: Vec<_> = (0..32)
+            .map(|i| {
+                let level = 100_000.0 * 1.007_f64.powi((i / 8) as i32);
+                record(
+                    i,
+                    vec![
+                        count("instructions/creeping", level.round()),
+                        count("instructions/flat", 5_000.0),
+                    ],
+                )
+            })
+            .collect();
+        let findings = find_shifts(&records, None, &ChangePointOptions::default());
+        assert_eq!(findings.metrics_examined, 2);
+        let at: Vec<usize> = findings
+            .shifts
+            .iter()
+            .map(|shift| {
+                assert_eq!(shift.metric, "instructions/creeping");
+                usize::from_str_radix(&shift.at.commit, 16).unwrap()
+            })
+            .collect();
+        assert_eq!(at, vec![8, 16, 24]);
+        let first = &findings.shifts[0];
+        assert!((first.change_pct - 0.7).abs() < 0.01, "{first:?}");
+        assert_eq!((first.records_before, first.records_after), (8, 8));
+        assert_eq!(first.at.subject, "commit 8");
+
+        let text = render_history(&findings, "test", &ChangePointOptions::default(), &[]);
+        assert!(text.contains("instructions/creeping"), "{text}");
+        assert!(!text.contains("instructions/flat"), "{text}");
+    }
+
+    #[test]
+    fn gaps_are_skipped_and_the_filter_selects_metrics() {
+        let records: Vec<_> = (0..20)
+            .map(|i| {
+                let mut metrics = vec![count("io/b", 10.0)];
+                if i % 3 != 0 {
+                    metrics.push(count("io/a", if i < 10 { 100.0 } else { 103.0 }));
+                }
+                record(i, metrics)
+            })
+            .collect();
+        let findings = find_shifts(&records, Some("io/a"), &ChangePointOptions::default());
+        assert_eq!(findings.metrics_examined, 1);
+        assert_eq!(findings.shifts.len(), 1, "{findings:?}");
+        let shift = &findings.shifts[0];
+        assert_eq!(shift.at.commit, format!("{:040x}", 10));
+        assert_eq!(shift.median_before, 100.0);
+        assert_eq!(shift.median_after, 103.0);
+        // Records 0, 3, 6, 9 (before) and 12, 15, 18 (after) lack the metric.
+        assert_eq!((shift.records_before, shift.records_after), (6, 7));
+    }
+
+    #[test]
+    fn plan_shape_changes_are_listed_where_they_happen() {
+        let records: Vec<_> = (0..4)
+            .map(|i| {
+                record(
+                    i,
+                    vec![plan(if i < 2 {
+                        "Index Scan using a"
+                    } else {
+                        "Seq Scan"
+                    })],
+                )
+            })
+            .collect();
+        let findings = find_shifts(&records, None, &ChangePointOptions::default());
+        assert_eq!(findings.shape_changes.len(), 1);
+        assert_eq!(findings.shape_changes[0].at.commit, format!("{:040x}", 2));
+        assert_eq!(findings.shape_changes[0].before, "Index Scan using a");
+        assert!(findings.shifts.is_empty());
+        let text = render_history(&findings, "test", &ChangePointOptions::default(), &[]);
+        assert!(text.contains("too few records"), "{text}");
+        assert!(text.contains("after:  Seq Scan"), "{text}");
+    }
+}
