@@ -1,14 +1,17 @@
 //! `cargo xtask perf baseline ...` on the fixture's repository and bare remotes in temp dirs:
 //! a record added, listed, shown, pushed and fetched back with another machine's record; a
 //! dirty record and an unknown one refused with exit code 2, the branch left as it was; and
-//! `perf history` finding a shift in a branch of stored records.
+//! `perf history` finding a shift in a branch of stored records; `baseline record` measuring a
+//! revision in a worktree and storing it.
 //!
 //! The records are of a commit on a branch of its own that no other test measures or
 //! compares with, so the fixture's baseline branch never changes another test's base.
 
 use std::path::Path;
 
-use perf_tests::{fixture, run};
+use perf_tests::{
+    assert_torn_down, assert_valid_record, fixture, heavy, ready_services, run, shared_target_dir,
+};
 
 fn record_json(commit: &str, machine_class: &str, dirty: bool) -> String {
     record_json_with(commit, machine_class, dirty, 30.0, 1_000.0)
@@ -256,4 +259,66 @@ fn history_finds_the_commit_a_small_persistent_shift_came_with() {
     let unknown = run(fixture.xtask(&["perf", "history", "--rev", "no-such-branch"]));
     assert_eq!(unknown.code, Some(2), "{}", unknown.describe());
     assert!(unknown.stderr.contains("fix:"), "{}", unknown.describe());
+}
+
+/// `baseline record <rev>` measures a commit in a worktree on real services and stores its
+/// record on the baseline branch (and in the runs directory); an unknown revision fails
+/// before any service starts. The commit has the fixture's tree but no parent, so no other
+/// test ever chooses its record as a base.
+#[test]
+fn baseline_record_measures_a_revision_and_stores_it() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let tree = fixture.git(&["rev-parse", "HEAD^{tree}"]);
+    let commit = fixture.git(&["commit-tree", &tree, "-m", "recorded by the baseline test"]);
+    fixture.git(&["branch", "--force", "baseline-record-test", &commit]);
+
+    let unknown = run(fixture.xtask(&["perf", "baseline", "record", "no-such-revision"]));
+    assert_eq!(unknown.code, Some(2), "{}", unknown.describe());
+    assert!(
+        unknown.stderr.contains("no-such-revision") && unknown.stderr.contains("fix:"),
+        "{}",
+        unknown.describe()
+    );
+    assert!(
+        !unknown.stderr.contains("services:"),
+        "{}",
+        unknown.describe()
+    );
+
+    let recorded = run(fixture.xtask(&[
+        "perf",
+        "baseline",
+        "record",
+        "baseline-record-test",
+        "--quick",
+        "--services",
+        "native",
+    ]));
+    assert_eq!(recorded.code, Some(0), "{}", recorded.describe());
+    assert_torn_down(&ready_services(&recorded.stderr));
+    assert!(
+        recorded
+            .stdout
+            .contains(&format!("/{commit}.json on perf-baselines")),
+        "{}",
+        recorded.describe()
+    );
+    let shown = run(fixture.xtask(&["perf", "baseline", "show", "baseline-record-test"]));
+    assert_eq!(shown.code, Some(0), "{}", shown.describe());
+    let record: serde_json::Value = serde_json::from_str(&shown.stdout).expect("a JSON record");
+    assert_valid_record(&record, Path::new("perf-baselines"));
+    assert_eq!(record["commit"], commit.as_str());
+    assert_eq!(record["dirty"], false);
+    assert_eq!(record["profile"], "quick");
+    assert!(
+        record["metrics"].as_array().unwrap().len() > 50,
+        "{}",
+        shown.stdout
+    );
+    // The default out directory is under the target directory the fixture builds in.
+    let runs_copy = shared_target_dir()
+        .join("perf/runs")
+        .join(format!("{commit}.json"));
+    assert!(runs_copy.exists(), "{} missing", runs_copy.display());
 }

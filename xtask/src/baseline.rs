@@ -17,7 +17,7 @@ pub enum BaselineError {
     )]
     NotARepository { path: PathBuf, detail: String },
     #[error(
-        "--base {rev:?} does not name a commit in this repository ({detail}).\n  fix: pass a branch, tag or sha that `git rev-parse {rev}` resolves (fetch it first if it is remote), or `--base none`"
+        "{rev:?} does not name a commit in this repository ({detail}).\n  fix: pass a branch, tag or sha that `git rev-parse {rev}` resolves (fetch it first if it is remote)"
     )]
     UnknownRevision { rev: String, detail: String },
     #[error("git: {0}")]

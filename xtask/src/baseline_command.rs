@@ -88,18 +88,10 @@ pub fn run(command: &BaselineCommand, layout: &Layout) -> Result<Outcome> {
         }
         BaselineCommand::Add { file } => {
             let record = read_record_file(file)?;
-            match store.put(&record)? {
-                PutOutcome::Stored { path, store_commit } => {
-                    println!("stored {path} on {} at {store_commit}", store.branch())
-                }
-                PutOutcome::Replaced { path, store_commit } => println!(
-                    "replaced {path} on {} at {store_commit} (a re-measurement)",
-                    store.branch()
-                ),
-                PutOutcome::AlreadyStored { path } => {
-                    println!("{path} is already stored on {}", store.branch())
-                }
-            }
+            print_put_outcome(&store, store.put(&record)?);
+        }
+        BaselineCommand::Record { .. } => {
+            unreachable!("`baseline record` measures, so perf::run handles it")
         }
         BaselineCommand::Prune { keep } => {
             let outcome = store.prune(*keep)?;
@@ -114,6 +106,22 @@ pub fn run(command: &BaselineCommand, layout: &Layout) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// Says what storing a record did.
+pub fn print_put_outcome(store: &BaselineStore, outcome: PutOutcome) {
+    match outcome {
+        PutOutcome::Stored { path, store_commit } => {
+            println!("stored {path} on {} at {store_commit}", store.branch())
+        }
+        PutOutcome::Replaced { path, store_commit } => println!(
+            "replaced {path} on {} at {store_commit} (a re-measurement)",
+            store.branch()
+        ),
+        PutOutcome::AlreadyStored { path } => {
+            println!("{path} is already stored on {}", store.branch())
+        }
+    }
 }
 
 fn read_record_file(file: &Path) -> Result<record::RunRecord> {

@@ -132,6 +132,19 @@ pub enum BaselineCommand {
         /// The record file.
         file: PathBuf,
     },
+    /// Measure a revision in a git worktree (services started as for a run) and store its
+    /// record on the baseline branch, and in `target/perf/runs/`. For maintainers filling the
+    /// target branch's history; a re-measurement replaces the stored record.
+    Record {
+        /// Any git revision (branch, tag, sha) of the target branch.
+        rev: String,
+        /// Shorter wall-time measurement; deterministic suites are unchanged.
+        #[arg(long)]
+        quick: bool,
+        /// How Postgres and Redis are provided.
+        #[arg(long, value_enum, default_value_t = ServicesMode::Auto)]
+        services: ServicesMode,
+    },
     /// Keep the newest records of each machine class, remove the others (one commit).
     Prune {
         /// How many records to keep per machine class.

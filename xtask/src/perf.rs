@@ -15,9 +15,9 @@ use crate::compare::{self, Comparison};
 use crate::config::{self, PerfMetadata};
 use crate::exit::Outcome;
 use crate::fingerprint;
-use crate::flags::{PerfAction, PerfFlags};
+use crate::flags::{BaselineCommand, PerfAction, PerfFlags};
 use crate::progress::{Progress, ProgressStyleChoice};
-use crate::provision::{ProvisionOptions, Services};
+use crate::provision::{ProvisionOptions, Services, ServicesMode};
 use crate::record::{self, Acceptance, Phase, Profile, RunRecord, SCHEMA_VERSION};
 use crate::render::{self, BaselineDisclosure, Report};
 use crate::store::{self, BaselineStore};
@@ -72,6 +72,14 @@ enum BasePlan {
 pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
     let progress = Progress::with_style(ProgressStyleChoice::detect(flags.ci));
     let layout = Layout::new(flags.out.as_deref());
+    if let Some(PerfAction::Baseline(BaselineCommand::Record {
+        rev,
+        quick,
+        services,
+    })) = &flags.action
+    {
+        return record_revision(rev, *quick, *services, &layout, &progress, shutdown).await;
+    }
     if let Some(PerfAction::Baseline(command)) = &flags.action {
         return crate::baseline_command::run(command, &layout);
     }
@@ -129,22 +137,8 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
         }
     ));
 
-    let (postgres_image, redis_image) = config::image_choices(&metadata.images);
-    let options = ProvisionOptions {
-        mode: flags.services,
-        postgres_image,
-        redis_image,
-    };
-    let report_line = |line: &str| progress.line(line);
-    let services_started = std::time::Instant::now();
-    let services = tokio::select! {
-        started = Services::start(&options, &report_line) => started?,
-        signal = shutdown.received() => bail!(interrupted(signal)),
-    };
-    let services_phase = Phase {
-        name: "services: start".to_owned(),
-        seconds: services_started.elapsed().as_secs_f64(),
-    };
+    let (services, services_phase) =
+        start_services(flags.services, &metadata, &progress, shutdown).await?;
     let run = Run {
         flags: &flags,
         layout: &layout,
@@ -158,11 +152,153 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
         outcome = measure_and_report(&run, base_plan, services_phase) => outcome,
         signal = shutdown.received() => Err(anyhow::anyhow!(interrupted(signal))),
     };
+    tear_down(services, &progress).await;
+    outcome
+}
+
+/// Starts the services (SIGINT or SIGTERM meanwhile stops the start and whatever it started),
+/// and the phase saying how long that took.
+async fn start_services(
+    mode: ServicesMode,
+    metadata: &PerfMetadata,
+    progress: &Progress,
+    shutdown: &mut Shutdown,
+) -> Result<(Services, Phase)> {
+    let (postgres_image, redis_image) = config::image_choices(&metadata.images);
+    let options = ProvisionOptions {
+        mode,
+        postgres_image,
+        redis_image,
+    };
+    let report_line = |line: &str| progress.line(line);
+    let services_started = std::time::Instant::now();
+    let services = tokio::select! {
+        started = Services::start(&options, &report_line) => started?,
+        signal = shutdown.received() => bail!(interrupted(signal)),
+    };
+    let services_phase = Phase {
+        name: "services: start".to_owned(),
+        seconds: services_started.elapsed().as_secs_f64(),
+    };
+    Ok((services, services_phase))
+}
+
+async fn tear_down(services: Services, progress: &Progress) {
     progress.line("services: tearing down");
     if let Err(error) = services.teardown().await {
         progress.line(&format!("services: teardown failed: {error}"));
     }
-    outcome
+}
+
+/// `cargo xtask perf baseline record <rev>`: measures `rev` in a worktree and stores its
+/// record on the baseline branch (and in the runs directory). Everything that can fail on bad
+/// input (the revision, the configuration, the store) is checked before services start.
+async fn record_revision(
+    rev: &str,
+    quick: bool,
+    mode: ServicesMode,
+    layout: &Layout,
+    progress: &Progress,
+    shutdown: &mut Shutdown,
+) -> Result<Outcome> {
+    let metadata = config::read_metadata(&layout.root)?;
+    let repo = GitRepo::open(&layout.root)?;
+    let commit = repo
+        .resolve(rev)
+        .with_context(|| format!("baseline record {rev}"))?;
+    let store = BaselineStore::open(&layout.root, &metadata.baseline_branch)?;
+    let machine_class = fingerprint::machine_class(&metadata);
+    if store.get(&machine_class, &commit)?.is_some() {
+        progress.line(&format!(
+            "{} already has a record of {} for {machine_class}: a new measurement replaces it",
+            store.branch(),
+            render::short_sha(&commit)
+        ));
+    }
+    let (services, services_phase) = start_services(mode, &metadata, progress, shutdown).await?;
+    let measured = tokio::select! {
+        measured = measure_revision(&commit, quick, layout, &metadata, &repo, &services, progress) => measured,
+        signal = shutdown.received() => Err(anyhow::anyhow!(interrupted(signal))),
+    };
+    tear_down(services, progress).await;
+    let mut record = measured?;
+    record.phases.insert(0, services_phase);
+    let path = record::store_record(&layout.runs_dir(), &record)?;
+    progress.line(&format!("record stored at {}", path.display()));
+    progress.finish();
+    crate::baseline_command::print_put_outcome(&store, store.put(&record)?);
+    Ok(Outcome::Success)
+}
+
+/// Measures `commit` in a worktree of its own, with every suite.
+async fn measure_revision(
+    commit: &str,
+    quick: bool,
+    layout: &Layout,
+    metadata: &PerfMetadata,
+    repo: &GitRepo,
+    services: &Services,
+    progress: &Progress,
+) -> Result<RunRecord> {
+    let context = SuiteContext {
+        layout,
+        services,
+        seed: metadata.seed,
+        quick,
+        filter: None,
+        progress,
+        run_id: run_id(),
+    };
+    let worktree = repo.add_worktree(commit, &layout.worktree_dir(commit))?;
+    progress.line(&format!(
+        "measuring {} in worktree {}",
+        render::short_sha(commit),
+        worktree.path().display()
+    ));
+    let measurement = suites::measure(
+        &context,
+        &Checkout {
+            label: "record",
+            dir: worktree.path(),
+            commit,
+            target_dir: &layout.base_target_dir(),
+        },
+    )
+    .await?;
+    drop(worktree);
+    let environment = fingerprint::capture(metadata, services.description());
+    Ok(new_record(
+        &environment,
+        quick,
+        commit,
+        false,
+        None,
+        measurement,
+    ))
+}
+
+/// A record of a measurement made now.
+fn new_record(
+    environment: &record::Environment,
+    quick: bool,
+    commit: &str,
+    dirty: bool,
+    branch: Option<String>,
+    measurement: suites::Measurement,
+) -> RunRecord {
+    RunRecord {
+        schema_version: SCHEMA_VERSION,
+        commit: commit.to_owned(),
+        dirty,
+        branch,
+        created_at: Utc::now(),
+        profile: if quick { Profile::Quick } else { Profile::Full },
+        environment: environment.clone(),
+        phases: measurement.phases,
+        metrics: measurement.metrics,
+        notes: measurement.notes,
+        acceptance: None,
+    }
 }
 
 fn interrupted(signal: &str) -> String {
@@ -183,7 +319,9 @@ fn plan_base(
             });
         }
         Some(rev) => BaseChoice {
-            commit: repo.resolve(rev)?,
+            commit: repo
+                .resolve(rev)
+                .with_context(|| format!("--base {rev} (`--base none` compares with nothing)"))?,
             how_chosen: format!("--base {rev}"),
         },
         None => match repo.default_base(head, &metadata.target_branch)? {
@@ -300,25 +438,9 @@ async fn measure_and_report(
         run_id,
     };
     let environment = fingerprint::capture(metadata, services.description());
-    let profile = if flags.quick {
-        Profile::Quick
-    } else {
-        Profile::Full
+    let new_record = |commit: &str, dirty: bool, branch: Option<String>, m| {
+        new_record(&environment, flags.quick, commit, dirty, branch, m)
     };
-    let new_record =
-        |commit: &str, dirty: bool, branch: Option<String>, m: suites::Measurement| RunRecord {
-            schema_version: SCHEMA_VERSION,
-            commit: commit.to_owned(),
-            dirty,
-            branch,
-            created_at: Utc::now(),
-            profile,
-            environment: environment.clone(),
-            phases: m.phases,
-            metrics: m.metrics,
-            notes: m.notes,
-            acceptance: None,
-        };
 
     let head_measurement = suites::measure(
         &context,
