@@ -10,5 +10,6 @@ mod faults;
 mod memload;
 mod native;
 mod plans;
+mod regressions;
 mod system;
 mod verdicts;

@@ -1,6 +1,7 @@
 //! Budgets and acceptance through the real binary on real services: a broken budget fails the
 //! run (exit 1) and the report says which budget and by how much; `--accept` turns the same run
-//! into a success whose record says who accepted what and why.
+//! into a success whose record says who accepted what and why; `perf calibrate` counts the
+//! false alarms of repeated runs of one commit.
 
 use std::path::PathBuf;
 
@@ -92,4 +93,52 @@ fn a_broken_budget_fails_the_run_and_an_acceptance_records_who_and_why() {
         record["acceptance"]["accepted"],
         serde_json::json!(["budget io/dashboard_warm/sql_statements"])
     );
+}
+
+/// `perf calibrate` measures HEAD repeatedly on one set of services and finds no false alarm
+/// in the I/O counts of a scenario (every A/A comparison judged, none alarming), and says so
+/// in its JSON as well.
+#[test]
+fn calibrate_finds_no_false_alarm_in_repeated_runs_of_one_commit() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let out = tempfile::tempdir().unwrap();
+    let calibrated = run(fixture.xtask(&[
+        "perf",
+        "calibrate",
+        "--runs",
+        "3",
+        "--quick",
+        "--services",
+        "native",
+        "--filter",
+        "io/due_cards",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]));
+    assert_eq!(calibrated.code, Some(0), "{}", calibrated.describe());
+    assert!(
+        calibrated
+            .stdout
+            .contains("calibration: 3 runs of the same commit, 2 A/A comparisons"),
+        "{}",
+        calibrated.describe()
+    );
+    assert!(
+        calibrated.stdout.contains("no false alarm"),
+        "{}",
+        calibrated.describe()
+    );
+    let calibration = read_json(&out.path().join("calibration.json"));
+    let metrics = calibration["metrics"].as_array().unwrap();
+    let statements = metrics
+        .iter()
+        .find(|m| m["name"] == "io/due_cards/sql_statements")
+        .expect("the due_cards scenario was measured");
+    assert_eq!(statements["comparisons"], 2, "{statements:#}");
+    assert_eq!(statements["false_alarms"], 0, "{statements:#}");
+    assert_eq!(statements["min"], statements["max"], "{statements:#}");
+
+    let refused = run(fixture.xtask(&["perf", "calibrate", "--runs", "1"]));
+    assert_eq!(refused.code, Some(2), "{}", refused.describe());
 }

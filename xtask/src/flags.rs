@@ -77,6 +77,30 @@ pub enum PerfAction {
     /// Persistent shifts in the target branch's stored records (change points), which a
     /// per-PR threshold lets through one small step at a time, and plan shape changes.
     History(HistoryFlags),
+    /// Repeated A/A runs of HEAD on one set of services: the false-alarm rate of every metric
+    /// under the configured verdict rules, and how far each moved. Exit 1 when any metric
+    /// alarmed, with the threshold that would quiet it.
+    Calibrate(CalibrateFlags),
+}
+
+/// `cargo xtask perf calibrate`.
+#[derive(Debug, Clone, Args)]
+pub struct CalibrateFlags {
+    /// How many times HEAD is measured (at least 2; each run is compared with the one before).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=100))]
+    pub runs: u32,
+    /// Shorter wall-time measurement; deterministic suites are unchanged.
+    #[arg(long)]
+    pub quick: bool,
+    /// How Postgres and Redis are provided.
+    #[arg(long, value_enum, default_value_t = ServicesMode::Auto)]
+    pub services: ServicesMode,
+    /// Only benchmarks and scenarios whose name contains this text.
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+    /// Where `calibration.json` goes. Default: `target/perf`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `cargo xtask perf history`.

@@ -9,6 +9,7 @@
 
 pub mod baseline;
 pub mod baseline_command;
+pub mod calibrate;
 pub mod compare;
 pub mod config;
 pub mod exit;

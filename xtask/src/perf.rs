@@ -15,7 +15,7 @@ use crate::compare::{self, Comparison};
 use crate::config::{self, PerfMetadata};
 use crate::exit::Outcome;
 use crate::fingerprint;
-use crate::flags::{BaselineCommand, PerfAction, PerfFlags};
+use crate::flags::{BaselineCommand, CalibrateFlags, PerfAction, PerfFlags};
 use crate::progress::{Progress, ProgressStyleChoice};
 use crate::provision::{ProvisionOptions, Services, ServicesMode};
 use crate::record::{self, Acceptance, Phase, Profile, RunRecord, SCHEMA_VERSION};
@@ -79,6 +79,10 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
     })) = &flags.action
     {
         return record_revision(rev, *quick, *services, &layout, &progress, shutdown).await;
+    }
+    if let Some(PerfAction::Calibrate(calibrate)) = &flags.action {
+        let layout = Layout::new(calibrate.out.as_deref());
+        return calibrate_head(calibrate, &layout, &progress, shutdown).await;
     }
     if let Some(PerfAction::Baseline(command)) = &flags.action {
         return crate::baseline_command::run(command, &layout);
@@ -228,6 +232,74 @@ async fn record_revision(
     progress.finish();
     crate::baseline_command::print_put_outcome(&store, store.put(&record)?);
     Ok(Outcome::Success)
+}
+
+/// `cargo xtask perf calibrate`: measures HEAD `runs` times on one set of services (each run
+/// with a database and cache keys of its own), compares each run with the one before, and
+/// reports the false alarms. Exit 1 when any metric alarmed.
+async fn calibrate_head(
+    calibrate: &CalibrateFlags,
+    layout: &Layout,
+    progress: &Progress,
+    shutdown: &mut Shutdown,
+) -> Result<Outcome> {
+    let metadata = config::read_metadata(&layout.root)?;
+    let repo = GitRepo::open(&layout.root)?;
+    let head = repo.head()?;
+    let (services, _) = start_services(calibrate.services, &metadata, progress, shutdown).await?;
+    let measured = tokio::select! {
+        measured = async {
+            let environment = fingerprint::capture(&metadata, services.description());
+            let calibration_id = run_id();
+            let mut records = Vec::new();
+            for round in 1..=calibrate.runs {
+                progress.line(&format!("calibrate: run {round} of {}", calibrate.runs));
+                let context = SuiteContext {
+                    layout,
+                    services: &services,
+                    seed: metadata.seed,
+                    quick: calibrate.quick,
+                    filter: calibrate.filter.as_deref(),
+                    progress,
+                    run_id: format!("{calibration_id}r{round}"),
+                };
+                let measurement = suites::measure(
+                    &context,
+                    &Checkout {
+                        label: "calibrate",
+                        dir: &layout.root,
+                        commit: &head.commit,
+                        target_dir: &layout.target_dir,
+                    },
+                )
+                .await?;
+                records.push(new_record(
+                    &environment,
+                    calibrate.quick,
+                    &head.commit,
+                    head.dirty,
+                    head.branch.clone(),
+                    measurement,
+                ));
+            }
+            anyhow::Ok(records)
+        } => measured,
+        signal = shutdown.received() => Err(anyhow::anyhow!(interrupted(signal))),
+    };
+    tear_down(services, progress).await;
+    let records = measured?;
+    let calibration = crate::calibrate::summarize(&records, &metadata.thresholds);
+    let json = serde_json::to_vec_pretty(&calibration)?;
+    let path = layout.out_dir.join("calibration.json");
+    record::write_atomically(&path, &json)?;
+    progress.line(&format!("calibration written to {}", path.display()));
+    progress.finish();
+    print!("{}", crate::calibrate::render_calibration(&calibration));
+    Ok(if calibration.false_alarms() == 0 {
+        Outcome::Success
+    } else {
+        Outcome::RegressionFound
+    })
 }
 
 /// Measures `commit` in a worktree of its own, with every suite.

@@ -1,0 +1,310 @@
+//! `cargo xtask perf calibrate`: repeated A/A runs of HEAD on one set of services, and the
+//! false-alarm rate of every metric under this project's verdict rules. Each measurement is
+//! compared with the one before it exactly as a PR would be compared with its base; since the
+//! code is the same, every regression or improvement is a false alarm. Also how far each metric
+//! moved between runs, so a maintainer can see which thresholds or tolerances a metric needs.
+//! `summarize` and `render_calibration` are pure.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::compare::{self, Verdict};
+use crate::config::Thresholds;
+use crate::record::{MetricKind, RunRecord};
+
+/// How one metric behaved over the calibration's comparisons.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricCalibration {
+    pub name: String,
+    pub kind: MetricKind,
+    /// Comparisons in which the metric was judged (present in both runs).
+    pub comparisons: usize,
+    /// Comparisons whose verdict was a regression or an improvement: false alarms.
+    pub false_alarms: usize,
+    /// The largest change between consecutive runs, in percent (absolute value).
+    pub max_change_pct: f64,
+    /// The smallest and largest value over all runs.
+    pub min: f64,
+    pub max: f64,
+    /// For a categorical metric: how many different labels (plan shapes) the runs gave.
+    pub distinct_shapes: usize,
+}
+
+/// The whole calibration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Calibration {
+    pub runs: usize,
+    pub metrics: Vec<MetricCalibration>,
+}
+
+impl Calibration {
+    pub fn false_alarms(&self) -> usize {
+        self.metrics.iter().map(|m| m.false_alarms).sum()
+    }
+
+    pub fn comparisons(&self) -> usize {
+        self.metrics.iter().map(|m| m.comparisons).sum()
+    }
+}
+
+/// Compares every run with the one before it under `thresholds` (no history: a PR's first
+/// comparison has none either) and counts, per metric, the verdicts that alarm.
+pub fn summarize(records: &[RunRecord], thresholds: &Thresholds) -> Calibration {
+    let mut metrics: BTreeMap<String, MetricCalibration> = BTreeMap::new();
+    let mut shapes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for record in records {
+        for metric in &record.metrics {
+            let entry = metrics
+                .entry(metric.name.clone())
+                .or_insert_with(|| MetricCalibration {
+                    name: metric.name.clone(),
+                    kind: metric.kind,
+                    comparisons: 0,
+                    false_alarms: 0,
+                    max_change_pct: 0.0,
+                    min: metric.value,
+                    max: metric.value,
+                    distinct_shapes: 0,
+                });
+            entry.min = entry.min.min(metric.value);
+            entry.max = entry.max.max(metric.value);
+            if let Some(shape) = &metric.shape {
+                let seen = shapes.entry(metric.name.clone()).or_default();
+                if !seen.contains(shape) {
+                    seen.push(shape.clone());
+                }
+            }
+        }
+    }
+    for pair in records.windows(2) {
+        let comparison =
+            compare::compare_with_history(&pair[0], &pair[1], thresholds, &compare::History::new());
+        for row in comparison.rows {
+            let (Some(entry), Some(_), Some(_)) = (metrics.get_mut(&row.name), row.base, row.head)
+            else {
+                continue;
+            };
+            entry.comparisons += 1;
+            if matches!(row.verdict, Verdict::Regression | Verdict::Improvement) {
+                entry.false_alarms += 1;
+            }
+            if let Some(change) = row.change_pct.filter(|c| c.is_finite()) {
+                entry.max_change_pct = entry.max_change_pct.max(change.abs());
+            }
+        }
+    }
+    for (name, seen) in shapes {
+        if let Some(entry) = metrics.get_mut(&name) {
+            entry.distinct_shapes = seen.len();
+        }
+    }
+    Calibration {
+        runs: records.len(),
+        metrics: metrics.into_values().collect(),
+    }
+}
+
+/// The calibration as text: the verdict first, then every metric that alarmed, then the
+/// deterministic metrics that moved without alarming, then how much wall time moved.
+pub fn render_calibration(calibration: &Calibration) -> String {
+    let mut out = String::new();
+    let comparisons = calibration.runs.saturating_sub(1);
+    let _ = writeln!(
+        out,
+        "calibration: {} runs of the same commit, {comparisons} A/A comparison{} of {} metrics",
+        calibration.runs,
+        if comparisons == 1 { "" } else { "s" },
+        calibration.metrics.len()
+    );
+    let alarmed: Vec<&MetricCalibration> = calibration
+        .metrics
+        .iter()
+        .filter(|m| m.false_alarms > 0)
+        .collect();
+    if alarmed.is_empty() {
+        let _ = writeln!(
+            out,
+            "no false alarm: 0 of {} judgements",
+            calibration.comparisons()
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{} false alarm{} in {} judgements:",
+            calibration.false_alarms(),
+            if calibration.false_alarms() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            calibration.comparisons()
+        );
+        for metric in &alarmed {
+            let _ = writeln!(
+                out,
+                "  {}  {}/{} comparisons ({:.0}%), moved up to {:.3}%  fix: a per-benchmark threshold above that, `\"{}\" = {:.2}` under [workspace.metadata.perf.thresholds.metrics]",
+                metric.name,
+                metric.false_alarms,
+                metric.comparisons,
+                100.0 * metric.false_alarms as f64 / metric.comparisons.max(1) as f64,
+                metric.max_change_pct,
+                metric.name,
+                (metric.max_change_pct * 1.5).max(0.01),
+            );
+        }
+    }
+    let moved: Vec<&MetricCalibration> = calibration
+        .metrics
+        .iter()
+        .filter(|m| m.kind == MetricKind::Deterministic && m.false_alarms == 0 && m.min != m.max)
+        .collect();
+    if !moved.is_empty() {
+        let _ = writeln!(
+            out,
+            "deterministic metrics that moved within their thresholds:"
+        );
+        for metric in moved {
+            let _ = writeln!(
+                out,
+                "  {}  {} .. {}  (up to {:.3}% between runs)",
+                metric.name, metric.min, metric.max, metric.max_change_pct
+            );
+        }
+    }
+    let unstable_plans: Vec<&MetricCalibration> = calibration
+        .metrics
+        .iter()
+        .filter(|m| m.distinct_shapes > 1)
+        .collect();
+    for metric in unstable_plans {
+        let _ = writeln!(
+            out,
+            "plan {} took {} different shapes",
+            metric.name, metric.distinct_shapes
+        );
+    }
+    let wall = calibration
+        .metrics
+        .iter()
+        .filter(|m| m.kind == MetricKind::Statistical && m.comparisons > 0)
+        .max_by(|a, b| a.max_change_pct.total_cmp(&b.max_change_pct));
+    if let Some(wall) = wall {
+        let _ = writeln!(
+            out,
+            "wall time and latency (never gated unpaired) moved up to {:.1}% between runs ({})",
+            wall.max_change_pct, wall.name
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Metric, Suite, Unit};
+
+    fn record(values: &[(&str, MetricKind, f64)]) -> RunRecord {
+        let mut record: RunRecord = serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "commit": "a".repeat(40), "dirty": false,
+            "branch": "main", "created_at": "2026-11-01T00:00:00Z", "profile": "quick",
+            "environment": {
+                "machine_class": "c", "cpu_model": "cpu", "cores": 2, "os": "linux",
+                "rustc": "rustc", "valgrind": null, "gungraun_runner": null,
+                "services": { "mode": "native", "reason": "", "postgres_version": "15",
+                              "redis_version": "7", "postgres_image": null, "redis_image": null },
+                "config_hash": "h"
+            },
+            "phases": [], "metrics": []
+        }))
+        .unwrap();
+        record.metrics = values
+            .iter()
+            .map(|(name, kind, value)| Metric {
+                name: (*name).to_owned(),
+                suite: match kind {
+                    MetricKind::Statistical => Suite::WallTime,
+                    _ if name.starts_with("instructions/") => Suite::Instructions,
+                    _ => Suite::IoCounts,
+                },
+                unit: match kind {
+                    MetricKind::Statistical => Unit::Nanoseconds,
+                    _ if name.starts_with("instructions/") => Unit::Instructions,
+                    _ => Unit::Statements,
+                },
+                kind: *kind,
+                value: *value,
+                interval: None,
+                samples: Vec::new(),
+                shape: None,
+            })
+            .collect();
+        record
+    }
+
+    #[test]
+    fn a_count_that_moves_beyond_its_threshold_is_a_false_alarm_and_wall_time_never_is() {
+        use MetricKind::{Deterministic, Statistical};
+        let records = vec![
+            record(&[
+                ("io/a/sql_statements", Deterministic, 10.0),
+                ("instructions/b", Deterministic, 1000.0),
+                ("wall_time/c", Statistical, 100.0),
+            ]),
+            record(&[
+                ("io/a/sql_statements", Deterministic, 11.0),
+                ("instructions/b", Deterministic, 1005.0),
+                ("wall_time/c", Statistical, 130.0),
+            ]),
+            record(&[
+                ("io/a/sql_statements", Deterministic, 11.0),
+                ("instructions/b", Deterministic, 1000.0),
+                ("wall_time/c", Statistical, 90.0),
+            ]),
+        ];
+        let thresholds: Thresholds =
+            toml::from_str("instructions_pct = 1.0\nio_counts_pct = 0.0").expect("thresholds");
+        let calibration = summarize(&records, &thresholds);
+        assert_eq!(calibration.runs, 3);
+        let by_name = |name: &str| {
+            calibration
+                .metrics
+                .iter()
+                .find(|m| m.name == name)
+                .unwrap()
+                .clone()
+        };
+        let io = by_name("io/a/sql_statements");
+        assert_eq!((io.comparisons, io.false_alarms), (2, 1));
+        assert!((io.max_change_pct - 10.0).abs() < 1e-9);
+        let instructions = by_name("instructions/b");
+        assert_eq!(instructions.false_alarms, 0);
+        assert_eq!((instructions.min, instructions.max), (1000.0, 1005.0));
+        let wall = by_name("wall_time/c");
+        assert_eq!((wall.comparisons, wall.false_alarms), (2, 0));
+        assert!((wall.max_change_pct - 40.0 / 1.3).abs() < 1e-9);
+        assert_eq!(calibration.false_alarms(), 1);
+
+        let text = render_calibration(&calibration);
+        assert!(text.contains("1 false alarm in 6 judgements"), "{text}");
+        assert!(
+            text.contains("io/a/sql_statements  1/2 comparisons"),
+            "{text}"
+        );
+        assert!(
+            text.contains("instructions/b  1000 .. 1005  (up to 0.500% between runs)"),
+            "{text}"
+        );
+        assert!(text.contains("moved up to 30.8%"), "{text}");
+    }
+
+    #[test]
+    fn identical_runs_give_no_false_alarm() {
+        let same = || record(&[("io/a/sql_statements", MetricKind::Deterministic, 10.0)]);
+        let calibration = summarize(&[same(), same(), same()], &Thresholds::default());
+        assert_eq!(calibration.false_alarms(), 0);
+        assert_eq!(calibration.comparisons(), 2);
+        assert!(render_calibration(&calibration).contains("no false alarm: 0 of 2 judgements"));
+    }
+}
