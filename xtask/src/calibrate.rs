@@ -203,23 +203,10 @@ pub fn render_calibration(calibration: &Calibration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Metric, Suite, Unit};
+    use crate::record::{Metric, Suite, Unit, test_record};
 
     fn record(values: &[(&str, MetricKind, f64)]) -> RunRecord {
-        let mut record: RunRecord = serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "commit": "a".repeat(40), "dirty": false,
-            "branch": "main", "created_at": "2026-11-01T00:00:00Z", "profile": "quick",
-            "environment": {
-                "machine_class": "c", "cpu_model": "cpu", "cores": 2, "os": "linux",
-                "rustc": "rustc", "valgrind": null, "gungraun_runner": null,
-                "services": { "mode": "native", "reason": "", "postgres_version": "15",
-                              "redis_version": "7", "postgres_image": null, "redis_image": null },
-                "config_hash": "h"
-            },
-            "phases": [], "metrics": []
-        }))
-        .unwrap();
-        record.metrics = values
+        let metrics = values
             .iter()
             .map(|(name, kind, value)| Metric {
                 name: (*name).to_owned(),
@@ -240,7 +227,7 @@ mod tests {
                 shape: None,
             })
             .collect();
-        record
+        test_record(&"a".repeat(40), metrics)
     }
 
     #[test]

@@ -341,24 +341,13 @@ pub fn run(request: &HistoryRequest, layout: &Layout) -> Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Metric, Suite};
+    use crate::record::{Metric, Suite, test_record};
 
     fn record(commit: usize, metrics: Vec<Metric>) -> (RunRecord, String) {
-        let mut record: RunRecord = serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "commit": format!("{commit:040x}"), "dirty": false,
-            "branch": "main", "created_at": "2026-11-01T00:00:00Z", "profile": "quick",
-            "environment": {
-                "machine_class": "c", "cpu_model": "cpu", "cores": 2, "os": "linux",
-                "rustc": "rustc", "valgrind": null, "gungraun_runner": null,
-                "services": { "mode": "native", "reason": "", "postgres_version": "15",
-                              "redis_version": "7", "postgres_image": null, "redis_image": null },
-                "config_hash": "h"
-            },
-            "phases": [], "metrics": []
-        }))
-        .unwrap();
-        record.metrics = metrics;
-        (record, format!("commit {commit}"))
+        (
+            test_record(&format!("{commit:040x}"), metrics),
+            format!("commit {commit}"),
+        )
     }
 
     fn count(name: &str, value: f64) -> Metric {

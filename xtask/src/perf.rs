@@ -321,23 +321,7 @@ async fn measure_revision(
         progress,
         run_id: run_id(),
     };
-    let worktree = repo.add_worktree(commit, &layout.worktree_dir(commit))?;
-    progress.line(&format!(
-        "measuring {} in worktree {}",
-        render::short_sha(commit),
-        worktree.path().display()
-    ));
-    let measurement = suites::measure(
-        &context,
-        &Checkout {
-            label: "record",
-            dir: worktree.path(),
-            commit,
-            target_dir: &layout.base_target_dir(),
-        },
-    )
-    .await?;
-    drop(worktree);
+    let measurement = measure_in_worktree(&context, repo, "record", commit).await?;
     let environment = fingerprint::capture(metadata, services.description());
     Ok(new_record(
         &environment,
@@ -347,6 +331,35 @@ async fn measure_revision(
         None,
         measurement,
     ))
+}
+
+/// Checks `commit` out in a git worktree of its own, measures it with its own binaries (built
+/// in the bases' target directory) and removes the worktree.
+async fn measure_in_worktree(
+    context: &SuiteContext<'_>,
+    repo: &GitRepo,
+    label: &str,
+    commit: &str,
+) -> Result<suites::Measurement> {
+    let layout = context.layout;
+    let worktree = repo.add_worktree(commit, &layout.worktree_dir(commit))?;
+    context.progress.line(&format!(
+        "{label}: measuring {} in worktree {}",
+        render::short_sha(commit),
+        worktree.path().display()
+    ));
+    let measurement = suites::measure(
+        context,
+        &Checkout {
+            label,
+            dir: worktree.path(),
+            commit,
+            target_dir: &layout.base_target_dir(),
+        },
+    )
+    .await?;
+    drop(worktree);
+    Ok(measurement)
 }
 
 /// A record of a measurement made now.
@@ -575,24 +588,7 @@ async fn measure_and_report(
             Some(*record),
         ),
         Ok((choice, None)) => {
-            let worktree =
-                repo.add_worktree(&choice.commit, &layout.worktree_dir(&choice.commit))?;
-            progress.line(&format!(
-                "base: measuring {} in worktree {}",
-                render::short_sha(&choice.commit),
-                worktree.path().display()
-            ));
-            let measurement = suites::measure(
-                &context,
-                &Checkout {
-                    label: "base",
-                    dir: worktree.path(),
-                    commit: &choice.commit,
-                    target_dir: &layout.base_target_dir(),
-                },
-            )
-            .await?;
-            drop(worktree);
+            let measurement = measure_in_worktree(&context, repo, "base", &choice.commit).await?;
             let record = new_record(&choice.commit, false, None, measurement);
             if flags.filter.is_none() {
                 let path = record::store_record(&layout.runs_dir(), &record)?;

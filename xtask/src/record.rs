@@ -333,6 +333,27 @@ pub fn json_schema() -> serde_json::Value {
     schema
 }
 
+/// A record of `commit` on a fixed environment, holding `metrics`: for unit tests that need
+/// records and care only about their metrics.
+#[cfg(test)]
+pub(crate) fn test_record(commit: &str, metrics: Vec<Metric>) -> RunRecord {
+    let mut record: RunRecord = serde_json::from_value(serde_json::json!({
+        "schema_version": SCHEMA_VERSION, "commit": commit, "dirty": false,
+        "branch": "main", "created_at": "2026-11-01T00:00:00Z", "profile": "quick",
+        "environment": {
+            "machine_class": "c", "cpu_model": "cpu", "cores": 2, "os": "linux",
+            "rustc": "rustc", "valgrind": null, "gungraun_runner": null,
+            "services": { "mode": "native", "reason": "", "postgres_version": "15",
+                          "redis_version": "7", "postgres_image": null, "redis_image": null },
+            "config_hash": "h"
+        },
+        "phases": [], "metrics": []
+    }))
+    .expect("a test record");
+    record.metrics = metrics;
+    record
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
