@@ -37,7 +37,6 @@ pub fn heavy() -> MutexGuard<'static, ()> {
 /// A git repository holding a copy of this workspace, with one commit.
 pub struct Fixture {
     pub root: PathBuf,
-    _dir: tempfile::TempDir,
 }
 
 /// The shared fixture (made once per test binary; tests that change it hold [`heavy`]).
@@ -46,13 +45,32 @@ pub fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(Fixture::create)
 }
 
+/// The shared fixture's temporary directory, removed when the test binary exits.
+static FIXTURE_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Removes the fixture's directory. A static is never dropped, so without this every run of
+/// the tests would leave a copy of the workspace in the temporary directory.
+extern "C" fn remove_fixture_dir() {
+    if let Some(dir) = FIXTURE_DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 impl Fixture {
     fn create() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("perf-e2e-")
             .tempdir()
-            .expect("temp dir");
-        let root = dir.path().join("project");
+            .expect("temp dir")
+            .keep();
+        FIXTURE_DIR
+            .set(dir.clone())
+            .expect("the fixture is made once");
+        // SAFETY: registers a plain function with no captured state; it runs at process exit,
+        // after the tests (the test harness ends with `exit`, on success and failure).
+        let registered = unsafe { nix::libc::atexit(remove_fixture_dir) };
+        assert_eq!(registered, 0, "atexit refused the fixture's clean-up");
+        let root = dir.join("project");
         let source = workspace_root();
         let listed = checked(
             Command::new("git")
@@ -75,7 +93,7 @@ impl Fixture {
             std::fs::create_dir_all(to.parent().unwrap()).unwrap();
             std::fs::copy(&from, &to).unwrap();
         }
-        let fixture = Self { root, _dir: dir };
+        let fixture = Self { root };
         fixture.git(&["init", "--quiet", "--initial-branch=main"]);
         fixture.commit_all("fixture: the workspace under test");
         // Build the harness once, so the first test does not pay for it under a timeout.
@@ -113,7 +131,9 @@ impl Fixture {
         self.git(&["rev-parse", "HEAD"])
     }
 
-    /// `cargo xtask <args>` in the fixture, with a clean service environment.
+    /// `cargo xtask <args>` in the fixture, with a clean service environment and none of
+    /// GitHub Actions' variables (were the tests run in a pull request's job, a run must not
+    /// comment on it or write its summary).
     pub fn xtask(&self, args: &[&str]) -> Command {
         let mut command = Command::new(cargo());
         command
@@ -121,12 +141,20 @@ impl Fixture {
             .args(args)
             .current_dir(&self.root)
             .env("CARGO_TARGET_DIR", shared_target_dir())
-            .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
-            .env_remove("PERF_POSTGRES_IMAGE")
-            .env_remove("PERF_REDIS_IMAGE")
-            .env_remove("GITHUB_STEP_SUMMARY")
             .stdin(Stdio::null());
+        for variable in [
+            "DATABASE_URL",
+            "REDIS_URL",
+            "PERF_POSTGRES_IMAGE",
+            "PERF_REDIS_IMAGE",
+            "GITHUB_STEP_SUMMARY",
+            "GITHUB_TOKEN",
+            "GITHUB_EVENT_PATH",
+            "GITHUB_API_URL",
+            "GITHUB_REPOSITORY",
+        ] {
+            command.env_remove(variable);
+        }
         command
     }
 

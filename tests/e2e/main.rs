@@ -2,7 +2,6 @@
 //! workspace, against real Postgres and Redis (native servers and Docker containers).
 //! Runs that start services hold `perf_tests::heavy()` so they do not share the two cores.
 
-mod base;
 mod baselines;
 mod docker;
 mod external;
