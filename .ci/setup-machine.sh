@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine of this project's kind lacks, idempotently (check, then act):
 # Redis, a running Docker engine, the local Postgres and Redis images (no registry is
-# reachable here, so they are built from Debian's packages), and gungraun-runner at the
-# version of the gungraun crate in Cargo.lock.
+# reachable here, so they are built from Debian's packages), gungraun-runner at the
+# version of the gungraun crate in Cargo.lock, and the workflow linters (zizmor,
+# check-jsonschema) from PyPI in a virtual environment under target/.
 #
 # Safe to run again on a machine an earlier run used. Prints one line per step.
 set -euo pipefail
@@ -94,5 +95,19 @@ if [ -n "$want" ] && [ "$have" != "$want" ]; then
     cargo install gungraun-runner --version "$want" --locked --quiet
 else
     log "gungraun-runner ${have:-?} matches gungraun ${want:-?}"
+fi
+# 5. Workflow linters at pinned versions, in target/ci-tools (a Python virtual environment).
+tools="$root/target/ci-tools"
+zizmor_version=1.32.0
+check_jsonschema_version=0.39.0
+if "$tools/bin/zizmor" --version 2>/dev/null | grep -qxF "zizmor $zizmor_version" \
+    && "$tools/bin/check-jsonschema" --version 2>/dev/null | grep -qF "version $check_jsonschema_version"; then
+    log "zizmor $zizmor_version and check-jsonschema $check_jsonschema_version are installed"
+else
+    log "installing zizmor $zizmor_version and check-jsonschema $check_jsonschema_version into $tools"
+    python3 -m venv "$tools"
+    "$tools/bin/pip" install --quiet --disable-pip-version-check \
+        "zizmor==$zizmor_version" "check-jsonschema==$check_jsonschema_version" >"$logs/pip.log" 2>&1 \
+        || { log "pip install failed; see $logs/pip.log"; exit 1; }
 fi
 log "machine ready"

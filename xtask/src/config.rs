@@ -7,7 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+#[cfg(feature = "harness")]
 use crate::provision::ImageChoice;
+
+/// The git branch that stores the target branch's records unless `baseline_branch` says
+/// otherwise.
+pub const DEFAULT_BASELINE_BRANCH: &str = "perf-baselines";
 
 /// `[workspace.metadata.perf]`, exactly as written (every key optional, no unknown keys).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,7 +39,7 @@ impl Default for PerfMetadata {
     fn default() -> Self {
         Self {
             target_branch: "main".to_owned(),
-            baseline_branch: crate::store::DEFAULT_BRANCH.to_owned(),
+            baseline_branch: DEFAULT_BASELINE_BRANCH.to_owned(),
             max_ancestor_distance: 20,
             machine_class: "auto".to_owned(),
             images: Images::default(),
@@ -200,6 +205,7 @@ pub fn parse_metadata(manifest: &str) -> Result<PerfMetadata, String> {
 
 /// Images the docker mode starts: `PERF_POSTGRES_IMAGE` / `PERF_REDIS_IMAGE` override the
 /// configured ones.
+#[cfg(feature = "harness")]
 pub fn image_choices(images: &Images) -> (ImageChoice, ImageChoice) {
     let pick = |variable: &'static str, configured: &str| ImageChoice {
         reference: std::env::var(variable)

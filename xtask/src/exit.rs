@@ -1,5 +1,7 @@
 //! The harness's exit codes and its top-level error type. Three distinct values, documented in
-//! the README: 0 success, 1 regression found, 2 harness or usage error.
+//! the README: 0 success, 1 regression found, 2 harness or usage error. Commands that judge
+//! nothing never exit 1: `perf publish` exits 0 also when a fork's token could not comment
+//! (the comment is saved for a trusted workflow), since the gate's verdict is the run's.
 
 use std::process::ExitCode;
 

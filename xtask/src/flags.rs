@@ -62,7 +62,9 @@ pub struct PerfFlags {
     #[arg(long, value_name = "REASON")]
     pub accept: Option<String>,
 
-    /// CI mode: no colours, the Markdown report is appended to `GITHUB_STEP_SUMMARY`.
+    /// CI mode: no colours, the Markdown report is appended to `GITHUB_STEP_SUMMARY` and, in a
+    /// workflow run by a pull request, published as its sticky comment (as `perf publish`; a
+    /// comment that cannot be published is a warning, never a change of the exit code).
     #[arg(long)]
     pub ci: bool,
 }
@@ -81,6 +83,35 @@ pub enum PerfAction {
     /// under the configured verdict rules, and how far each moved. Exit 1 when any metric
     /// alarmed, with the threshold that would quiet it.
     Calibrate(CalibrateFlags),
+    /// Publish a run's report: append it to the job summary (`GITHUB_STEP_SUMMARY`) and
+    /// create, or update in place, ONE comment on the pull request (found by a hidden marker).
+    /// Reads `GITHUB_TOKEN`, `GITHUB_REPOSITORY`, `GITHUB_API_URL` (default
+    /// https://api.github.com) and, without --pr, the event at `GITHUB_EVENT_PATH`. Retries
+    /// server errors and rate limits with exponential backoff (4 attempts).
+    ///
+    /// Exit codes: 0 the comment was created or updated, or the token may not comment (a pull
+    /// request from a fork): then a warning, and the comment is saved in `<report>/comment/`
+    /// for `--from-artifact` (the perf verdict is the run's exit code, not publishing's);
+    /// 2 a missing or bad input (report, artifact, environment variable) or GitHub still
+    /// failing after the last attempt. Never 1.
+    Publish(PublishFlags),
+}
+
+/// `cargo xtask perf publish`.
+#[derive(Debug, Clone, Args)]
+pub struct PublishFlags {
+    /// The run's output directory, which holds `report.md` (as `--out`). Default: `target/perf`.
+    #[arg(long, value_name = "DIR", conflicts_with = "from_artifact")]
+    pub report: Option<PathBuf>,
+    /// The pull request to comment on. Default: the event's (`GITHUB_EVENT_PATH`); with
+    /// --from-artifact, the artifact's (and it must match).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pr: Option<u64>,
+    /// Post the comment a publication saved because its token could not (`<report>/comment/`,
+    /// downloaded as an artifact). For a `workflow_run` workflow, which never runs the pull
+    /// request's code: this reads the two files and nothing else.
+    #[arg(long, value_name = "DIR")]
+    pub from_artifact: Option<PathBuf>,
 }
 
 /// `cargo xtask perf calibrate`.

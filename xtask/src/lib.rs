@@ -6,22 +6,41 @@
 //!
 //! `compare`, `stats` and `render` are pure; only `provision` starts services; only `baseline`
 //! and `store` (the baseline branch) know git.
+//!
+//! Without the default `harness` feature only the pure steps and their data are built
+//! (`config`, `record`, `compare`, `stats`, `render`): the harness builds its own `render`
+//! benchmark that way, in release, without services, git or GitHub's client.
 
+#[cfg(feature = "harness")]
 pub mod baseline;
+#[cfg(feature = "harness")]
 pub mod baseline_command;
+#[cfg(feature = "harness")]
 pub mod calibrate;
 pub mod compare;
 pub mod config;
+#[cfg(feature = "harness")]
 pub mod exit;
+#[cfg(feature = "harness")]
 pub mod fingerprint;
+#[cfg(feature = "harness")]
 pub mod flags;
+#[cfg(feature = "harness")]
 pub mod history;
+#[cfg(feature = "harness")]
 pub mod perf;
+#[cfg(feature = "harness")]
 pub mod progress;
+#[cfg(feature = "harness")]
 pub mod provision;
+#[cfg(feature = "harness")]
+pub mod publish;
 pub mod record;
 pub mod render;
 pub mod stats;
+#[cfg(feature = "harness")]
 pub mod store;
+#[cfg(feature = "harness")]
 pub mod suites;
+#[cfg(feature = "harness")]
 pub mod workspace;

@@ -3,9 +3,6 @@
 //! services start, suites run, the record is stored, the comparison is rendered, and services
 //! are torn down whatever happened, including Ctrl-C (SIGINT) and SIGTERM.
 
-use std::io::Write as _;
-use std::path::PathBuf;
-
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -86,6 +83,9 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
     }
     if let Some(PerfAction::Baseline(command)) = &flags.action {
         return crate::baseline_command::run(command, &layout);
+    }
+    if let Some(PerfAction::Publish(publish)) = &flags.action {
+        return crate::publish::run(publish).await;
     }
     if let Some(PerfAction::History(history)) = &flags.action {
         let request = crate::history::HistoryRequest {
@@ -659,7 +659,7 @@ async fn measure_and_report(
     run.progress.finish();
     print!("{}", render::terminal(&report));
     if flags.ci {
-        append_step_summary(&markdown)?;
+        crate::publish::after_ci_run(&layout.out_dir, &markdown).await?;
     }
     Ok(if failing.is_empty() || head_record.acceptance.is_some() {
         Outcome::Success
@@ -704,25 +704,6 @@ fn target_branch_history(
         }
     }
     Ok(history)
-}
-
-/// Appends the Markdown report to `GITHUB_STEP_SUMMARY` when GitHub Actions provides one.
-fn append_step_summary(markdown: &str) -> Result<()> {
-    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
-        return Ok(());
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| {
-            format!(
-                "opening GITHUB_STEP_SUMMARY {}",
-                PathBuf::from(&path).display()
-            )
-        })?;
-    file.write_all(markdown.as_bytes())?;
-    Ok(())
 }
 
 /// A short id, unique enough per run, that names the run's databases and cache namespaces.

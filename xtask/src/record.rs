@@ -12,7 +12,47 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::provision::ServicesDescription;
+/// How the services are provided.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[cfg_attr(feature = "harness", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum ServicesMode {
+    Auto,
+    Docker,
+    Native,
+    External,
+}
+
+impl fmt::Display for ServicesMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Docker => "docker",
+            Self::Native => "native",
+            Self::External => "external",
+        })
+    }
+}
+
+/// What was started, for the record and the report.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct ServicesDescription {
+    /// The mode that actually serves (never `auto`).
+    pub mode: ServicesMode,
+    /// Why this mode was chosen, e.g. "auto: no Docker engine answers at ...; native servers found on PATH".
+    pub reason: String,
+    /// `SHOW server_version`, e.g. "15.18 (Debian 15.18-0+deb12u1)".
+    pub postgres_version: String,
+    /// `redis_version` from `INFO server`, e.g. "7.0.15".
+    pub redis_version: String,
+    /// Image references (with digest/id when known) in docker mode.
+    pub postgres_image: Option<String>,
+    pub redis_image: Option<String>,
+}
 
 /// The version of the record format this harness writes and reads. Bump it before changing
 /// the shape of [`RunRecord`].
@@ -334,8 +374,8 @@ pub fn json_schema() -> serde_json::Value {
 }
 
 /// A record of `commit` on a fixed environment, holding `metrics`: for unit tests that need
-/// records and care only about their metrics.
-#[cfg(test)]
+/// records and care only about their metrics (those of `history` and `calibrate`).
+#[cfg(all(test, feature = "harness"))]
 pub(crate) fn test_record(commit: &str, metrics: Vec<Metric>) -> RunRecord {
     let mut record: RunRecord = serde_json::from_value(serde_json::json!({
         "schema_version": SCHEMA_VERSION, "commit": commit, "dirty": false,
@@ -400,8 +440,8 @@ mod tests {
                 rustc: "rustc 1.90.0".to_owned(),
                 valgrind: Some("valgrind-3.24.0".to_owned()),
                 gungraun_runner: None,
-                services: crate::provision::ServicesDescription {
-                    mode: crate::provision::ServicesMode::Native,
+                services: ServicesDescription {
+                    mode: ServicesMode::Native,
                     reason: "asked".to_owned(),
                     postgres_version: "15".to_owned(),
                     redis_version: "7".to_owned(),

@@ -572,6 +572,174 @@ fn markdown_table(out: &mut String, rows: &[&MetricComparison]) {
     }
 }
 
+/// `markdown` (as [`markdown`] renders it) shortened to at most `max_len` bytes, for a place
+/// that holds only so much (a PR comment). Bytes, not characters: a text of `n` bytes has at
+/// most `n` characters however a reader counts them, so the limit holds for every reader.
+///
+/// Only whole table rows are left out: first those of folded (`<details>`) tables, then those
+/// of the other tables from the last table to the first (the regressions' table, which comes
+/// first, loses rows last), each table from its end; under each shortened table a line says
+/// how many of its rows were left out. The headline (the first line) is always kept. Only when
+/// the text is still too long without any table row are whole lines cut from the end (closing
+/// an open code block and `<details>`), and a last line says so.
+pub fn fit_markdown(markdown: &str, max_len: usize) -> String {
+    if markdown.len() <= max_len {
+        return markdown.to_owned();
+    }
+    let lines: Vec<&str> = markdown.split_inclusive('\n').collect();
+    let tables = markdown_tables(&lines);
+    let mut kept: Vec<usize> = tables.iter().map(|table| table.rows.len()).collect();
+    let folded_first = (0..tables.len())
+        .rev()
+        .filter(|&t| tables[t].folded)
+        .chain((0..tables.len()).rev().filter(|&t| !tables[t].folded));
+    let mut len = markdown.len();
+    for t in folded_first {
+        let rows = &tables[t].rows;
+        while len > max_len && kept[t] > 0 {
+            let note_before = left_out_note(rows.len() - kept[t]).len();
+            kept[t] -= 1;
+            let note_after = left_out_note(rows.len() - kept[t]).len();
+            len = len - lines[rows.start + kept[t]].len() - note_before + note_after;
+        }
+        if len <= max_len {
+            break;
+        }
+    }
+    let mut fitted = String::with_capacity(len);
+    for (i, line) in lines.iter().enumerate() {
+        let table = tables
+            .iter()
+            .zip(&kept)
+            .find(|(table, _)| table.rows.contains(&i));
+        match table {
+            Some((table, &kept)) => {
+                if i < table.rows.start + kept {
+                    fitted.push_str(line);
+                }
+                if i + 1 == table.rows.end && kept < table.rows.len() {
+                    fitted.push_str(&left_out_note(table.rows.len() - kept));
+                }
+            }
+            None => fitted.push_str(line),
+        }
+    }
+    if fitted.len() <= max_len {
+        fitted
+    } else {
+        cut_whole_lines(&fitted, max_len)
+    }
+}
+
+/// The line under a table that `fit_markdown` shortened.
+fn left_out_note(rows_left_out: usize) -> String {
+    if rows_left_out == 0 {
+        return String::new();
+    }
+    format!(
+        "\n_{rows_left_out} row(s) of this table left out to fit in one comment: the full report \
+         is the run's `report.md`._\n"
+    )
+}
+
+/// The last line of a report that `fit_markdown` had to cut after its tables.
+const CUT_NOTE: &str = "\n_The rest of the report was left out to fit in one comment: the full \
+                        report is the run's `report.md`._\n";
+
+/// The body rows of a Markdown table, as line numbers, and whether it is folded.
+struct MarkdownTable {
+    rows: std::ops::Range<usize>,
+    folded: bool,
+}
+
+/// The tables of a Markdown text with at least one body row (outside code blocks): a line
+/// starting with `|`, then a separator line (`|---|---:|`), then the rows, each starting with
+/// `|`.
+fn markdown_tables(lines: &[&str]) -> Vec<MarkdownTable> {
+    let is_separator = |line: &str| {
+        let line = line.trim_end();
+        line.starts_with('|')
+            && line.contains('-')
+            && line.chars().all(|c| matches!(c, '|' | '-' | ':' | ' '))
+    };
+    let mut tables = Vec::new();
+    let mut in_code_block = false;
+    let mut open_details = 0_usize;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if line.trim_start().starts_with("```") {
+            in_code_block = !in_code_block;
+        } else if !in_code_block {
+            if line.starts_with("<details") {
+                open_details += 1;
+            }
+            if line.contains("</details>") {
+                open_details = open_details.saturating_sub(1);
+            }
+            if line.starts_with('|') && lines.get(i + 1).is_some_and(|next| is_separator(next)) {
+                let start = i + 2;
+                let end = (start..lines.len())
+                    .find(|&j| !lines[j].starts_with('|'))
+                    .unwrap_or(lines.len());
+                if end > start {
+                    tables.push(MarkdownTable {
+                        rows: start..end,
+                        folded: open_details > 0,
+                    });
+                }
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    tables
+}
+
+/// `text` cut after its last whole line that fits in `max_len` bytes with what closes an open
+/// code block and `<details>`, and [`CUT_NOTE`]. The first line is kept (cut at a character
+/// boundary only when it alone is too long).
+fn cut_whole_lines(text: &str, max_len: usize) -> String {
+    let closing = |in_code_block: bool, open_details: usize| {
+        let mut closing = String::new();
+        if in_code_block {
+            closing.push_str("```\n");
+        }
+        closing.push_str(&"</details>\n".repeat(open_details));
+        closing
+    };
+    let mut kept = String::new();
+    let (mut in_code_block, mut open_details) = (false, 0_usize);
+    for line in text.split_inclusive('\n') {
+        let (mut code_after, mut details_after) = (in_code_block, open_details);
+        if line.trim_start().starts_with("```") {
+            code_after = !code_after;
+        } else if !code_after {
+            details_after += usize::from(line.starts_with("<details"));
+            details_after = details_after.saturating_sub(usize::from(line.contains("</details>")));
+        }
+        let needed =
+            kept.len() + line.len() + closing(code_after, details_after).len() + CUT_NOTE.len();
+        if needed > max_len {
+            break;
+        }
+        kept.push_str(line);
+        (in_code_block, open_details) = (code_after, details_after);
+    }
+    if kept.is_empty() {
+        // Not even the first line fits beside the note: as much of it as fits, alone.
+        let mut end = max_len.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        return text[..end].to_owned();
+    }
+    kept.push_str(&closing(in_code_block, open_details));
+    kept.push_str(CUT_NOTE);
+    kept
+}
+
 /// `4 kept, 1 broken` (and `, 1 not measured` when a filtered run skipped some).
 fn budget_counts(budgets: &[BudgetCheck]) -> String {
     let broken = budgets.iter().filter(|b| b.broken).count();
@@ -897,6 +1065,140 @@ mod snapshots {
         let json = json(&report);
         assert_eq!(json["budgets"][0]["broken"], true);
         assert_eq!(json["acceptance"]["by"], "octocat");
+    }
+
+    /// A report far over a PR comment's limit: 40 regressions, 1,000 improvements and 1,300
+    /// unchanged rows of I/O counts.
+    fn oversize_markdown() -> String {
+        use MetricKind::Deterministic as D;
+        let metric = |i: usize, value: f64| {
+            (
+                format!("io/scenario_{i:04}/sql/select_review_cards_{i:08x}"),
+                Suite::IoCounts,
+                Unit::Statements,
+                D,
+                value,
+            )
+        };
+        let base_metrics: Vec<_> = (0..2340).map(|i| metric(i, 100.0)).collect();
+        let head_metrics: Vec<_> = (0..2340)
+            .map(|i| match i {
+                0..40 => metric(i, 101.0),
+                40..1040 => metric(i, 90.0),
+                _ => metric(i, 100.0),
+            })
+            .collect();
+        fn borrow(
+            metrics: &[(String, Suite, Unit, MetricKind, f64)],
+        ) -> Vec<(&str, Suite, Unit, MetricKind, f64)> {
+            metrics
+                .iter()
+                .map(|(name, suite, unit, kind, value)| {
+                    (name.as_str(), *suite, *unit, *kind, *value)
+                })
+                .collect()
+        }
+        let base = record(
+            "1111111111111111111111111111111111111111",
+            borrow(&base_metrics),
+        );
+        let head = record(
+            "2222222222222222222222222222222222222222",
+            borrow(&head_metrics),
+        );
+        let comparison = compare(&base, &head, &Thresholds::default());
+        markdown(&report(&head, &comparison))
+    }
+
+    /// The numbers in the "N row(s) of this table left out" lines of a fitted report.
+    fn rows_left_out(fitted: &str) -> Vec<usize> {
+        fitted
+            .lines()
+            .filter(|line| line.contains("row(s) of this table left out"))
+            .map(|line| {
+                line.trim_start_matches('_')
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_oversize_report_loses_whole_rows_and_says_how_many() {
+        const LIMIT: usize = 65_000;
+        let full = oversize_markdown();
+        assert!(
+            full.len() > 4 * LIMIT,
+            "the fixture must be oversize: {}",
+            full.len()
+        );
+        let fitted = fit_markdown(&full, LIMIT);
+
+        assert!(fitted.len() <= LIMIT, "{} bytes", fitted.len());
+        assert!(fitted.chars().count() <= LIMIT);
+        assert_eq!(
+            fitted.lines().next(),
+            full.lines().next(),
+            "the headline is kept"
+        );
+        // Never a cut row: every table row left is a whole row of the full report.
+        let full_lines: std::collections::HashSet<&str> = full.lines().collect();
+        let table_rows = |text: &str| text.lines().filter(|l| l.starts_with("| `")).count();
+        for line in fitted.lines().filter(|line| line.starts_with('|')) {
+            assert!(full_lines.contains(line), "a row was cut: {line}");
+        }
+        // The notes count exactly the rows that are gone.
+        let left_out: usize = rows_left_out(&fitted).iter().sum();
+        assert!(left_out > 0);
+        assert_eq!(table_rows(&full) - table_rows(&fitted), left_out);
+        // Unchanged rows go first, regressions last: all 40 regressions are still there.
+        let regressions = fitted
+            .split("### Improvements")
+            .next()
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("| `io/"))
+            .count();
+        assert_eq!(regressions, 40, "{fitted}");
+        assert_eq!(
+            rows_left_out(&fitted).len(),
+            2,
+            "the folded table is emptied, then the improvements are shortened: {fitted}"
+        );
+        assert!(fitted.contains("</details>"), "the fold is still closed");
+        assert!(
+            fitted.contains("<sub>Machine class"),
+            "what follows the tables is kept"
+        );
+    }
+
+    #[test]
+    fn a_report_that_fits_is_unchanged() {
+        let (base, head) = base_and_head();
+        let comparison = compare(&base, &head, &Thresholds::default());
+        let full = markdown(&report(&head, &comparison));
+        assert_eq!(fit_markdown(&full, full.len()), full);
+    }
+
+    #[test]
+    fn without_rows_to_leave_out_whole_lines_are_cut_and_blocks_closed() {
+        let plan = format!("```\nbase: {}\n```\n\n", "Seq Scan[words] ".repeat(20));
+        let full = format!("## Performance: headline\n\n{}", plan.repeat(50));
+        let fitted = fit_markdown(&full, 1_000);
+        assert!(fitted.len() <= 1_000, "{} bytes", fitted.len());
+        assert!(fitted.starts_with("## Performance: headline\n"));
+        assert_eq!(
+            fitted.matches("```").count() % 2,
+            0,
+            "code blocks are closed: {fitted}"
+        );
+        assert!(
+            fitted.ends_with("the full report is the run's `report.md`._\n"),
+            "{fitted}"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use git2::{
 use crate::record::{self, RecordError, RunRecord};
 
 /// The branch the store uses unless told otherwise.
-pub const DEFAULT_BRANCH: &str = "perf-baselines";
+pub const DEFAULT_BRANCH: &str = crate::config::DEFAULT_BASELINE_BRANCH;
 
 /// How many times `push` tries before it gives up on a remote that keeps moving.
 pub const MAX_PUSH_ATTEMPTS: usize = 5;

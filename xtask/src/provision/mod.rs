@@ -21,6 +21,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 pub use error::ProvisionError;
+// Part of every record, so defined beside it (and built without the harness feature).
+pub use crate::record::{ServicesDescription, ServicesMode};
 
 /// The variable that overrides the Postgres image.
 pub const POSTGRES_IMAGE_VARIABLE: &str = "PERF_POSTGRES_IMAGE";
@@ -28,37 +30,6 @@ pub const POSTGRES_IMAGE_VARIABLE: &str = "PERF_POSTGRES_IMAGE";
 pub const REDIS_IMAGE_VARIABLE: &str = "PERF_REDIS_IMAGE";
 /// How long each server gets to answer a real query after it was started.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How the services are provided.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum ServicesMode {
-    Auto,
-    Docker,
-    Native,
-    External,
-}
-
-impl fmt::Display for ServicesMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Auto => "auto",
-            Self::Docker => "docker",
-            Self::Native => "native",
-            Self::External => "external",
-        })
-    }
-}
 
 /// An image reference and where its name came from (so errors can name the override).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,24 +46,6 @@ pub struct ProvisionOptions {
     pub mode: ServicesMode,
     pub postgres_image: ImageChoice,
     pub redis_image: ImageChoice,
-}
-
-/// What was started, for the record and the report.
-#[derive(
-    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
-pub struct ServicesDescription {
-    /// The mode that actually serves (never `auto`).
-    pub mode: ServicesMode,
-    /// Why this mode was chosen, e.g. "auto: no Docker engine answers at ...; native servers found on PATH".
-    pub reason: String,
-    /// `SHOW server_version`, e.g. "15.18 (Debian 15.18-0+deb12u1)".
-    pub postgres_version: String,
-    /// `redis_version` from `INFO server`, e.g. "7.0.15".
-    pub redis_version: String,
-    /// Image references (with digest/id when known) in docker mode.
-    pub postgres_image: Option<String>,
-    pub redis_image: Option<String>,
 }
 
 impl ImageChoice {

@@ -13,6 +13,19 @@ use super::SuiteError;
 /// that does not have it).
 pub const BENCHES: [(&str, &str); 2] = [("bench-suite", "instructions"), ("xtask", "render")];
 
+/// Cargo's feature flags for a package's instruction benchmark. The harness's own (`xtask`'s
+/// `render`) is built with only the pure steps it measures, not the services, git and GitHub
+/// crates of the `harness` feature, which would otherwise be built in release for every
+/// measured checkout. Revisions from before the feature existed accept the flag too (they have
+/// no default features to turn off).
+pub fn cargo_feature_args(package: &str) -> &'static [&'static str] {
+    if package == "xtask" {
+        &["--no-default-features"]
+    } else {
+        &[]
+    }
+}
+
 /// Gungraun's arguments: JSON lines on stdout, and the harness's plain-text filter as a
 /// wildcard pattern over `FILE::GROUP::FUNCTION::ID`. A metric's name separates those parts
 /// with `/` (`instructions/query/due_cards_row_decode`), so `/` in the filter becomes `::`.

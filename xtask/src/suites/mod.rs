@@ -445,7 +445,9 @@ async fn measure_in_database(
             }
             let mut bench = tool(&cargo, checkout);
             bench
-                .args(["bench", "--package", package, "--bench", bench_name, "--"])
+                .args(["bench", "--package", package, "--bench", bench_name])
+                .args(instructions::cargo_feature_args(package))
+                .arg("--")
                 .args(instructions::gungraun_args(filter.pattern()))
                 .env("GUNGRAUN_HOME", raw.join("gungraun").join(bench_name));
             // Row decoding reads its rows from the seeded database in its setup.
@@ -543,7 +545,9 @@ async fn build_bench_suite(
             continue;
         }
         let mut build_bench = tool_in(&cargo, dir, target_dir);
-        build_bench.args(["bench", "--package", package, "--bench", bench, "--no-run"]);
+        build_bench
+            .args(["bench", "--package", package, "--bench", bench, "--no-run"])
+            .args(instructions::cargo_feature_args(package));
         run_tool(
             build_bench,
             &format!("{label}: cargo bench --package {package} --bench {bench} --no-run"),
