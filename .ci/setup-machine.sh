@@ -105,7 +105,11 @@ if "$tools/bin/zizmor" --version 2>/dev/null | grep -qxF "zizmor $zizmor_version
     log "zizmor $zizmor_version and check-jsonschema $check_jsonschema_version are installed"
 else
     log "installing zizmor $zizmor_version and check-jsonschema $check_jsonschema_version into $tools"
-    python3 -m venv "$tools"
+    python3 -m venv "$tools" >"$logs/venv.log" 2>&1 || {
+        log "python3 -m venv failed (see $logs/venv.log): installing python3-venv"
+        apt_install python3-venv
+        python3 -m venv "$tools"
+    }
     "$tools/bin/pip" install --quiet --disable-pip-version-check \
         "zizmor==$zizmor_version" "check-jsonschema==$check_jsonschema_version" >"$logs/pip.log" 2>&1 \
         || { log "pip install failed; see $logs/pip.log"; exit 1; }
