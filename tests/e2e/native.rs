@@ -1,5 +1,7 @@
 //! The native provisioning path: a whole `--quick` run, its record, and an A/A comparison of
-//! two runs of the same commit.
+//! two runs of the same commit, and its renderings (JSON, Bencher Metric Format, HTML).
+
+use std::path::Path;
 
 use perf_tests::{
     assert_torn_down, assert_valid_record, fixture, heavy, metric, read_json, ready_services, run,
@@ -215,5 +217,26 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
     for row in plans {
         assert_eq!(row["verdict"], "unchanged", "A/A changed a plan: {row:#}");
     }
+    // The other renderings of the same comparison: every head metric in Bencher Metric
+    // Format, and one self-contained page with base-vs-head plots of the wall-time samples.
+    let bmf = read_json(&out.path().join("report.bmf.json"));
+    let second_record = read_json(Path::new(report["record"].as_str().expect("record path")));
+    let metrics = second_record["metrics"].as_array().unwrap();
+    assert_eq!(bmf.as_object().unwrap().len(), metrics.len(), "{bmf:#}");
+    for metric in metrics {
+        let name = metric["name"].as_str().unwrap();
+        let measures = bmf[name]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name} not in BMF"));
+        let value = measures.values().next().unwrap()["value"].as_f64().unwrap();
+        assert!(value.is_finite(), "{name}: {measures:?}");
+    }
+    let page = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(page.contains("No regression"), "{page}");
+    assert!(page.contains("<svg"), "no plot in report.html");
+    assert!(
+        !page.contains("https://"),
+        "report.html loads something from outside"
+    );
     assert_torn_down(&ready_services(&second.stderr));
 }

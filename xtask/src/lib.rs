@@ -15,6 +15,7 @@
 pub mod baseline;
 #[cfg(feature = "harness")]
 pub mod baseline_command;
+pub mod bmf;
 #[cfg(feature = "harness")]
 pub mod calibrate;
 pub mod compare;
@@ -27,6 +28,8 @@ pub mod fingerprint;
 pub mod flags;
 #[cfg(feature = "harness")]
 pub mod history;
+#[cfg(feature = "harness")]
+pub mod html;
 #[cfg(feature = "harness")]
 pub mod perf;
 #[cfg(feature = "harness")]

@@ -606,9 +606,9 @@ async fn measure_and_report(
         }
     };
 
-    let history = match &base_record {
+    let (history, history_records) = match &base_record {
         Some(base) => target_branch_history(repo, layout, metadata, base, progress)?,
-        None => compare::History::new(),
+        None => (compare::History::new(), Vec::new()),
     };
     let comparison: Option<Comparison> = base_record.as_ref().map(|base| {
         compare::compare_with_history(base, &head_record, &metadata.thresholds, &history)
@@ -656,8 +656,22 @@ async fn measure_and_report(
     record::write_atomically(&layout.out_dir.join("report.md"), markdown.as_bytes())?;
     let json = serde_json::to_vec_pretty(&render::json(&report))?;
     record::write_atomically(&layout.out_dir.join("report.json"), &json)?;
+    let series = crate::html::history_series(&history_records, &Default::default());
+    let page = crate::html::html(&report, base_record.as_ref(), &series);
+    record::write_atomically(&layout.out_dir.join("report.html"), page.as_bytes())?;
+    // The head's metrics for other tools (Bencher's `json` adapter and the like).
+    let bmf = serde_json::to_vec_pretty(&crate::bmf::bencher_metric_format(&head_record))?;
+    record::write_atomically(&layout.out_dir.join("report.bmf.json"), &bmf)?;
     run.progress.finish();
-    print!("{}", render::terminal(&report));
+    // Colours only for a person at a terminal (never in CI logs, never with NO_COLOR set).
+    let coloured = !flags.ci
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+    if coloured {
+        print!("{}", render::terminal_coloured(&report));
+    } else {
+        print!("{}", render::terminal(&report));
+    }
     if flags.ci {
         crate::publish::after_ci_run(&layout.out_dir, &markdown).await?;
     }
@@ -674,13 +688,15 @@ const HISTORY_DEPTH: u32 = 30;
 /// The values of every metric in the stored records (baseline branch, this machine class) of
 /// the base and its first-parent ancestors, oldest first: what noise bands are learned from.
 /// A record that cannot be read is left out and said so; a band then rests on fewer records.
+/// Also the records the values came from (those comparable with the base, and the base), for
+/// the history plots of `report.html`.
 fn target_branch_history(
     repo: &GitRepo,
     layout: &Layout,
     metadata: &PerfMetadata,
     base: &RunRecord,
     progress: &Progress,
-) -> Result<compare::History> {
+) -> Result<(compare::History, Vec<RunRecord>)> {
     let store = BaselineStore::open(&layout.root, &metadata.baseline_branch)?;
     let mut commits = repo.first_parent_ancestors(&base.commit, HISTORY_DEPTH)?;
     commits.reverse();
@@ -692,18 +708,20 @@ fn target_branch_history(
             Err(error) => progress.line(&format!("history: {commit} left out: {error}")),
         }
     }
+    records.push(base.clone());
+    records.retain(|record| {
+        compare::fingerprint_mismatches(&record.environment, &base.environment).is_empty()
+    });
     let mut history = compare::History::new();
-    for record in records.iter().chain(std::iter::once(base)) {
-        if compare::fingerprint_mismatches(&record.environment, &base.environment).is_empty() {
-            for metric in &record.metrics {
-                history
-                    .entry(metric.name.clone())
-                    .or_default()
-                    .push(metric.value);
-            }
+    for record in &records {
+        for metric in &record.metrics {
+            history
+                .entry(metric.name.clone())
+                .or_default()
+                .push(metric.value);
         }
     }
-    Ok(history)
+    Ok((history, records))
 }
 
 /// A short id, unique enough per run, that names the run's databases and cache namespaces.

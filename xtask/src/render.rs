@@ -141,7 +141,8 @@ pub fn format_change(change: Option<f64>) -> String {
     }
 }
 
-fn verdict_label(verdict: Verdict) -> &'static str {
+/// A verdict in a table cell: `REGRESSION`, `improvement`, `unchanged`, `info`, `n/a`.
+pub fn verdict_label(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Regression => "REGRESSION",
         Verdict::Improvement => "improvement",
@@ -296,6 +297,37 @@ pub fn terminal(report: &Report<'_>) -> String {
     out
 }
 
+/// The terminal table for a colour terminal: each row's verdict coloured (regressions and
+/// broken budgets bold red, improvements green), and nothing else changed, so the columns stay
+/// aligned. `perf` uses it when stdout is a terminal, `NO_COLOR` is unset and `--ci` is not
+/// given.
+pub fn terminal_coloured(report: &Report<'_>) -> String {
+    colour_verdicts(&terminal(report))
+}
+
+/// Colours the first word of lines that start with a verdict of interest (ANSI SGR codes).
+pub fn colour_verdicts(text: &str) -> String {
+    const RED_BOLD: &str = "\x1b[1;31m";
+    const GREEN: &str = "\x1b[32m";
+    const RESET: &str = "\x1b[0m";
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.split_inclusive('\n') {
+        let styled = [
+            ("REGRESSION", RED_BOLD),
+            ("BROKEN", RED_BOLD),
+            ("improvement", GREEN),
+        ]
+        .into_iter()
+        .find_map(|(word, style)| {
+            line.strip_prefix(word)
+                .filter(|rest| rest.starts_with(' ') || rest.starts_with('\n') || rest.is_empty())
+                .map(|rest| format!("{style}{word}{RESET}{rest}"))
+        });
+        out.push_str(styled.as_deref().unwrap_or(line));
+    }
+    out
+}
+
 /// Where the run's time went, e.g. `head: build 12.0 s, head: seed 1.3 s (total 13.3 s)`.
 pub fn phases_line(record: &RunRecord) -> String {
     if record.phases.is_empty() {
@@ -311,7 +343,7 @@ pub fn phases_line(record: &RunRecord) -> String {
 }
 
 /// The base, head and change cells of a row: values, or plan shapes for a plan row.
-fn value_cells(row: &MetricComparison) -> [String; 3] {
+pub fn value_cells(row: &MetricComparison) -> [String; 3] {
     match (&row.base_shape, &row.head_shape) {
         (None, None) => [
             format_value(row.base, row.unit),
@@ -787,6 +819,23 @@ pub fn json(report: &Report<'_>) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn colour_marks_verdict_words_only_and_keeps_every_other_byte() {
+        let plain = "perf: 1 regression\nverdict     metric\nREGRESSION  io/x  +3.00%\nimprovement io/y\nunchanged   io/z\nBROKEN  budget\nREGRESSIONS are words too\n";
+        let coloured = colour_verdicts(plain);
+        assert!(coloured.contains("\x1b[1;31mREGRESSION\x1b[0m  io/x  +3.00%\n"));
+        assert!(coloured.contains("\x1b[32mimprovement\x1b[0m io/y\n"));
+        assert!(coloured.contains("\x1b[1;31mBROKEN\x1b[0m  budget\n"));
+        assert!(coloured.contains("unchanged   io/z\n"));
+        assert!(coloured.contains("\nREGRESSIONS are words too\n"));
+        let stripped = coloured
+            .replace("\x1b[1;31m", "")
+            .replace("\x1b[32m", "")
+            .replace("\x1b[0m", "");
+        assert_eq!(stripped, plain);
+    }
+
     use super::*;
 
     #[test]

@@ -1,0 +1,802 @@
+//! `report.html`: one report as ONE self-contained HTML file (inline CSS and inline SVG, no
+//! scripts, no external resources) to open from a CI artifact. Pure: it renders the same
+//! [`Report`] values as the Markdown renderer (`render`), plus the base record's samples and
+//! an optional history of the target branch, and returns a String. Plots are drawn with
+//! `plotters`' SVG backend: the per-iteration samples of base and head of wall-time metrics
+//! (a strip plot), and each metric's values along the target branch with its change points
+//! and this run's head value. At most [`MAX_PLOTS`] plots are drawn, regressions first; the
+//! page says how many were left out. Every text from outside is escaped ([`escape_html`]).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+
+use crate::compare::{MetricComparison, Verdict};
+use crate::record::{MetricKind, RunRecord, Unit};
+use crate::render::{self, BaselineDisclosure, Report};
+use crate::stats::{self, ChangePointOptions};
+
+/// How many plots a page holds at most, so that the file stays small.
+pub const MAX_PLOTS: usize = 40;
+
+/// One metric's values along the target branch, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistorySeries {
+    pub metric: String,
+    /// (short commit, value) of each record that has the metric.
+    pub points: Vec<(String, f64)>,
+    /// Indices into `points` of the first value after each persistent shift.
+    pub change_points: Vec<usize>,
+}
+
+/// The history of every numeric metric in `records` (oldest first), with its change points
+/// (`stats::change_points`). A record without a metric is left out of that metric's points.
+pub fn history_series(records: &[RunRecord], options: &ChangePointOptions) -> Vec<HistorySeries> {
+    let mut series: BTreeMap<&str, Vec<(String, f64)>> = BTreeMap::new();
+    for record in records {
+        for metric in &record.metrics {
+            if metric.kind == MetricKind::Categorical || !metric.value.is_finite() {
+                continue;
+            }
+            series
+                .entry(&metric.name)
+                .or_default()
+                .push((render::short_sha(&record.commit).to_owned(), metric.value));
+        }
+    }
+    series
+        .into_iter()
+        .map(|(metric, points)| {
+            let values: Vec<f64> = points.iter().map(|(_, value)| *value).collect();
+            HistorySeries {
+                metric: metric.to_owned(),
+                change_points: stats::change_points(&values, options)
+                    .into_iter()
+                    .map(|change| change.index)
+                    .collect(),
+                points,
+            }
+        })
+        .collect()
+}
+
+/// `text` safe inside HTML element content and quoted attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+/// The report as one HTML page: `base` is the base record (for its samples), `history` the
+/// target branch's series (empty: no history plots).
+pub fn html(report: &Report<'_>, base: Option<&RunRecord>, history: &[HistorySeries]) -> String {
+    html_with_limit(report, base, history, MAX_PLOTS)
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1100px}\
+h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}\
+table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}\
+td.num{text-align:right;white-space:nowrap}tr.regression{background:#fde8e8}tr.improvement{background:#e8f7e8}\
+code{font-size:.95em}.meta{color:#555;font-size:.9em}.plot{margin:1em 0}svg{max-width:100%;height:auto}\
+.change-point{color:#b00}";
+
+/// [`html`] with at most `max_plots` plots.
+pub fn html_with_limit(
+    report: &Report<'_>,
+    base: Option<&RunRecord>,
+    history: &[HistorySeries],
+    max_plots: usize,
+) -> String {
+    let head = report.head;
+    let headline = render::headline(report);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>Performance: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        escape_html(&headline)
+    );
+    let _ = writeln!(out, "<h1>Performance: {}</h1>", escape_html(&headline));
+    header(&mut out, report);
+
+    let rows = sorted_rows(report);
+    let _ = writeln!(out, "<h2>Metrics</h2>");
+    table(&mut out, report, &rows);
+
+    let plots = plan_plots(&rows, base, head, history);
+    if !plots.is_empty() {
+        let _ = writeln!(out, "<h2>Plots</h2>");
+        for plot in plots.iter().take(max_plots) {
+            let _ = writeln!(out, "<div class=\"plot\">");
+            match plot {
+                Plot::Distribution { row, base, head } => {
+                    let _ = writeln!(
+                        out,
+                        "<h3><code>{}</code>: samples, base and head</h3>",
+                        escape_html(&row.name)
+                    );
+                    push_svg(&mut out, distribution_svg(row, base, head));
+                }
+                Plot::History {
+                    row_name,
+                    unit,
+                    series,
+                    head,
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "<h3><code>{}</code>: history of the target branch</h3>",
+                        escape_html(row_name)
+                    );
+                    push_svg(&mut out, history_svg(series, *unit, *head));
+                    for &index in &series.change_points {
+                        if let Some((commit, value)) = series.points.get(index) {
+                            let _ = writeln!(
+                                out,
+                                "<p class=\"change-point\">Change point: the level shifts at \
+                                 <code>{}</code> ({}).</p>",
+                                escape_html(commit),
+                                escape_html(&render::format_value(Some(*value), *unit))
+                            );
+                        }
+                    }
+                }
+            }
+            let _ = writeln!(out, "</div>");
+        }
+        if plots.len() > max_plots {
+            let _ = writeln!(
+                out,
+                "<p class=\"meta\">{} plot(s) left out to keep this file small (regressions \
+                 are plotted first).</p>",
+                plots.len() - max_plots
+            );
+        }
+    }
+    footer(&mut out, report);
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+fn header(out: &mut String, report: &Report<'_>) {
+    let head = report.head;
+    let _ = writeln!(
+        out,
+        "<p>Head: <code>{}</code>{} ({} profile)</p>",
+        escape_html(render::short_sha(&head.commit)),
+        if head.dirty { " (dirty)" } else { "" },
+        head.profile
+    );
+    match &report.baseline {
+        BaselineDisclosure::Used {
+            commit,
+            how_chosen,
+            source,
+            passed_over,
+        } => {
+            let _ = writeln!(
+                out,
+                "<p>Baseline: <code>{}</code> ({}; {})</p>",
+                escape_html(render::short_sha(commit)),
+                escape_html(how_chosen),
+                escape_html(source)
+            );
+            if !passed_over.is_empty() {
+                let _ = writeln!(out, "<ul class=\"meta\">");
+                for why in passed_over {
+                    let _ = writeln!(out, "<li>not used: {}</li>", escape_html(why));
+                }
+                let _ = writeln!(out, "</ul>");
+            }
+        }
+        BaselineDisclosure::None { reason } => {
+            let _ = writeln!(out, "<p>Baseline: none ({})</p>", escape_html(reason));
+        }
+    }
+    let env = &head.environment;
+    let _ = writeln!(
+        out,
+        "<p class=\"meta\">Machine class <code>{}</code>; {} ({} cores); {}; {}; services: {} \
+         (Postgres {}, Redis {}); {}.</p>",
+        escape_html(&env.machine_class),
+        escape_html(&env.cpu_model),
+        env.cores,
+        escape_html(&env.os),
+        escape_html(&env.rustc),
+        env.services.mode,
+        escape_html(&env.services.postgres_version),
+        escape_html(&env.services.redis_version),
+        escape_html(env.valgrind.as_deref().unwrap_or("no valgrind")),
+    );
+    if let Some(command) = render::reproduce_command(report) {
+        let _ = writeln!(
+            out,
+            "<p>Reproduce the worst regression locally: <code>{}</code></p>",
+            escape_html(&command)
+        );
+    }
+}
+
+fn footer(out: &mut String, report: &Report<'_>) {
+    let head = report.head;
+    if !report.budgets.is_empty() {
+        let _ = writeln!(
+            out,
+            "<h2>Budgets</h2>\n<table>\n<tr><th></th><th>metric</th><th>value</th><th>limit</th><th></th></tr>"
+        );
+        let mut budgets: Vec<_> = report.budgets.iter().collect();
+        budgets.sort_by_key(|b| !b.broken);
+        for budget in budgets {
+            let _ = writeln!(
+                out,
+                "<tr{}><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+                if budget.broken {
+                    " class=\"regression\""
+                } else {
+                    ""
+                },
+                match (budget.broken, budget.value) {
+                    (true, _) => "<b>broken</b>",
+                    (false, Some(_)) => "kept",
+                    (false, None) => "not measured",
+                },
+                escape_html(&budget.metric),
+                budget.value.map_or("-".to_owned(), |v| format!("{v}")),
+                escape_html(&budget.limit.to_string()),
+                escape_html(budget.detail.lines().next().unwrap_or_default())
+            );
+        }
+        let _ = writeln!(out, "</table>");
+    }
+    if let Some(acceptance) = &head.acceptance {
+        let _ = writeln!(
+            out,
+            "<p><b>Accepted</b> by {}: {} ({})</p>",
+            escape_html(&acceptance.by),
+            escape_html(&acceptance.reason),
+            escape_html(&acceptance.accepted.join(", "))
+        );
+    }
+    for note in &head.notes {
+        let _ = writeln!(out, "<p class=\"meta\">Note: {}</p>", escape_html(note));
+    }
+    let _ = writeln!(
+        out,
+        "<p class=\"meta\">Time: {}.</p>",
+        escape_html(&render::phases_line(head))
+    );
+    if let Some(path) = &report.record_path {
+        let _ = writeln!(
+            out,
+            "<p class=\"meta\">Record: <code>{}</code></p>",
+            escape_html(path)
+        );
+    }
+}
+
+/// The comparison's rows, regressions first (then improvements, unchanged, ...), each group in
+/// the comparison's order.
+fn sorted_rows<'a>(report: &Report<'a>) -> Vec<&'a MetricComparison> {
+    let mut rows: Vec<&MetricComparison> = report
+        .comparison
+        .map(|c| c.rows.iter().collect())
+        .unwrap_or_default();
+    rows.sort_by_key(|row| row.verdict);
+    rows
+}
+
+fn table(out: &mut String, report: &Report<'_>, rows: &[&MetricComparison]) {
+    let _ = writeln!(
+        out,
+        "<table>\n<tr><th>verdict</th><th>metric</th><th>base</th><th>head</th><th>change</th>\
+         <th>certainty</th><th>rule</th></tr>"
+    );
+    if report.comparison.is_none() {
+        for metric in &report.head.metrics {
+            let value = match &metric.shape {
+                Some(shape) => render::shorten_shapes(shape, shape).1,
+                None => render::format_value(Some(metric.value), metric.unit),
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td>-</td><td><code>{}</code></td><td class=\"num\">-</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">-</td><td></td><td></td></tr>",
+                escape_html(&metric.name),
+                escape_html(&value)
+            );
+        }
+    }
+    for row in rows {
+        let [base, head, change] = render::value_cells(row);
+        let class = match row.verdict {
+            Verdict::Regression => " class=\"regression\"",
+            Verdict::Improvement => " class=\"improvement\"",
+            _ => "",
+        };
+        let _ = writeln!(
+            out,
+            "<tr{class}><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+            render::verdict_label(row.verdict),
+            escape_html(&row.name),
+            escape_html(&base),
+            escape_html(&head),
+            escape_html(&change),
+            escape_html(&render::certainty(row)),
+            escape_html(&row.rule)
+        );
+    }
+    let _ = writeln!(out, "</table>");
+}
+
+/// One plot the page may show.
+enum Plot<'a> {
+    /// Per-iteration samples of a statistical metric, base and head.
+    Distribution {
+        row: &'a MetricComparison,
+        base: &'a [f64],
+        head: &'a [f64],
+    },
+    /// A metric's values along the target branch, and this run's head value.
+    History {
+        row_name: &'a str,
+        unit: Unit,
+        series: &'a HistorySeries,
+        head: Option<f64>,
+    },
+}
+
+/// Every plot the rows allow, in the rows' order (regressions first): a distribution plot of
+/// each statistical metric with samples in both records, and a history plot of each metric
+/// with at least two values in the history.
+fn plan_plots<'a>(
+    rows: &[&'a MetricComparison],
+    base: Option<&'a RunRecord>,
+    head: &'a RunRecord,
+    history: &'a [HistorySeries],
+) -> Vec<Plot<'a>> {
+    let mut plots = Vec::new();
+    for row in rows {
+        let samples = |record: Option<&'a RunRecord>| {
+            record
+                .and_then(|r| r.metric(&row.name))
+                .map(|m| m.samples.as_slice())
+                .filter(|samples| samples.iter().any(|v| v.is_finite()))
+        };
+        if row.kind == MetricKind::Statistical
+            && let (Some(base), Some(head)) = (samples(base), samples(Some(head)))
+        {
+            plots.push(Plot::Distribution { row, base, head });
+        }
+        if row.kind != MetricKind::Categorical
+            && let Some(series) = history
+                .iter()
+                .find(|s| s.metric == row.name && s.points.len() >= 2)
+        {
+            plots.push(Plot::History {
+                row_name: &row.name,
+                unit: row.unit,
+                series,
+                head: row.head,
+            });
+        }
+    }
+    plots
+}
+
+fn push_svg(out: &mut String, svg: Result<String, String>) {
+    match svg {
+        // Inline SVG in HTML needs no namespace: the page then names no URL at all.
+        Ok(svg) => out.push_str(&svg.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1)),
+        Err(error) => {
+            let _ = writeln!(
+                out,
+                "<p class=\"meta\">(plot not drawn: {})</p>",
+                escape_html(&error)
+            );
+        }
+    }
+}
+
+/// A finite range around `values`, padded by 5% (or by 1 around a single value).
+fn padded_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (low, high) = values.filter(|v| v.is_finite()).fold(
+        None,
+        |range: Option<(f64, f64)>, v| match range {
+            None => Some((v, v)),
+            Some((low, high)) => Some((low.min(v), high.max(v))),
+        },
+    )?;
+    let pad = if high > low {
+        (high - low) * 0.05
+    } else {
+        (low.abs() * 0.05).max(1.0)
+    };
+    Some((low - pad, high + pad))
+}
+
+const BASE_COLOR: RGBColor = RGBColor(31, 119, 180);
+const HEAD_COLOR: RGBColor = RGBColor(255, 127, 14);
+const CHANGE_COLOR: RGBColor = RGBColor(187, 0, 0);
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+/// A strip plot: each sample a dot (spread vertically, deterministically, so they do not
+/// hide each other), base above head, each with a bar at its median.
+fn distribution_svg(row: &MetricComparison, base: &[f64], head: &[f64]) -> Result<String, String> {
+    let (low, high) = padded_range(base.iter().chain(head).copied()).ok_or("no finite sample")?;
+    let unit = row.unit;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 170)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(50)
+            .build_cartesian_2d(low..high, 0.0..2.0)
+            .map_err(|e| e.to_string())?;
+        let x_format = |x: &f64| render::format_value(Some(*x), unit);
+        let y_format = |y: &f64| match *y {
+            y if (y - 1.5).abs() < 0.01 => "base".to_owned(),
+            y if (y - 0.5).abs() < 0.01 => "head".to_owned(),
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_labels(6)
+            .y_labels(5)
+            .x_label_formatter(&x_format)
+            .y_label_formatter(&y_format)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (samples, center, color) in [(base, 1.5, BASE_COLOR), (head, 0.5, HEAD_COLOR)] {
+            let jitter = |i: usize| ((i as f64 * 0.618_033_988_75).fract() - 0.5) * 0.6;
+            chart
+                .draw_series(
+                    samples
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| v.is_finite())
+                        .map(|(i, v)| {
+                            Circle::new((*v, center + jitter(i)), 3, color.mix(0.6).filled())
+                        }),
+                )
+                .map_err(|e| e.to_string())?;
+            if let Some(m) = median(samples) {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(m, center - 0.4), (m, center + 0.4)],
+                        color.stroke_width(3),
+                    )))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+/// The values along the target branch (a line with a dot per commit), a dashed red line before
+/// each change point, and this run's head value as a larger orange dot at the end.
+fn history_svg(series: &HistorySeries, unit: Unit, head: Option<f64>) -> Result<String, String> {
+    let values: Vec<f64> = series.points.iter().map(|(_, v)| *v).collect();
+    let head = head.filter(|v| v.is_finite());
+    let (low, high) = padded_range(values.iter().copied().chain(head)).ok_or("no finite value")?;
+    let count = values.len() + usize::from(head.is_some());
+    let labels: Vec<&str> = series
+        .points
+        .iter()
+        .map(|(commit, _)| commit.as_str())
+        .chain(head.map(|_| "head"))
+        .collect();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 220)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5..(count as f64 - 0.5), low..high)
+            .map_err(|e| e.to_string())?;
+        let x_format = |x: &f64| {
+            let index = x.round();
+            if (x - index).abs() < 1e-6 && index >= 0.0 {
+                labels
+                    .get(index as usize)
+                    .map_or_else(String::new, |l| (*l).to_owned())
+            } else {
+                String::new()
+            }
+        };
+        let y_format = |y: &f64| render::format_value(Some(*y), unit);
+        chart
+            .configure_mesh()
+            .x_labels(count.min(8))
+            .y_labels(5)
+            .x_label_formatter(&x_format)
+            .y_label_formatter(&y_format)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for &index in &series.change_points {
+            let x = index as f64 - 0.5;
+            chart
+                .draw_series(std::iter::once(DashedPathElement::new(
+                    vec![(x, low), (x, high)],
+                    6,
+                    4,
+                    CHANGE_COLOR.stroke_width(2),
+                )))
+                .map_err(|e| e.to_string())?;
+        }
+        let line = values.iter().enumerate().map(|(i, v)| (i as f64, *v));
+        chart
+            .draw_series(LineSeries::new(line.clone(), BASE_COLOR.stroke_width(2)))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(line.map(|point| Circle::new(point, 3, BASE_COLOR.filled())))
+            .map_err(|e| e.to_string())?;
+        if let Some(head) = head {
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (values.len() as f64, head),
+                    6,
+                    HEAD_COLOR.filled(),
+                )))
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::compare;
+    use crate::config::Thresholds;
+    use crate::record::{Metric, Suite};
+
+    const HOSTILE: &str = "<script>alert(1)</script>";
+
+    fn record(commit: &str, metrics: Vec<Metric>) -> RunRecord {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "commit": commit, "dirty": false, "branch": "main",
+            "created_at": "2026-01-01T00:00:00Z", "profile": "quick",
+            "environment": {
+                "machine_class": "linux-x86_64-2c-0000abcd", "cpu_model": "cpu", "cores": 2,
+                "os": "linux x86_64", "rustc": "rustc 1.95.0", "valgrind": "valgrind-3.19.0",
+                "gungraun_runner": "gungraun-runner 0.20.0",
+                "services": {
+                    "mode": "native", "reason": "--services native",
+                    "postgres_version": "15.18", "redis_version": "7.0.15",
+                    "postgres_image": null, "redis_image": null
+                },
+                "config_hash": "0123456789abcdef"
+            },
+            "phases": [], "metrics": metrics,
+        }))
+        .expect("a valid record")
+    }
+
+    fn wall(name: &str, center: f64) -> Metric {
+        let samples: Vec<f64> = (0..20)
+            .map(|i| center * (1.0 + ((i * 7 % 11) as f64 - 5.0) / 500.0))
+            .collect();
+        Metric {
+            name: name.to_owned(),
+            suite: Suite::WallTime,
+            unit: Unit::Nanoseconds,
+            kind: MetricKind::Statistical,
+            value: center,
+            interval: Some([center * 0.99, center * 1.01]),
+            samples,
+            shape: None,
+        }
+    }
+
+    fn count(name: &str, value: f64) -> Metric {
+        Metric {
+            name: name.to_owned(),
+            suite: Suite::IoCounts,
+            unit: Unit::Statements,
+            kind: MetricKind::Deterministic,
+            value,
+            interval: None,
+            samples: Vec::new(),
+            shape: None,
+        }
+    }
+
+    fn report<'a>(head: &'a RunRecord, comparison: &'a crate::compare::Comparison) -> Report<'a> {
+        Report {
+            head,
+            baseline: BaselineDisclosure::Used {
+                commit: "1111111111111111111111111111111111111111".to_owned(),
+                how_chosen: "merge-base of HEAD and refs/heads/main".to_owned(),
+                source: format!("stored record {HOSTILE}"),
+                passed_over: Vec::new(),
+            },
+            comparison: Some(comparison),
+            budgets: &[],
+            record_path: None,
+        }
+    }
+
+    fn fixture() -> (RunRecord, RunRecord) {
+        let hostile_metric = format!("io/{HOSTILE}/sql_statements");
+        let base = record(
+            "1111111111111111111111111111111111111111",
+            vec![
+                wall("wall_time/query/due_cards", 256_000.0),
+                wall("wall_time/cache/l1_hit", 40.0),
+                count("io/due_cards/sql_statements", 30.0),
+                count(&hostile_metric, 5.0),
+            ],
+        );
+        let mut head = record(
+            "2222222222222222222222222222222222222222",
+            vec![
+                wall("wall_time/query/due_cards", 256_500.0),
+                wall("wall_time/cache/l1_hit", 40.0),
+                count("io/due_cards/sql_statements", 31.0),
+                count(&hostile_metric, 5.0),
+            ],
+        );
+        head.notes.push(format!("a note with {HOSTILE}"));
+        (base, head)
+    }
+
+    /// 12 records of `io/due_cards/sql_statements`: 30 for six commits, then 33 (a change
+    /// point at index 6); the fourth commit's label is hostile.
+    fn history() -> Vec<HistorySeries> {
+        let records: Vec<RunRecord> = (0..12)
+            .map(|i| {
+                let commit = if i == 3 {
+                    HOSTILE.to_owned()
+                } else {
+                    format!("{i:040x}")
+                };
+                record(
+                    &commit,
+                    vec![count(
+                        "io/due_cards/sql_statements",
+                        if i < 6 { 30.0 } else { 33.0 },
+                    )],
+                )
+            })
+            .collect();
+        history_series(&records, &ChangePointOptions::default())
+    }
+
+    #[test]
+    fn escape_html_escapes_markup_and_quotes() {
+        assert_eq!(
+            escape_html(r#"<a href="x">Tom & 'Jerry'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;"
+        );
+        assert_eq!(escape_html("µs plain"), "µs plain");
+    }
+
+    #[test]
+    fn history_series_finds_the_change_point() {
+        let series = history();
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].metric, "io/due_cards/sql_statements");
+        assert_eq!(series[0].points.len(), 12);
+        assert_eq!(series[0].change_points, vec![6]);
+    }
+
+    #[test]
+    fn the_page_holds_the_headline_rows_plots_and_change_points() {
+        let (base, head) = fixture();
+        let comparison = compare(&base, &head, &Thresholds::default());
+        let report = report(&head, &comparison);
+        let history = history();
+        let page = html(&report, Some(&base), &history);
+
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        assert!(
+            page.contains(&escape_html(&render::headline(&report))),
+            "{page}"
+        );
+        for row in &comparison.rows {
+            assert!(page.contains(&escape_html(&row.name)), "{}", row.name);
+        }
+        // Two distribution plots (wall time, samples on both sides) and one history plot.
+        assert_eq!(page.matches("<svg").count(), 3, "{page}");
+        assert!(page.contains("samples, base and head"));
+        assert!(page.contains("history of the target branch"));
+        assert!(page.contains("class=\"change-point\""), "{page}");
+        assert!(page.contains("Change point: the level shifts at <code>0000000000</code>"));
+        assert!(page.contains("Baseline: <code>1111111111</code>"));
+        assert!(page.contains("Machine class <code>linux-x86_64-2c-0000abcd</code>"));
+        assert!(!page.contains("plot(s) left out"));
+        // Regressions first.
+        let regression = page.find("REGRESSION").expect("a regression row");
+        let unchanged = page.find("<td>unchanged</td>").expect("an unchanged row");
+        assert!(regression < unchanged);
+    }
+
+    #[test]
+    fn hostile_text_is_escaped_and_nothing_is_loaded_from_outside() {
+        let (base, head) = fixture();
+        let comparison = compare(&base, &head, &Thresholds::default());
+        let page = html(&report(&head, &comparison), Some(&base), &history());
+        assert!(!page.contains(HOSTILE), "raw hostile text");
+        assert!(!page.to_lowercase().contains("<script"), "a script element");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        for external in ["http://", "https://", "src=", "href=", "url(", "@import"] {
+            assert!(!page.contains(external), "{external} in the page");
+        }
+    }
+
+    #[test]
+    fn an_oversize_input_leaves_plots_out_and_says_how_many() {
+        let names: Vec<String> = (0..30)
+            .map(|i| format!("wall_time/g/bench_{i:02}"))
+            .collect();
+        let base = record(
+            "1111111111111111111111111111111111111111",
+            names.iter().map(|n| wall(n, 1000.0)).collect(),
+        );
+        let head = record(
+            "2222222222222222222222222222222222222222",
+            names.iter().map(|n| wall(n, 1000.0)).collect(),
+        );
+        let comparison = compare(&base, &head, &Thresholds::default());
+        let page = html_with_limit(&report(&head, &comparison), Some(&base), &[], 4);
+        assert_eq!(page.matches("<svg").count(), 4);
+        assert!(page.contains("26 plot(s) left out"), "{page}");
+        // Every row is still in the table.
+        for name in &names {
+            assert!(page.contains(name.as_str()), "{name}");
+        }
+        let full = html(&report(&head, &comparison), Some(&base), &[]);
+        assert_eq!(full.matches("<svg").count(), 30);
+        assert!(page.len() < full.len());
+    }
+
+    #[test]
+    fn without_a_comparison_every_head_metric_is_listed() {
+        let (_, head) = fixture();
+        let report = Report {
+            head: &head,
+            baseline: BaselineDisclosure::None {
+                reason: "no base".to_owned(),
+            },
+            comparison: None,
+            budgets: &[],
+            record_path: None,
+        };
+        let page = html(&report, None, &[]);
+        assert!(page.contains("No comparison: no baseline."));
+        assert!(page.contains("Baseline: none (no base)"));
+        for metric in &head.metrics {
+            assert!(page.contains(&escape_html(&metric.name)), "{}", metric.name);
+        }
+        assert!(!page.contains("<svg"));
+    }
+}
