@@ -68,23 +68,7 @@ mod tests {
     }
 
     fn record_with(metrics: Vec<Metric>) -> RunRecord {
-        let mut record: RunRecord = serde_json::from_value(json!({
-            "schema_version": 1, "commit": "abc", "dirty": false, "branch": "main",
-            "created_at": "2026-11-01T00:00:00Z", "profile": "quick",
-            "environment": {
-                "machine_class": "m", "cpu_model": "cpu", "cores": 2, "os": "linux",
-                "rustc": "rustc", "valgrind": null, "gungraun_runner": null,
-                "services": {
-                    "mode": "native", "reason": "test", "postgres_version": "15",
-                    "redis_version": "7", "postgres_image": null, "redis_image": null
-                },
-                "config_hash": "0"
-            },
-            "phases": [], "metrics": []
-        }))
-        .unwrap();
-        record.metrics = metrics;
-        record
+        crate::record::test_record("abc", metrics)
     }
 
     #[test]

@@ -374,8 +374,8 @@ pub fn json_schema() -> serde_json::Value {
 }
 
 /// A record of `commit` on a fixed environment, holding `metrics`: for unit tests that need
-/// records and care only about their metrics (those of `history` and `calibrate`).
-#[cfg(all(test, feature = "harness"))]
+/// records and care only about their metrics (those of `history`, `calibrate` and `bmf`).
+#[cfg(test)]
 pub(crate) fn test_record(commit: &str, metrics: Vec<Metric>) -> RunRecord {
     let mut record: RunRecord = serde_json::from_value(serde_json::json!({
         "schema_version": SCHEMA_VERSION, "commit": commit, "dirty": false,
