@@ -158,6 +158,17 @@ impl Fixture {
         command
     }
 
+    /// `cargo <args>` in the fixture, building into the shared target directory.
+    pub fn cargo(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(cargo());
+        command
+            .args(args)
+            .current_dir(&self.root)
+            .env("CARGO_TARGET_DIR", shared_target_dir())
+            .stdin(Stdio::null());
+        command
+    }
+
     /// The harness binary itself, for runs with a PATH that has no cargo.
     pub fn xtask_binary(&self) -> PathBuf {
         shared_target_dir().join("debug").join("xtask")

@@ -5,9 +5,14 @@
 //! same counts. Needs `gungraun-runner` of the same version as the `gungraun` crate on PATH;
 //! `query/due_cards_row_decode` also needs the seeded database of a run (`DATABASE_URL`, set
 //! by the harness), from which its setup fetches the rows before counting starts.
+//!
+//! The binary allocates from [`ArenaAllocator`]: with the system allocator a count depended on
+//! the heap's history (and so on the length of the binary's path and of `DATABASE_URL`), not
+//! only on the code; see `bench_suite::arena`.
 
 use std::hint::black_box;
 
+use bench_suite::arena::ArenaAllocator;
 use bench_suite::cache::{KeySpace, Namespace, RedisKey, entry_ttls};
 use bench_suite::codec;
 use bench_suite::model::{DueCard, DuePage, Word};
@@ -17,6 +22,9 @@ use bench_suite::sm2::{self, CardState, Grade, Scheduled, Sm2State};
 use gungraun::{LibraryBenchmarkConfig, library_benchmark, library_benchmark_group, main};
 use sqlx::postgres::PgRow;
 use sqlx::{Connection, FromRow, PgConnection};
+
+#[global_allocator]
+static ALLOCATOR: ArenaAllocator = ArenaAllocator;
 
 fn word() -> Word {
     Word {

@@ -7,6 +7,7 @@
 //! binary and the `wall_time` / `instructions` benchmarks. [`plans`] explains the query layer's
 //! statements for the harness's plans suite.
 
+pub mod arena;
 pub mod cache;
 pub mod codec;
 pub mod load;

@@ -6,6 +6,7 @@ mod baselines;
 mod docker;
 mod external;
 mod faults;
+mod instructions;
 mod memload;
 mod native;
 mod plans;

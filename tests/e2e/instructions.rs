@@ -1,0 +1,87 @@
+//! Instruction counts depend on the code measured, not on where its binary lives. The base
+//! and the head of a comparison are always built in different directories (the head in its
+//! work tree, the base in a worktree under `target/perf-worktrees`), and with the system
+//! allocator the length of a benchmark binary's path alone moved counts by up to 1.3%: a
+//! false verdict on CI, where the checkout's path differs from a laptop's. The instruction
+//! benchmarks now allocate from `bench_suite::arena`; this test runs one benchmark binary,
+//! unchanged, from paths of three lengths (the middle one in a range that used to count
+//! differently from the other two) and requires the very same counts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use perf_tests::{fixture, heavy, run};
+use xtask::suites::instructions::parse_output;
+
+/// The harness's `render` benchmark binary, built as the harness builds it (no services
+/// needed to run it).
+fn render_benchmark_binary() -> PathBuf {
+    let output = run(fixture().cargo(&[
+        "bench",
+        "--package",
+        "xtask",
+        "--no-default-features",
+        "--bench",
+        "render",
+        "--no-run",
+        "--message-format=json",
+    ]));
+    assert_eq!(output.code, Some(0), "{}", output.describe());
+    output
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["target"]["name"] == "render")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo named no render executable: {}", output.describe()))
+}
+
+/// A copy of `binary` at a path of exactly `length` bytes under `dir`.
+fn copy_to_path_of_length(binary: &Path, dir: &Path, length: usize) -> PathBuf {
+    let prefix = dir.join("render-");
+    let padding = length
+        .checked_sub(prefix.as_os_str().len())
+        .unwrap_or_else(|| panic!("{} is longer than {length}", prefix.display()));
+    let path = PathBuf::from(format!("{}{}", prefix.display(), "p".repeat(padding)));
+    std::fs::copy(binary, &path).unwrap();
+    assert_eq!(path.as_os_str().len(), length);
+    path
+}
+
+/// Runs a Gungraun benchmark binary as `cargo bench` would, and returns its counts by name.
+fn counts(binary: &Path) -> Vec<(String, f64)> {
+    let home = tempfile::tempdir().unwrap();
+    let output = run(Command::new(binary)
+        .args(["--bench", "--output-format=json"])
+        .current_dir(fixture().root.join("xtask"))
+        .env("GUNGRAUN_HOME", home.path()));
+    assert_eq!(output.code, Some(0), "{}", output.describe());
+    parse_output(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", output.describe()))
+        .into_iter()
+        .map(|metric| (metric.name, metric.value))
+        .collect()
+}
+
+#[test]
+fn instruction_counts_do_not_depend_on_the_length_of_the_binarys_path() {
+    let _heavy = heavy();
+    let binary = render_benchmark_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let measured: Vec<(usize, Vec<(String, f64)>)> = [40, 64, 110]
+        .into_iter()
+        .map(|length| {
+            let copy = copy_to_path_of_length(&binary, dir.path(), length);
+            (length, counts(&copy))
+        })
+        .collect();
+    let (_, first) = &measured[0];
+    assert_eq!(first.len(), 3, "the render benchmarks: {first:?}");
+    for (length, other) in &measured[1..] {
+        assert_eq!(
+            other, first,
+            "counts from a path of {length} bytes differ from those of {} bytes",
+            measured[0].0
+        );
+    }
+}
