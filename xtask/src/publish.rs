@@ -194,6 +194,14 @@ pub enum PublishError {
         detail: String,
         fix: String,
     },
+    #[error(
+        "the artifact names PR #{pr}, whose head is {pr_head}, but the run that saved it ran on {run_head}: nothing was posted.\n  fix: none if the pull request was pushed to since (its newer run comments); otherwise the artifact did not come from that pull request's run, and must not be posted"
+    )]
+    ArtifactOfAnotherHead {
+        pr: u64,
+        pr_head: String,
+        run_head: String,
+    },
     #[error("cannot write {path}: {detail}.\n  fix: check that the directory is writable")]
     UnwritableOutput { path: PathBuf, detail: String },
     #[error("cannot set up the HTTPS client for GitHub: {detail}")]
@@ -351,6 +359,14 @@ pub async fn publish(
                 });
             }
             let github = GitHub::connect(environment)?;
+            // The artifact was written by the pull request's own run, whose code may be
+            // anyone's: its PR number is believed only if that PR's head is the commit the run
+            // ran on, which the `workflow_run` event (GitHub's, not the artifact's) names.
+            if let Some(run_head) = workflow_run_head_sha(environment)? {
+                github
+                    .check_pull_request_head(artifact.pr, &run_head)
+                    .await?;
+            }
             append_step_summary(environment.step_summary.as_deref(), &artifact.body)?;
             match github.upsert_sticky_comment(artifact.pr, &artifact.body).await {
                 Err(UpsertFailure::Forbidden { detail }) => Err(PublishError::Refused {
@@ -523,6 +539,37 @@ fn pull_request_of_event(environment: &PublishEnvironment) -> Result<u64, Publis
             path.display()
         ),
     })
+}
+
+/// The commit that the run behind a `workflow_run` event ran on (`.workflow_run.head_sha`);
+/// `None` outside a workflow or for another event. A `workflow_run` event without a commit id
+/// there is an error: the artifact's pull request could not be checked.
+fn workflow_run_head_sha(environment: &PublishEnvironment) -> Result<Option<String>, PublishError> {
+    let Some(path) = &environment.event_path else {
+        return Ok(None);
+    };
+    let unreadable = |detail: String| {
+        PublishError::UnreadableInput {
+        path: path.clone(),
+        detail,
+        fix: "run `publish --from-artifact` in a workflow triggered by `workflow_run` (GitHub writes its event), or unset GITHUB_EVENT_PATH".to_owned(),
+    }
+    };
+    let text = read_text(path, u64::MAX)
+        .map_err(|detail| unreadable(format!("GITHUB_EVENT_PATH: {detail}")))?;
+    let event: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|error| unreadable(format!("GITHUB_EVENT_PATH is not JSON: {error}")))?;
+    let Some(run) = event.get("workflow_run") else {
+        return Ok(None);
+    };
+    match run.get("head_sha").and_then(serde_json::Value::as_str) {
+        Some(sha) if sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(Some(sha.to_ascii_lowercase()))
+        }
+        _ => Err(unreadable(
+            "the `workflow_run` event has no commit id in `workflow_run.head_sha`".to_owned(),
+        )),
+    }
 }
 
 /// `.pull_request.number`, else `.number`, of an event's JSON.
@@ -797,6 +844,17 @@ impl fmt::Display for Verb {
     }
 }
 
+/// The part of a pull request that `--from-artifact` checks.
+#[derive(Deserialize)]
+struct PullRequestHead {
+    head: CommitRef,
+}
+
+#[derive(Deserialize)]
+struct CommitRef {
+    sha: String,
+}
+
 /// The issue comments of one repository, through octocrab.
 struct GitHub {
     octocrab: Octocrab,
@@ -1053,6 +1111,29 @@ impl GitHub {
                 detail,
             },
         })
+    }
+
+    /// Checks that pull request `pr`'s head is `run_head`, the commit of the run that saved
+    /// the artifact naming it.
+    async fn check_pull_request_head(&self, pr: u64, run_head: &str) -> Result<(), PublishError> {
+        let path = format!("/repos/{}/pulls/{pr}", self.repository);
+        let pull: PullRequestHead =
+            self.send(Verb::Get, &path, None)
+                .await
+                .map_err(|failure| PublishError::Refused {
+                    action: format!("read PR #{pr} of {}", self.repository),
+                    detail: failure.to_string(),
+                    fix: "give the token `permissions: pull-requests: read`, and check that the artifact's PR exists".to_owned(),
+                })?;
+        if pull.head.sha.eq_ignore_ascii_case(run_head) {
+            Ok(())
+        } else {
+            Err(PublishError::ArtifactOfAnotherHead {
+                pr,
+                pr_head: self.token.redact(&pull.head.sha),
+                run_head: run_head.to_owned(),
+            })
+        }
     }
 
     /// The error of a failed upsert on `pr`, with what to do about it.

@@ -414,7 +414,8 @@ async fn the_binary_saves_an_artifact_when_the_token_may_not_comment_and_from_ar
     // The `workflow_run` workflow: a token that may write, the artifact, no PR code.
     let (server, fake) = FakeGitHub::start().await;
     let event = dir.path().join("workflow_run.json");
-    std::fs::write(&event, r#"{"action":"completed","workflow_run":{"id":1}}"#).unwrap();
+    std::fs::write(&event, workflow_run_event(RUN_HEAD)).unwrap();
+    serve_pull_request_head(&server, RUN_HEAD).await;
     let url = server.uri();
     let posted = xtask(
         &[
@@ -439,6 +440,81 @@ async fn the_binary_saves_an_artifact_when_the_token_may_not_comment_and_from_ar
         format!("/repos/{REPOSITORY}/issues/7/comments")
     );
     assert_eq!(fake.comments()[0]["body"], saved_body);
+}
+
+/// The commit a pull request's perf run ran on, as its `workflow_run` event names it.
+const RUN_HEAD: &str = "4f6c1b0e8a7d2c3b5a6f7e8d9c0b1a2f3e4d5c6b";
+
+fn workflow_run_event(head_sha: &str) -> String {
+    json!({
+        "action": "completed",
+        "workflow_run": { "id": 1, "event": "pull_request", "head_sha": head_sha },
+    })
+    .to_string()
+}
+
+/// Answers `GET /repos/octo/widgets/pulls/7` with a pull request whose head is `head_sha`.
+async fn serve_pull_request_head(server: &MockServer, head_sha: &str) {
+    Mock::given(method("GET"))
+        .and(path_regex(format!(r"^/repos/{REPOSITORY}/pulls/{PR}$")))
+        .respond_with(github_answer(200).set_body_json(json!({
+            "number": PR,
+            "head": { "sha": head_sha, "ref": "feature" },
+        })))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn an_artifact_whose_pull_request_moved_to_another_commit_is_not_posted() {
+    // The artifact names PR 7, but PR 7's head is not the commit the saving run ran on: a
+    // newer push, or an artifact that names a pull request it did not come from.
+    let (server, fake) = FakeGitHub::start().await;
+    serve_pull_request_head(&server, "0123456789abcdef0123456789abcdef01234567").await;
+    let artifact = tempfile::tempdir().unwrap();
+    std::fs::write(
+        artifact.path().join(ARTIFACT_BODY_FILE),
+        "## Performance: ok\n",
+    )
+    .unwrap();
+    std::fs::write(artifact.path().join(ARTIFACT_PR_FILE), "7\n").unwrap();
+    let event = artifact.path().join("workflow_run.json");
+    std::fs::write(&event, workflow_run_event(RUN_HEAD)).unwrap();
+    let source = CommentSource::Artifact {
+        dir: artifact.path().to_path_buf(),
+    };
+    let environment = PublishEnvironment {
+        event_path: Some(event.clone()),
+        ..environment(&server)
+    };
+
+    let error = publish::publish(&source, None, &environment)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, PublishError::ArtifactOfAnotherHead { pr: 7, .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains(RUN_HEAD), "{message}");
+    assert!(message.contains("0123456789abcdef"), "{message}");
+    assert!(message.contains("nothing was posted"), "{message}");
+    assert_no_token(&format!("{error:?} {message}"));
+    assert!(fake.comments().is_empty());
+    assert!(requests(&server, "POST").await.is_empty());
+    assert!(requests(&server, "PATCH").await.is_empty());
+
+    // A `workflow_run` event without the commit cannot vouch for the artifact either.
+    std::fs::write(&event, r#"{"workflow_run":{"id":1}}"#).unwrap();
+    let error = publish::publish(&source, None, &environment)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("workflow_run.head_sha"),
+        "{error}"
+    );
+    assert!(fake.comments().is_empty());
 }
 
 #[tokio::test]
