@@ -522,17 +522,7 @@ fn pull_request_of_event(environment: &PublishEnvironment) -> Result<u64, Publis
             detail: "--pr was not given and GITHUB_EVENT_PATH is not set".to_owned(),
         });
     };
-    let text = read_text(path, u64::MAX).map_err(|detail| PublishError::UnreadableInput {
-        path: path.clone(),
-        detail: format!("GITHUB_EVENT_PATH: {detail}"),
-        fix: "pass --pr <number>".to_owned(),
-    })?;
-    let event: serde_json::Value =
-        serde_json::from_str(&text).map_err(|error| PublishError::UnreadableInput {
-            path: path.clone(),
-            detail: format!("GITHUB_EVENT_PATH is not JSON: {error}"),
-            fix: "pass --pr <number>".to_owned(),
-        })?;
+    let event = read_event(path, "pass --pr <number>")?;
     pull_request_number(&event).ok_or_else(|| PublishError::NoPullRequest {
         detail: format!(
             "the event in GITHUB_EVENT_PATH ({}) has no `pull_request.number` or `number`",
@@ -548,17 +538,8 @@ fn workflow_run_head_sha(environment: &PublishEnvironment) -> Result<Option<Stri
     let Some(path) = &environment.event_path else {
         return Ok(None);
     };
-    let unreadable = |detail: String| {
-        PublishError::UnreadableInput {
-        path: path.clone(),
-        detail,
-        fix: "run `publish --from-artifact` in a workflow triggered by `workflow_run` (GitHub writes its event), or unset GITHUB_EVENT_PATH".to_owned(),
-    }
-    };
-    let text = read_text(path, u64::MAX)
-        .map_err(|detail| unreadable(format!("GITHUB_EVENT_PATH: {detail}")))?;
-    let event: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|error| unreadable(format!("GITHUB_EVENT_PATH is not JSON: {error}")))?;
+    let fix = "run `publish --from-artifact` in a workflow triggered by `workflow_run` (GitHub writes its event), or unset GITHUB_EVENT_PATH";
+    let event = read_event(path, fix)?;
     let Some(run) = event.get("workflow_run") else {
         return Ok(None);
     };
@@ -566,10 +547,27 @@ fn workflow_run_head_sha(environment: &PublishEnvironment) -> Result<Option<Stri
         Some(sha) if sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
             Ok(Some(sha.to_ascii_lowercase()))
         }
-        _ => Err(unreadable(
-            "the `workflow_run` event has no commit id in `workflow_run.head_sha`".to_owned(),
-        )),
+        _ => Err(PublishError::UnreadableInput {
+            path: path.clone(),
+            detail: "the `workflow_run` event has no commit id in `workflow_run.head_sha`"
+                .to_owned(),
+            fix: fix.to_owned(),
+        }),
     }
+}
+
+/// The JSON of the workflow's event at `path` (`GITHUB_EVENT_PATH`); an unreadable or
+/// malformed file is an error with `fix`.
+fn read_event(path: &Path, fix: &str) -> Result<serde_json::Value, PublishError> {
+    let unreadable = |detail: String| PublishError::UnreadableInput {
+        path: path.to_path_buf(),
+        detail,
+        fix: fix.to_owned(),
+    };
+    let text = read_text(path, u64::MAX)
+        .map_err(|detail| unreadable(format!("GITHUB_EVENT_PATH: {detail}")))?;
+    serde_json::from_str(&text)
+        .map_err(|error| unreadable(format!("GITHUB_EVENT_PATH is not JSON: {error}")))
 }
 
 /// `.pull_request.number`, else `.number`, of an event's JSON.
