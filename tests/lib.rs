@@ -135,13 +135,8 @@ impl Fixture {
     /// GitHub Actions' variables (were the tests run in a pull request's job, a run must not
     /// comment on it or write its summary).
     pub fn xtask(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(cargo());
-        command
-            .arg("xtask")
-            .args(args)
-            .current_dir(&self.root)
-            .env("CARGO_TARGET_DIR", shared_target_dir())
-            .stdin(Stdio::null());
+        let mut command = self.cargo(&["xtask"]);
+        command.args(args);
         for variable in [
             "DATABASE_URL",
             "REDIS_URL",
