@@ -72,14 +72,16 @@ impl ArenaAllocator {
 
 // SAFETY: blocks are disjoint (each is a range of the arena claimed by one successful
 // compare-and-swap of `USED`, or comes from `System`), aligned to at least the layout's
-// alignment (the arena starts on a 4096-byte boundary and every offset is rounded up to the
-// larger of the layout's alignment and `BLOCK_ALIGN`), and at least `layout.size()` long.
+// alignment (every block's address is rounded up to the larger of the layout's alignment and
+// `BLOCK_ALIGN`), and at least `layout.size()` long.
 unsafe impl GlobalAlloc for ArenaAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let align = layout.align().max(BLOCK_ALIGN);
+        let start = Self::arena_start();
         let mut used = USED.load(Ordering::Relaxed);
         loop {
-            let offset = (used + align - 1) & !(align - 1);
+            // Rounds the address, not the offset: the arena itself is only page-aligned.
+            let offset = ((start + used + align - 1) & !(align - 1)) - start;
             let Some(end) = offset
                 .checked_add(layout.size())
                 .filter(|&end| end <= ARENA_BYTES)
@@ -88,7 +90,7 @@ unsafe impl GlobalAlloc for ArenaAllocator {
                 return unsafe { System.alloc(layout) };
             };
             match USED.compare_exchange_weak(used, end, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return (Self::arena_start() + offset) as *mut u8,
+                Ok(_) => return (start + offset) as *mut u8,
                 Err(now) => used = now,
             }
         }
@@ -113,6 +115,7 @@ mod tests {
             Layout::from_size_align(1, 1).unwrap(),
             Layout::from_size_align(100, 8).unwrap(),
             Layout::from_size_align(24, 4096).unwrap(),
+            Layout::from_size_align(40, 16384).unwrap(),
             Layout::from_size_align(0, 1).unwrap(),
             Layout::from_size_align(7, 2).unwrap(),
         ];
