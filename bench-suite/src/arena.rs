@@ -107,9 +107,18 @@ unsafe impl GlobalAlloc for ArenaAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// The arena is one static shared by every test in this binary, and the test runner runs
+    /// tests on parallel threads: a test that reads `USED` before and after an allocation holds
+    /// this lock, and so does every test that allocates from the arena directly.
+    static ARENA_TESTS: Mutex<()> = Mutex::new(());
 
     #[test]
     fn blocks_are_aligned_disjoint_and_usable() {
+        let _serial = ARENA_TESTS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let allocator = ArenaAllocator;
         let layouts = [
             Layout::from_size_align(1, 1).unwrap(),
@@ -146,6 +155,9 @@ mod tests {
 
     #[test]
     fn a_request_larger_than_the_arena_falls_back_to_the_system_allocator() {
+        let _serial = ARENA_TESTS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let allocator = ArenaAllocator;
         let layout = Layout::from_size_align(ARENA_BYTES + 1, 8).unwrap();
         let before = ArenaAllocator::used();
