@@ -116,6 +116,42 @@ fn a_usage_error_exits_with_the_harness_error_code() {
     assert_eq!(result.code, Some(2), "{}", result.describe());
 }
 
+/// `--paired` times base and head side by side: without a base it cannot, and says so before
+/// any service starts; its round count is checked by the flag parser.
+#[test]
+fn paired_without_a_base_or_with_too_few_rounds_is_a_usage_error() {
+    let fixture = fixture();
+    let out = tempfile::tempdir().unwrap();
+    let no_base = run(fixture.xtask(&[
+        "perf",
+        "--paired",
+        "--services",
+        "native",
+        "--base",
+        "none",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]));
+    assert_eq!(no_base.code, Some(2), "{}", no_base.describe());
+    assert!(
+        no_base.stderr.contains("--paired") && no_base.stderr.contains("fix:"),
+        "{}",
+        no_base.describe()
+    );
+    assert!(
+        !no_base.stderr.contains("services:"),
+        "services started: {}",
+        no_base.describe()
+    );
+    let too_few = run(fixture.xtask(&["perf", "--paired", "--paired-rounds", "5"]));
+    assert_eq!(too_few.code, Some(2), "{}", too_few.describe());
+    assert!(
+        too_few.stderr.contains("--paired-rounds"),
+        "{}",
+        too_few.describe()
+    );
+}
+
 #[test]
 fn sigint_mid_run_tears_services_down_and_saves_no_record() {
     let _heavy = heavy();

@@ -1,9 +1,10 @@
 //! Regressions injected as real commits into the fixture's code, each caught by the real
 //! binary comparing the commit with its parent on real services: about 1% more instructions
 //! decoding a page of due rows, and an N+1 (one extra SQL statement per card of a due page),
-//! in one commit measured once. The parent has no stored record, so it is checked out in a
-//! git worktree, built and measured in the same run, and the worktree is removed; nothing the
-//! commit did not change moves. The fixture is put back to its base commit afterwards.
+//! in one commit measured once, with `--paired` (so the N+1 is judged in wall time too). The
+//! parent is checked out in a git worktree, built and measured in the same run, and the
+//! worktree is removed; nothing the commit did not change moves. The fixture is put back to
+//! its base commit afterwards.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -39,6 +40,7 @@ fn compare_with_parent(fixture: &Fixture, message: &str, filter: &str) -> Inject
         &base,
         "--filter",
         filter,
+        "--paired",
         "--out",
         out.path().to_str().unwrap(),
     ]));
@@ -158,6 +160,32 @@ fn an_n_plus_one_query_is_flagged() {
     assert_eq!(run.output.code, Some(1), "{}", run.described);
 }
 
+/// With `--paired`, wall time is judged: the N+1 (50 more round trips to Postgres per page) makes
+/// the due list far slower, and the paired test, over base and head timed in interleaved rounds
+/// in this run, says so with its interval.
+#[test]
+fn the_n_plus_one_is_a_wall_time_regression_when_timed_side_by_side() {
+    let run = injected_run();
+    let due = row(&run.rows, "wall_time/query/due_cards", &run.described);
+    eprintln!("wall_time/query/due_cards: {due}");
+    assert_eq!(due["verdict"], "regression", "{due:#}\n{}", run.described);
+    assert_eq!(due["paired"]["rounds"], 10, "{due:#}");
+    let [lower, _upper] = [0, 1].map(|i| due["paired"]["interval_pct"][i].as_f64().unwrap());
+    assert!(
+        lower > 5.0,
+        "the interval must clear the minimum effect: {due:#}"
+    );
+    assert!(
+        due["rule"].as_str().unwrap().starts_with("paired:"),
+        "{due:#}"
+    );
+    assert!(
+        run.output.stderr.contains("paired: round 10 of 10"),
+        "{}",
+        run.described
+    );
+}
+
 /// The parent, which has no stored record, is built and measured in a worktree in the same
 /// run (never taken from a record that other data or another build made), the worktree is
 /// removed and the services torn down; and the worktree's build measures exactly what the
@@ -181,6 +209,10 @@ fn the_parent_is_measured_in_a_removed_worktree_and_nothing_else_moves() {
         name == "instructions/query/due_cards_row_decode/page_of_50"
             || name.starts_with("io/due_cards/")
             || name.starts_with("mem/due_cards/")
+            // Both call the due list, which now makes its N+1; `raw/due_cards_statement`
+            // (the same statement without the layer) must not move.
+            || name == "wall_time/query/due_cards"
+            || name == "wall_time/query/due_cards_next_page"
     };
     let moved: Vec<&str> = run
         .rows

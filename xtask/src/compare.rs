@@ -8,11 +8,23 @@ use std::collections::BTreeMap;
 
 use crate::config::{Budget, Thresholds};
 use crate::record::{Environment, Metric, MetricKind, RunRecord, Suite, Unit};
-use crate::stats::{self, CountVerdict};
+use crate::stats::{self, CountVerdict, PairedOptions, PairedResult, PairedVerdict};
 
 /// Values of each metric in the target branch's stored records, oldest first: what a noise
 /// band is learned from.
 pub type History = BTreeMap<String, Vec<f64>>;
+
+/// One wall-time benchmark measured side by side (`--paired`): round `i` gave `base[i]` and
+/// `head[i]`, each the median time per iteration of one short criterion run, in nanoseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoundSamples {
+    pub base: Vec<f64>,
+    pub head: Vec<f64>,
+}
+
+/// The wall-time benchmarks measured side by side in this job, by metric name
+/// (`wall_time/...`); empty when the run was not `--paired`.
+pub type PairedSamples = BTreeMap<String, RoundSamples>;
 
 /// What a metric's change means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -52,6 +64,10 @@ pub struct MetricComparison {
     pub base_shape: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_shape: Option<String>,
+    /// The paired test of a wall-time metric measured side by side (`--paired`); it decided
+    /// the verdict, and `change_pct` is its estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<PairedResult>,
 }
 
 /// A whole comparison, rows ordered regressions first.
@@ -132,11 +148,31 @@ pub fn compare_with_history(
     thresholds: &Thresholds,
     history: &History,
 ) -> Comparison {
+    compare_paired(base, head, thresholds, history, &PairedSamples::new())
+}
+
+/// [`compare_with_history`], with wall-time metrics measured side by side (`paired`) judged
+/// by the paired test instead of shown for information.
+pub fn compare_paired(
+    base: &RunRecord,
+    head: &RunRecord,
+    thresholds: &Thresholds,
+    history: &History,
+    paired: &PairedSamples,
+) -> Comparison {
     let mut rows: Vec<MetricComparison> = head
         .metrics
         .iter()
         .map(|metric| match base.metric(&metric.name) {
-            Some(base_metric) => compare_metric(base_metric, metric, thresholds, history),
+            Some(base_metric) => {
+                let row = compare_metric(base_metric, metric, thresholds, history);
+                match paired.get(&metric.name) {
+                    Some(samples) if metric.suite == Suite::WallTime => {
+                        judge_paired(row, samples, thresholds)
+                    }
+                    _ => row,
+                }
+            }
             None => MetricComparison {
                 head_shape: metric.shape.clone(),
                 ..one_sided(
@@ -186,6 +222,60 @@ fn one_sided(
         rule: rule.to_owned(),
         base_shape: None,
         head_shape: None,
+        paired: None,
+    }
+}
+
+/// A wall-time row whose benchmark was measured side by side: the paired test decides, with the
+/// metric's own threshold (`thresholds.metrics`) or `thresholds.wall_time_pct` as its minimum
+/// effect. Input the test refuses (a zero time, rounds missing) leaves the row informational,
+/// with the reason.
+fn judge_paired(
+    row: MetricComparison,
+    samples: &RoundSamples,
+    thresholds: &Thresholds,
+) -> MetricComparison {
+    let (min_effect_pct, source) = match thresholds.for_metric(&row.name) {
+        Some((key, pct)) => (pct, format!(" (thresholds.metrics {key:?})")),
+        None => (thresholds.wall_time_pct, String::new()),
+    };
+    let options = PairedOptions {
+        min_effect_pct,
+        ..PairedOptions::default()
+    };
+    let result = match stats::paired_test(&samples.base, &samples.head, &options) {
+        Ok(result) => result,
+        Err(error) => {
+            return MetricComparison {
+                verdict: Verdict::Informational,
+                rule: format!("measured side by side, but not judged: {error}"),
+                ..row
+            };
+        }
+    };
+    let verdict = match result.verdict {
+        PairedVerdict::Slower => Verdict::Regression,
+        PairedVerdict::Faster => Verdict::Improvement,
+        PairedVerdict::NoChange => Verdict::Unchanged,
+    };
+    let outliers = match result.outlier_rounds.len() {
+        0 => String::new(),
+        n => format!(
+            ", {n} outlier round{} set aside",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    let rule = format!(
+        "paired: {} interleaved rounds{outliers}; a change when significant (p ≤ {}) and beyond \
+         ±{min_effect_pct}%{source}",
+        result.rounds, options.alpha,
+    );
+    MetricComparison {
+        change_pct: Some(result.change_pct),
+        verdict,
+        rule,
+        paired: Some(result),
+        ..row
     }
 }
 
@@ -206,7 +296,9 @@ pub fn relative_change_pct(base: f64, head: f64) -> f64 {
 fn statistical_rule(suite: Suite) -> String {
     match suite {
         Suite::WallTime | Suite::Instructions | Suite::IoCounts | Suite::Plans => {
-            "wall time from separate runs: shown for information, never gated".to_owned()
+            "wall time from separate runs: shown for information, never gated (`--paired` \
+             measures base and head side by side and judges it)"
+                .to_owned()
         }
         Suite::Memory => "heap use that varies with timing (tokio, sqlx, redis): shown for \
                           information, never gated"
@@ -296,6 +388,7 @@ fn compare_metric(
         rule,
         base_shape: base.shape.clone(),
         head_shape: head.shape.clone(),
+        paired: None,
     }
 }
 
@@ -480,6 +573,7 @@ mod tests {
         Thresholds {
             instructions_pct: 1.0,
             io_counts_pct: 0.0,
+            wall_time_pct: 5.0,
             metrics: BTreeMap::new(),
         }
     }
@@ -722,6 +816,86 @@ mod tests {
     fn wall_time_from_separate_runs_is_never_gated() {
         let verdict = verdict_of(Suite::WallTime, MetricKind::Statistical, 100.0, 300.0);
         assert_eq!(verdict, Verdict::Informational);
+    }
+
+    /// Ten rounds of a benchmark taking about `base_ns`, head `factor` times as long, with a
+    /// little alternating jitter that moves both sides of a round together.
+    fn rounds(base_ns: f64, factor: f64) -> RoundSamples {
+        let jitter = |round: usize| 1.0 + 0.02 * ((round % 3) as f64 - 1.0);
+        RoundSamples {
+            base: (0..10).map(|r| base_ns * jitter(r)).collect(),
+            head: (0..10)
+                .map(|r| base_ns * factor * jitter(r) * (1.0 + 0.001 * r as f64))
+                .collect(),
+        }
+    }
+
+    fn paired_row(samples: RoundSamples, thresholds: &Thresholds) -> MetricComparison {
+        let name = "wall_time/query/due_cards";
+        let base = record(vec![metric(
+            name,
+            Suite::WallTime,
+            MetricKind::Statistical,
+            100.0,
+        )]);
+        let head = record(vec![metric(
+            name,
+            Suite::WallTime,
+            MetricKind::Statistical,
+            104.0,
+        )]);
+        let paired = PairedSamples::from([(name.to_owned(), samples)]);
+        compare_paired(&base, &head, thresholds, &History::new(), &paired)
+            .rows
+            .remove(0)
+    }
+
+    #[test]
+    fn wall_time_timed_side_by_side_is_judged_by_the_paired_test() {
+        let slower = paired_row(rounds(1000.0, 1.2), &thresholds());
+        assert_eq!(slower.verdict, Verdict::Regression, "{}", slower.rule);
+        let change = slower.change_pct.unwrap();
+        assert!(
+            (19.0..22.0).contains(&change),
+            "the paired estimate: {change}"
+        );
+        assert!(
+            slower.rule.starts_with("paired: 10 interleaved rounds"),
+            "{}",
+            slower.rule
+        );
+        assert!(slower.rule.contains("beyond ±5%"), "{}", slower.rule);
+        assert!(slower.paired.is_some());
+
+        let faster = paired_row(rounds(1000.0, 0.8), &thresholds());
+        assert_eq!(faster.verdict, Verdict::Improvement, "{}", faster.rule);
+
+        let same = paired_row(rounds(1000.0, 1.0), &thresholds());
+        assert_eq!(same.verdict, Verdict::Unchanged, "{}", same.rule);
+
+        // A significant 3% is below the minimum effect.
+        let small = paired_row(rounds(1000.0, 1.03), &thresholds());
+        assert_eq!(small.verdict, Verdict::Unchanged, "{}", small.rule);
+    }
+
+    #[test]
+    fn a_per_benchmark_threshold_is_the_paired_minimum_effect() {
+        let mut lenient = thresholds();
+        lenient.metrics.insert("wall_time/query/".to_owned(), 30.0);
+        let row = paired_row(rounds(1000.0, 1.2), &lenient);
+        assert_eq!(row.verdict, Verdict::Unchanged, "{}", row.rule);
+        assert!(row.rule.contains("\"wall_time/query/\""), "{}", row.rule);
+    }
+
+    #[test]
+    fn paired_samples_the_test_refuses_leave_the_row_informational_with_the_reason() {
+        let mut broken = rounds(1000.0, 1.2);
+        broken.head[3] = 0.0;
+        let row = paired_row(broken, &thresholds());
+        assert_eq!(row.verdict, Verdict::Informational);
+        assert!(row.rule.contains("not judged"), "{}", row.rule);
+        assert!(row.rule.contains("round 3"), "{}", row.rule);
+        assert_eq!(row.paired, None);
     }
 
     #[test]

@@ -94,6 +94,10 @@ pub struct Thresholds {
     pub instructions_pct: f64,
     /// SQL statements, rows and Redis commands per scenario (0: any growth is a regression).
     pub io_counts_pct: f64,
+    /// Wall time measured side by side (`--paired`): the smallest significant change, in
+    /// percent, that is a regression (or an improvement). Wall time from separate runs is never
+    /// judged.
+    pub wall_time_pct: f64,
     /// Per benchmark: a metric's name, or a prefix of names ending in `/`, to its threshold in
     /// percent. The longest match wins over the kind's threshold.
     pub metrics: std::collections::BTreeMap<String, f64>,
@@ -104,6 +108,7 @@ impl Default for Thresholds {
         Self {
             instructions_pct: 1.0,
             io_counts_pct: 0.0,
+            wall_time_pct: 5.0,
             metrics: std::collections::BTreeMap::new(),
         }
     }

@@ -62,6 +62,26 @@ pub struct PerfFlags {
     #[arg(long, value_name = "REASON")]
     pub accept: Option<String>,
 
+    /// Judge wall time: measure the base in this job (never from a stored record), then time
+    /// base and head side by side in interleaved rounds (base first in even rounds, head first
+    /// in odd ones), and let the paired test decide each wall-time benchmark: a regression when
+    /// significantly slower by more than `thresholds.wall_time_pct` (default 5%). Without it,
+    /// wall time is shown for information only. Each round runs every selected wall-time
+    /// benchmark of both sides for about 1.5 s.
+    #[arg(long)]
+    pub paired: bool,
+
+    /// How many interleaved rounds `--paired` measures (at least 6: with fewer, the test at
+    /// alpha 0.05 could never find a change).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::suites::paired::DEFAULT_ROUNDS,
+        value_parser = clap::value_parser!(u32).range(6..=100),
+        requires = "paired"
+    )]
+    pub paired_rounds: u32,
+
     /// CI mode: no colours, the Markdown report is appended to `GITHUB_STEP_SUMMARY` and, in a
     /// workflow run by a pull request, published as its sticky comment (as `perf publish`; a
     /// comment that cannot be published is a warning, never a change of the exit code).

@@ -262,6 +262,7 @@ async fn calibrate_head(
                     filter: calibrate.filter.as_deref(),
                     progress,
                     run_id: format!("{calibration_id}r{round}"),
+                    keep_for_pairing: false,
                 };
                 let measurement = suites::measure(
                     &context,
@@ -320,6 +321,7 @@ async fn measure_revision(
         filter: None,
         progress,
         run_id: run_id(),
+        keep_for_pairing: false,
     };
     let measurement = measure_in_worktree(&context, repo, "record", commit).await?;
     let environment = fingerprint::capture(metadata, services.description());
@@ -398,6 +400,11 @@ fn plan_base(
     layout: &Layout,
 ) -> Result<BasePlan> {
     let choice = match flags.base.as_deref() {
+        Some("none") if flags.paired => {
+            bail!(
+                "--paired times base and head side by side, but --base none asks for no base.\n  fix: drop --base none, or give a revision to compare with (--base <rev>)"
+            );
+        }
         Some("none") => {
             return Ok(BasePlan::None {
                 reason: "--base none".to_owned(),
@@ -411,6 +418,11 @@ fn plan_base(
         },
         None => match repo.default_base(head, &metadata.target_branch)? {
             Some(choice) => choice,
+            None if flags.paired => {
+                bail!(
+                    "--paired needs a base to time side by side, but HEAD has no parent and there is no target branch to compare with.\n  fix: give one with --base <rev>, or drop --paired"
+                );
+            }
             None => {
                 return Ok(BasePlan::None {
                     reason: "HEAD has no parent and no target branch to compare with".to_owned(),
@@ -418,6 +430,16 @@ fn plan_base(
             }
         },
     };
+    if flags.paired {
+        // Wall time is judged only when both sides are timed in this job: the base is
+        // measured here, whatever the store holds.
+        return Ok(BasePlan::Measure {
+            choice,
+            passed_over: vec![
+                "--paired: the base is measured in this run to be timed side by side, not taken from a stored record".to_owned(),
+            ],
+        });
+    }
     // An explicit --base is that commit only; the default base may fall back to the nearest
     // first-parent ancestor with a record, so that a PR need not measure its base.
     let distance = if flags.base.is_some() {
@@ -521,13 +543,14 @@ async fn measure_and_report(
         filter: flags.filter.as_deref(),
         progress,
         run_id,
+        keep_for_pairing: flags.paired,
     };
     let environment = fingerprint::capture(metadata, services.description());
     let new_record = |commit: &str, dirty: bool, branch: Option<String>, m| {
         new_record(&environment, flags.quick, commit, dirty, branch, m)
     };
 
-    let head_measurement = suites::measure(
+    let mut head_measurement = suites::measure(
         &context,
         &Checkout {
             label: "head",
@@ -537,6 +560,7 @@ async fn measure_and_report(
         },
     )
     .await?;
+    let head_paired_side = head_measurement.paired_side.take();
     let mut head_record = new_record(
         &head.commit,
         head.dirty,
@@ -576,6 +600,7 @@ async fn measure_and_report(
             Ok((choice, None))
         }
     };
+    let mut base_paired_side = None;
     let (baseline_disclosure, base_record) = match to_measure {
         Err(reason) => (BaselineDisclosure::None { reason }, None),
         Ok((choice, Some((source, record)))) => (
@@ -588,7 +613,9 @@ async fn measure_and_report(
             Some(*record),
         ),
         Ok((choice, None)) => {
-            let measurement = measure_in_worktree(&context, repo, "base", &choice.commit).await?;
+            let mut measurement =
+                measure_in_worktree(&context, repo, "base", &choice.commit).await?;
+            base_paired_side = measurement.paired_side.take();
             let record = new_record(&choice.commit, false, None, measurement);
             if flags.filter.is_none() {
                 let path = record::store_record(&layout.runs_dir(), &record)?;
@@ -610,8 +637,35 @@ async fn measure_and_report(
         Some(base) => target_branch_history(repo, layout, metadata, base, progress)?,
         None => (compare::History::new(), Vec::new()),
     };
+    let paired = match (&base_paired_side, &head_paired_side) {
+        (Some(base_side), Some(head_side)) => {
+            let started = std::time::Instant::now();
+            progress.line(&format!(
+                "paired: {} interleaved rounds of base {} and head {}",
+                flags.paired_rounds,
+                render::short_sha(&base_side.commit),
+                render::short_sha(&head_side.commit)
+            ));
+            let samples =
+                suites::paired::run_rounds(&context, [base_side, head_side], flags.paired_rounds)
+                    .await?;
+            head_record.phases.push(Phase {
+                name: format!("paired: {} rounds", flags.paired_rounds),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            samples
+        }
+        _ => {
+            if flags.paired {
+                head_record.notes.push(
+                    "--paired: the filter selects no wall-time benchmark, so nothing was timed side by side".to_owned(),
+                );
+            }
+            compare::PairedSamples::new()
+        }
+    };
     let comparison: Option<Comparison> = base_record.as_ref().map(|base| {
-        compare::compare_with_history(base, &head_record, &metadata.thresholds, &history)
+        compare::compare_paired(base, &head_record, &metadata.thresholds, &history, &paired)
     });
     let budgets = compare::check_budgets(&head_record, &metadata.budgets, flags.filter.is_some());
     let failing: Vec<String> = comparison

@@ -564,8 +564,19 @@ pub fn markdown(report: &Report<'_>) -> String {
     out
 }
 
-/// How sure a row's change is: "exact count", or both 95% intervals in the metric's unit.
+/// How sure a row's change is: "exact count", the paired test's interval of the change, or
+/// both 95% intervals in the metric's unit.
 pub fn certainty(row: &MetricComparison) -> String {
+    if let Some(paired) = &row.paired {
+        return format!(
+            "paired, {} rounds: {:.0}% CI of the change {:+.1}% to {:+.1}%, p = {:.3}",
+            paired.rounds,
+            paired.confidence * 100.0,
+            paired.interval_pct[0],
+            paired.interval_pct[1],
+            paired.p_value
+        );
+    }
     match (row.base_interval, row.head_interval) {
         (Some([bl, bh]), Some([hl, hh])) => format!(
             "95% CI base {}–{}, head {}–{}",
@@ -1261,6 +1272,35 @@ mod snapshots {
     fn markdown_report() {
         let (base, head) = base_and_head();
         let comparison = compare(&base, &head, &Thresholds::default());
+        insta::assert_snapshot!(markdown(&report(&head, &comparison)));
+    }
+
+    /// With `--paired`, wall time is a regression row of its own, with the paired test's
+    /// interval as its certainty and the test in its rule.
+    #[test]
+    fn markdown_report_with_wall_time_timed_side_by_side() {
+        let (base, head) = base_and_head();
+        let rounds = |factor: f64| -> Vec<f64> {
+            (0..10)
+                .map(|round| 256_000.0 * factor * (1.0 + 0.01 * (round % 3) as f64))
+                .collect()
+        };
+        let paired = crate::compare::PairedSamples::from([(
+            "wall_time/query/due_cards".to_owned(),
+            crate::compare::RoundSamples {
+                base: rounds(1.0),
+                head: (0..10)
+                    .map(|round| rounds(1.25)[round] * (1.0 + 0.002 * round as f64))
+                    .collect(),
+            },
+        )]);
+        let comparison = crate::compare::compare_paired(
+            &base,
+            &head,
+            &Thresholds::default(),
+            &crate::compare::History::new(),
+            &paired,
+        );
         insta::assert_snapshot!(markdown(&report(&head, &comparison)));
     }
 }

@@ -17,6 +17,7 @@ pub mod io_counts;
 pub mod listing;
 pub mod load;
 pub mod memory;
+pub mod paired;
 pub mod plans;
 pub mod resources;
 pub mod wall_time;
@@ -72,6 +73,8 @@ pub struct SuiteContext<'a> {
     pub progress: &'a Progress,
     /// Unique per harness run: names databases and cache namespaces.
     pub run_id: String,
+    /// Keep the checkout's `suite` and `wall_time` binaries for paired rounds (`--paired`).
+    pub keep_for_pairing: bool,
 }
 
 /// A tree to measure.
@@ -92,6 +95,9 @@ pub struct Measurement {
     pub phases: Vec<Phase>,
     /// What could not be measured and why.
     pub notes: Vec<String>,
+    /// The binaries kept for paired rounds (with [`SuiteContext::keep_for_pairing`], when the
+    /// filter selects wall time).
+    pub paired_side: Option<paired::PairedSide>,
 }
 
 impl Measurement {
@@ -230,6 +236,9 @@ pub async fn measure(
     )
     .await?;
     measurement.phase_done(format!("{label}: build"), started);
+    if ctx.keep_for_pairing && tool_filter(ctx.filter, "wall_time/") != ToolFilter::Skip {
+        measurement.paired_side = Some(paired::keep_binaries(checkout, &raw).await?);
+    }
 
     let database = format!("perf_{}_{label}", ctx.run_id);
     create_database(ctx.services, &database).await?;
@@ -266,15 +275,7 @@ async fn measure_in_database(
         ctx.seed.users, ctx.seed.words, ctx.seed.cards
     ));
     let mut prepare = tool(&suite_bin, checkout);
-    prepare.args([
-        "prepare",
-        "--users",
-        &ctx.seed.users.to_string(),
-        "--words",
-        &ctx.seed.words.to_string(),
-        "--cards",
-        &ctx.seed.cards.to_string(),
-    ]);
+    prepare.args(prepare_args(&ctx.seed));
     with_services(&mut prepare, &format!("{}:{label}:prepare", ctx.run_id));
     run_tool(
         prepare,
@@ -500,6 +501,19 @@ async fn measure_in_database(
         measurement.phase_done(format!("{label}: load"), started);
     }
     Ok(())
+}
+
+/// `suite prepare`'s arguments: seed a database of the configured size.
+fn prepare_args(seed: &Seed) -> Vec<String> {
+    vec![
+        "prepare".to_owned(),
+        "--users".to_owned(),
+        seed.users.to_string(),
+        "--words".to_owned(),
+        seed.words.to_string(),
+        "--cards".to_owned(),
+        seed.cards.to_string(),
+    ]
 }
 
 /// Builds the checkout's `suite` binary and its benchmarks, and the harness's own Gungraun

@@ -45,7 +45,7 @@ pub fn criterion_args(quick: bool, filter: Option<&str>) -> Vec<String> {
 }
 
 /// criterion filters by regex; the harness's filter is plain text.
-fn regex_escape(text: &str) -> String {
+pub fn regex_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if "\\.+*?()|[]{}^$#&-~".contains(c) {
