@@ -1,11 +1,22 @@
 //! The native provisioning path: a whole `--quick` run, its record, and an A/A comparison of
-//! two runs of the same commit, and its renderings (JSON, Bencher Metric Format, HTML).
+//! two runs of the same commit, and its renderings (JSON, Bencher Metric Format, HTML). The A/A
+//! run is `perf --ci` as a pull request's job runs it: it writes the job summary and creates
+//! the sticky comment on a local stand-in for GitHub's REST API (wiremock).
 
 use std::path::Path;
 
 use perf_tests::{
     assert_torn_down, assert_valid_record, fixture, heavy, metric, read_json, ready_services, run,
 };
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use xtask::publish::STICKY_MARKER;
+
+/// The token of the fake pull request's job: it must appear in no output.
+const TOKEN: &str = "ghs_e2eTokenThatMustNeverBePrinted";
+const REPOSITORY: &str = "octo/widgets";
+const PR: u64 = 7;
 
 /// Every suite kind of the first slice, by one metric each.
 const EXPECTED_METRICS: [&str; 6] = [
@@ -16,6 +27,39 @@ const EXPECTED_METRICS: [&str; 6] = [
     "io/cache_aside_read/sql_statements",
     "io/due_cards/sql_statements",
 ];
+
+/// A local stand-in for GitHub's REST API holding pull request [`PR`] of [`REPOSITORY`] with
+/// no comment yet: it lists the PR's comments (none) and creates one, answering only requests
+/// that carry [`TOKEN`] (any other request gets wiremock's 404). wiremock serves from a thread
+/// of its own; `runtime` drives its async API.
+fn fake_github(runtime: &tokio::runtime::Runtime) -> MockServer {
+    runtime.block_on(async {
+        let server = MockServer::start().await;
+        let comments = format!("/repos/{REPOSITORY}/issues/{PR}/comments");
+        let bearer = format!("Bearer {TOKEN}");
+        Mock::given(method("GET"))
+            .and(path(comments.as_str()))
+            .and(header("authorization", bearer.as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(comments.as_str()))
+            .and(header("authorization", bearer.as_str()))
+            .respond_with(|request: &Request| {
+                let posted: Value = request.body_json().expect("a JSON comment");
+                ResponseTemplate::new(201).set_body_json(json!({
+                    "id": 1000,
+                    "body": posted["body"],
+                    "user": { "login": "github-actions[bot]", "type": "Bot" },
+                    "html_url": format!("https://github.com/{REPOSITORY}/pull/{PR}#issuecomment-1000"),
+                }))
+            })
+            .mount(&server)
+            .await;
+        server
+    })
+}
 
 #[test]
 fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
@@ -174,8 +218,23 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         .collect();
     assert_eq!(listed, recorded, "--list and the record disagree");
 
-    // A/A: the same commit against its stored record.
-    let second = run(fixture.xtask(&[
+    // A/A: the same commit against its stored record, run with `--ci` in the environment of a
+    // GitHub Actions job of pull request PR, whose API is the local stand-in.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let github = fake_github(&runtime);
+    let actions = tempfile::tempdir().unwrap();
+    let event_path = actions.path().join("event.json");
+    std::fs::write(
+        &event_path,
+        json!({ "action": "synchronize", "number": PR, "pull_request": { "number": PR } })
+            .to_string(),
+    )
+    .unwrap();
+    let summary_path = actions.path().join("step-summary.md");
+    let mut command = fixture.xtask(&[
         "perf",
         "--quick",
         "--services",
@@ -184,7 +243,18 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         "HEAD",
         "--out",
         out_arg,
-    ]));
+        "--ci",
+    ]);
+    command
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "pull_request")
+        .env("GITHUB_EVENT_PATH", &event_path)
+        .env("GITHUB_STEP_SUMMARY", &summary_path)
+        .env("GITHUB_API_URL", github.uri())
+        .env("GITHUB_REPOSITORY", REPOSITORY)
+        .env("GITHUB_TOKEN", TOKEN);
+    let second = run(command);
+    // The exit code is the verdict, whatever publishing did.
     assert_eq!(second.code, Some(0), "{}", second.describe());
     assert!(
         second.stdout.contains("No regression"),
@@ -239,4 +309,49 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         "report.html loads something from outside"
     );
     assert_torn_down(&ready_services(&second.stderr));
+
+    // `--ci`: no colours, and the token in no output.
+    assert!(
+        !second.stdout.contains('\u{1b}'),
+        "ANSI escapes on stdout with --ci:\n{}",
+        second.stdout
+    );
+    for (stream, text) in [("stdout", &second.stdout), ("stderr", &second.stderr)] {
+        assert!(!text.contains(TOKEN), "the token was printed on {stream}");
+    }
+    // One sticky comment was created on the pull request (its comments listed, then one POST,
+    // nothing edited): the marker, then the report, led by its verdict.
+    let requests = runtime
+        .block_on(github.received_requests())
+        .expect("wiremock records requests");
+    let seen: Vec<String> = requests
+        .iter()
+        .map(|request| format!("{} {}", request.method, request.url.path()))
+        .collect();
+    let comments = format!("/repos/{REPOSITORY}/issues/{PR}/comments");
+    assert_eq!(
+        seen,
+        [format!("GET {comments}"), format!("POST {comments}")],
+        "{}",
+        second.describe()
+    );
+    assert!(
+        second
+            .stderr
+            .contains(&format!("created the perf comment on PR #{PR}")),
+        "{}",
+        second.describe()
+    );
+    let markdown = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    let verdict = markdown.lines().next().unwrap();
+    assert!(verdict.contains("No regression"), "{markdown}");
+    let posted: Value = requests[1].body_json().unwrap();
+    let body = posted["body"].as_str().expect("a comment body");
+    assert!(
+        body.starts_with(&format!("{STICKY_MARKER}\n{verdict}\n")),
+        "{body}"
+    );
+    // The job summary is the Markdown report.
+    let summary = std::fs::read_to_string(&summary_path).expect("the job summary was written");
+    assert_eq!(summary, markdown, "the job summary is not the report");
 }
