@@ -5,7 +5,14 @@
 //! false verdict on CI, where the checkout's path differs from a laptop's. The instruction
 //! benchmarks now allocate from `bench_suite::arena`; this test runs one benchmark binary,
 //! unchanged, from paths of three lengths (the middle one in a range that used to count
-//! differently from the other two) and requires the very same counts.
+//! differently from the other two) and requires the same counts to within 0.01%.
+//!
+//! Not to the instruction: the path (with the arguments and environment) is copied onto the
+//! stack before `main`, so it still moves where the stack's locals sit, and a copy of a
+//! stack value can take a few instructions more or fewer at another alignment. Measured: 2
+//! instructions of 390,551 (0.0005%) in `render/compare_records` at a path of 110 bytes
+//! against 40. That is 2,000 times below the 1% instruction threshold; the heap's effect,
+//! which the arena removed, was 1.3%, and this test fails on it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,6 +70,10 @@ fn counts(binary: &Path) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// How far counts from two paths may differ: the stack's alignment moves a few instructions
+/// (see the module's documentation), the heap's moved 1.3%.
+const MAX_RELATIVE_DIFFERENCE: f64 = 1e-4;
+
 #[test]
 fn instruction_counts_do_not_depend_on_the_length_of_the_binarys_path() {
     let _heavy = heavy();
@@ -78,10 +89,19 @@ fn instruction_counts_do_not_depend_on_the_length_of_the_binarys_path() {
     let (_, first) = &measured[0];
     assert_eq!(first.len(), 3, "the render benchmarks: {first:?}");
     for (length, other) in &measured[1..] {
-        assert_eq!(
-            other, first,
-            "counts from a path of {length} bytes differ from those of {} bytes",
-            measured[0].0
-        );
+        let names = |counts: &[(String, f64)]| -> Vec<String> {
+            counts.iter().map(|(name, _)| name.clone()).collect()
+        };
+        assert_eq!(names(other), names(first), "the same benchmarks");
+        for ((name, count), (_, first_count)) in other.iter().zip(first) {
+            let relative = (count - first_count).abs() / first_count;
+            assert!(
+                relative <= MAX_RELATIVE_DIFFERENCE,
+                "{name}: {count} instructions from a path of {length} bytes, {first_count} from \
+                 one of {} bytes ({:.4}%, more than the stack's few instructions)",
+                measured[0].0,
+                relative * 100.0
+            );
+        }
     }
 }
