@@ -226,6 +226,13 @@ fn one_sided(
     }
 }
 
+/// The largest share of a paired comparison's rounds that may be set aside as outliers for it
+/// to be judged. The paired test assumes that whatever slows the machine slows both sides of a
+/// round; when more rounds than this break that assumption, the rest are not to be trusted
+/// either. Seen on a 2-core machine running two test suites at once: the unchanged
+/// `raw/due_cards_statement` came out "+10.1%, significant" with 3 of 10 rounds set aside.
+pub const MAX_PAIRED_OUTLIER_SHARE: f64 = 0.2;
+
 /// A wall-time row whose benchmark was measured side by side: the paired test decides, with the
 /// metric's own threshold (`thresholds.metrics`) or `thresholds.wall_time_pct` as its minimum
 /// effect. Input the test refuses (a zero time, rounds missing) leaves the row informational,
@@ -253,6 +260,23 @@ fn judge_paired(
             };
         }
     };
+    let outlier_share = result.outlier_rounds.len() as f64 / result.rounds as f64;
+    if outlier_share > MAX_PAIRED_OUTLIER_SHARE {
+        return MetricComparison {
+            change_pct: Some(result.change_pct),
+            verdict: Verdict::Informational,
+            rule: format!(
+                "paired, not judged: {} of {} rounds were outliers (more than {:.0}%), so base \
+                 and head did not see the same machine within a round.\n  fix: run on a quieter \
+                 machine, or with more --paired-rounds",
+                result.outlier_rounds.len(),
+                result.rounds,
+                MAX_PAIRED_OUTLIER_SHARE * 100.0
+            ),
+            paired: Some(result),
+            ..row
+        };
+    }
     let verdict = match result.verdict {
         PairedVerdict::Slower => Verdict::Regression,
         PairedVerdict::Faster => Verdict::Improvement,
@@ -876,6 +900,36 @@ mod tests {
         // A significant 3% is below the minimum effect.
         let small = paired_row(rounds(1000.0, 1.03), &thresholds());
         assert_eq!(small.verdict, Verdict::Unchanged, "{}", small.rule);
+    }
+
+    #[test]
+    fn a_paired_comparison_with_too_many_outlier_rounds_is_not_judged() {
+        // Head 12% slower in seven rounds; in three, one side alone was preempted.
+        let mut noisy = rounds(1000.0, 1.12);
+        noisy.head[2] *= 1.6;
+        noisy.base[5] *= 1.7;
+        noisy.head[8] *= 0.6;
+        let row = paired_row(noisy, &thresholds());
+        assert_eq!(row.verdict, Verdict::Informational, "{}", row.rule);
+        assert!(
+            row.rule.contains("3 of 10 rounds were outliers"),
+            "{}",
+            row.rule
+        );
+        assert!(row.rule.contains("fix:"), "{}", row.rule);
+        assert!(row.paired.is_some(), "the test's numbers are still shown");
+
+        // Two such rounds are set aside and the rest judged.
+        let mut two = rounds(1000.0, 1.12);
+        two.head[2] *= 1.6;
+        two.base[5] *= 1.7;
+        let row = paired_row(two, &thresholds());
+        assert_eq!(row.verdict, Verdict::Regression, "{}", row.rule);
+        assert!(
+            row.rule.contains("2 outlier rounds set aside"),
+            "{}",
+            row.rule
+        );
     }
 
     #[test]
