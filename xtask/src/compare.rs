@@ -226,10 +226,11 @@ fn one_sided(
     }
 }
 
-/// The largest share of a paired comparison's rounds that may be set aside as outliers for it
-/// to be judged. The paired test assumes that whatever slows the machine slows both sides of a
-/// round; when more rounds than this break that assumption, the rest are not to be trusted
-/// either. Seen on a 2-core machine running two test suites at once: the unchanged
+/// The largest share of a paired comparison's rounds that may be set aside as outliers for the
+/// rest to be judged alone. The paired test assumes that whatever slows the machine slows both
+/// sides of a round; when more rounds than this break that assumption, the rest are not to be
+/// trusted alone either: the verdict then stands only if the test gives the same one with every
+/// round kept, and otherwise the row is not judged. Seen on a 2-core machine running two test suites at once: the unchanged
 /// `raw/due_cards_statement` came out "+10.1%, significant" with 3 of 10 rounds set aside.
 pub const MAX_PAIRED_OUTLIER_SHARE: f64 = 0.2;
 
@@ -261,21 +262,34 @@ fn judge_paired(
         }
     };
     let outlier_share = result.outlier_rounds.len() as f64 / result.rounds as f64;
+    let mut many_outliers = String::new();
     if outlier_share > MAX_PAIRED_OUTLIER_SHARE {
-        return MetricComparison {
-            change_pct: Some(result.change_pct),
-            verdict: Verdict::Informational,
-            rule: format!(
-                "paired, not judged: {} of {} rounds were outliers (more than {:.0}%), so base \
-                 and head did not see the same machine within a round.\n  fix: run on a quieter \
-                 machine, or with more --paired-rounds",
-                result.outlier_rounds.len(),
-                result.rounds,
-                MAX_PAIRED_OUTLIER_SHARE * 100.0
-            ),
-            paired: Some(result),
-            ..row
+        // Too many rounds broke the test's assumption for the trimmed rest to be trusted
+        // alone: the verdict stands only if the test says the same with every round kept.
+        let every_round = PairedOptions {
+            outlier_cutoff: f64::INFINITY,
+            ..options
         };
+        let agrees = stats::paired_test(&samples.base, &samples.head, &every_round)
+            .is_ok_and(|all| all.verdict == result.verdict);
+        if !agrees {
+            return MetricComparison {
+                change_pct: Some(result.change_pct),
+                verdict: Verdict::Informational,
+                rule: format!(
+                    "paired, not judged: {} of {} rounds were outliers (more than {:.0}%), and \
+                     with every round kept the test disagrees: base and head did not see the \
+                     same machine within a round.\n  fix: run on a quieter machine, or with more \
+                     --paired-rounds",
+                    result.outlier_rounds.len(),
+                    result.rounds,
+                    MAX_PAIRED_OUTLIER_SHARE * 100.0
+                ),
+                paired: Some(result),
+                ..row
+            };
+        }
+        many_outliers = " (the same with every round kept)".to_owned();
     }
     let verdict = match result.verdict {
         PairedVerdict::Slower => Verdict::Regression,
@@ -285,7 +299,7 @@ fn judge_paired(
     let outliers = match result.outlier_rounds.len() {
         0 => String::new(),
         n => format!(
-            ", {n} outlier round{} set aside",
+            ", {n} outlier round{} set aside{many_outliers}",
             if n == 1 { "" } else { "s" }
         ),
     };
@@ -918,6 +932,19 @@ mod tests {
         );
         assert!(row.rule.contains("fix:"), "{}", row.rule);
         assert!(row.paired.is_some(), "the test's numbers are still shown");
+
+        // A change so large that every round shows it stands, however many outliers.
+        let mut large = rounds(1000.0, 3.0);
+        large.head[2] *= 2.0;
+        large.head[5] *= 2.5;
+        large.base[8] *= 1.3;
+        let row = paired_row(large, &thresholds());
+        assert_eq!(row.verdict, Verdict::Regression, "{}", row.rule);
+        assert!(
+            row.rule.contains("the same with every round kept"),
+            "{}",
+            row.rule
+        );
 
         // Two such rounds are set aside and the rest judged.
         let mut two = rounds(1000.0, 1.12);
