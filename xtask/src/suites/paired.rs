@@ -170,15 +170,14 @@ async fn seed_and_run(
             "paired: seeding a fresh database for {}",
             side.label
         ));
-        let mut prepare = binary(&side.suite, &raws[index]);
-        prepare
-            .args(prepare_args(&ctx.seed))
-            .env("DATABASE_URL", &urls[index])
-            .env("REDIS_URL", &redis_url)
-            .env(
-                "PERF_CACHE_NAMESPACE",
-                format!("{}:pair:{}:prepare", ctx.run_id, side.label),
-            );
+        let mut prepare = side_command(
+            &side.suite,
+            &raws[index],
+            &urls[index],
+            &redis_url,
+            &format!("{}:pair:{}:prepare", ctx.run_id, side.label),
+        );
+        prepare.args(prepare_args(&ctx.seed));
         run_tool(
             prepare,
             &format!("paired: {} suite prepare", side.label),
@@ -194,18 +193,18 @@ async fn seed_and_run(
             let side = sides[index];
             let home = raws[index].join(format!("round-{round:02}"));
             let _ = std::fs::remove_dir_all(&home);
-            let mut bench = binary(&side.wall_time, &raws[index]);
+            let mut bench = side_command(
+                &side.wall_time,
+                &raws[index],
+                &urls[index],
+                &redis_url,
+                &format!("{}:pair:{}:{round}", ctx.run_id, side.label),
+            );
             bench
                 .arg("--bench")
                 .args(ROUND_CRITERION_ARGS)
                 .args(pattern.map(wall_time::regex_escape))
-                .env("CRITERION_HOME", &home)
-                .env("DATABASE_URL", &urls[index])
-                .env("REDIS_URL", &redis_url)
-                .env(
-                    "PERF_CACHE_NAMESPACE",
-                    format!("{}:pair:{}:{round}", ctx.run_id, side.label),
-                );
+                .env("CRITERION_HOME", &home);
             run_tool(
                 bench,
                 &format!("paired: round {round} {}", side.label),
@@ -249,14 +248,24 @@ fn collect_samples(medians: &[Vec<Vec<(String, f64)>>; 2]) -> PairedSamples {
     samples
 }
 
-/// A kept binary as a child process, run in `dir`, in a process group of its own.
-fn binary(program: &Path, dir: &Path) -> tokio::process::Command {
+/// A kept binary of one side as a child process: run in `dir`, in a process group of its own,
+/// with the side's database, Redis and cache namespace.
+fn side_command(
+    program: &Path,
+    dir: &Path,
+    database_url: &str,
+    redis_url: &str,
+    namespace: &str,
+) -> tokio::process::Command {
     let _ = std::fs::create_dir_all(dir);
     let mut command = tokio::process::Command::new(program);
     command
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
-        .process_group(0);
+        .process_group(0)
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", redis_url)
+        .env("PERF_CACHE_NAMESPACE", namespace);
     command
 }
 
