@@ -15,8 +15,7 @@ use std::time::Duration;
 use backon::{BlockingRetryable, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use git2::{
-    AutotagOption, Branch, Direction, ErrorCode, FetchOptions, ObjectType, Oid, PushOptions,
-    Remote, RemoteCallbacks, Repository, Signature, TreeWalkMode, TreeWalkResult,
+    Branch, ErrorCode, ObjectType, Oid, Remote, Repository, Signature, TreeWalkMode, TreeWalkResult,
 };
 
 use crate::record::{self, RecordError, RunRecord};
@@ -258,8 +257,12 @@ impl BaselineStore {
         let mut json = serde_json::to_vec_pretty(record).expect("a record serializes");
         json.push(b'\n');
         let blob = self.repo.blob(&json)?;
+        // Without a local branch, the record goes on top of origin's (as `actions/checkout`
+        // leaves it: a remote-tracking branch only), so that the push is a fast-forward.
+        let tracking = self.tracking_tip()?;
         self.update_branch(|tip| {
-            let mut files = self.files(tip)?;
+            let parent = tip.or(tracking);
+            let mut files = self.files(parent)?;
             let replaced = match files.insert(path.clone(), blob) {
                 Some(previous) if previous == blob => {
                     return Ok(Step::Keep(PutOutcome::AlreadyStored { path: path.clone() }));
@@ -277,7 +280,7 @@ impl BaselineStore {
                 ""
             };
             let message = format!("{summary}\n\n{path}{body}\n");
-            let store_commit = self.commit(&files, tip.as_slice(), &message)?;
+            let store_commit = self.commit(&files, parent.as_slice(), &message)?;
             let (path, store_commit_hex) = (path.clone(), store_commit.to_string());
             let outcome = if replaced {
                 PutOutcome::Replaced {
@@ -301,17 +304,76 @@ impl BaselineStore {
     /// The stored record of `commit` measured on `machine_class`, if there is one. A file that
     /// is not a valid record of that commit and class is an error naming `<branch>:<path>`.
     pub fn get(&self, machine_class: &str, commit: &str) -> Result<Option<RunRecord>, StoreError> {
+        Ok(self
+            .locate(machine_class, commit)?
+            .map(|(_, record)| record))
+    }
+
+    /// [`get`](Self::get), with where the record was read: `<branch>:<path>`, or
+    /// `origin/<branch>:<path>` when only the remote-tracking branch has it (a CI checkout
+    /// such as `actions/checkout` with `fetch-depth: 0` fetches every branch of `origin` as a
+    /// remote-tracking branch and makes no local one).
+    pub fn locate(
+        &self,
+        machine_class: &str,
+        commit: &str,
+    ) -> Result<Option<(String, RunRecord)>, StoreError> {
         let path = record_path(machine_class, commit)?;
-        let Some(tip) = self.tip()? else {
-            return Ok(None);
-        };
-        let tree = self.repo.find_commit(tip)?.tree()?;
-        let entry = match tree.get_path(Path::new(&path)) {
-            Ok(entry) => entry,
-            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let location = format!("{}:{path}", self.branch);
+        for (name, tip) in self.read_tips()? {
+            let tree = self.repo.find_commit(tip)?.tree()?;
+            let entry = match tree.get_path(Path::new(&path)) {
+                Ok(entry) => entry,
+                Err(e) if e.code() == ErrorCode::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let location = format!("{name}:{path}");
+            let record = self.read_record(&entry, &location, machine_class, commit)?;
+            return Ok(Some((location, record)));
+        }
+        Ok(None)
+    }
+
+    /// The branches reads look in, in order: the local branch, then `origin`'s
+    /// remote-tracking branch (each only if it exists).
+    fn read_tips(&self) -> Result<Vec<(String, Oid)>, StoreError> {
+        let mut tips = Vec::new();
+        if let Some(local) = self.tip()? {
+            tips.push((self.branch.clone(), local));
+        }
+        if let Some(oid) = self.tracking_tip()?
+            && tips.iter().all(|(_, tip)| *tip != oid)
+        {
+            tips.push((self.tracking_name(), oid));
+        }
+        Ok(tips)
+    }
+
+    /// The commit of `origin`'s remote-tracking branch, `None` when there is none.
+    fn tracking_tip(&self) -> Result<Option<Oid>, StoreError> {
+        match self
+            .repo
+            .find_reference(&format!("refs/remotes/{}", self.tracking_name()))
+        {
+            Ok(reference) => Ok(Some(reference.peel_to_commit()?.id())),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `origin/<branch>`: the remote-tracking branch reads fall back to.
+    fn tracking_name(&self) -> String {
+        format!("origin/{}", self.branch)
+    }
+
+    /// Reads and checks the record at `entry` (named `location` in errors).
+    fn read_record(
+        &self,
+        entry: &git2::TreeEntry<'_>,
+        location: &str,
+        machine_class: &str,
+        commit: &str,
+    ) -> Result<RunRecord, StoreError> {
+        let location = location.to_owned();
         let corrupt = |detail: String| StoreError::CorruptRecord {
             location: location.clone(),
             detail,
@@ -343,13 +405,19 @@ impl BaselineStore {
         if record.dirty {
             return Err(corrupt("it is a dirty work tree's record".to_owned()));
         }
-        Ok(Some(record))
+        Ok(record)
     }
 
     /// Every stored record's machine class, commit and size, sorted; reads no record. Files
     /// that do not follow the layout (`<machine_class>/<sha>.json`) are not listed.
     pub fn list(&self) -> Result<Vec<StoredEntry>, StoreError> {
-        let files = self.files(self.tip()?)?;
+        // The local branch's files, and those only `origin`'s remote-tracking branch has.
+        let mut files = Files::new();
+        for (_, tip) in self.read_tips()? {
+            for (path, blob) in self.files(Some(tip))? {
+                files.entry(path).or_insert(blob);
+            }
+        }
         let mut entries = self.entries(&files)?;
         entries.sort();
         Ok(entries)
@@ -360,8 +428,8 @@ impl BaselineStore {
     /// merge commit with both parents holding both sides' files (the rules are on `merge_files`;
     /// on one path with different bytes, the remote's file wins).
     pub fn fetch(&self, remote: &str) -> Result<FetchOutcome, StoreError> {
-        let (mut handle, remote_name) = self.remote(remote)?;
-        let Some(theirs) = self.download(&mut handle, remote)? else {
+        let (_, remote_name) = self.remote(remote)?;
+        let Some(theirs) = self.download(remote)? else {
             return Ok(FetchOutcome::NothingToFetch);
         };
         if let Some(name) = remote_name {
@@ -626,29 +694,70 @@ impl BaselineStore {
 
     /// Downloads the remote's baseline branch; its commit, `None` when it has none. The commit
     /// is the one advertised on the same connection the objects come from.
-    fn download(&self, remote: &mut Remote<'_>, label: &str) -> Result<Option<Oid>, StoreError> {
-        let mut connection = remote
-            .connect_auth(Direction::Fetch, None, None)
-            .map_err(|e| remote_error(label, &e))?;
-        let advertised = connection
-            .list()
-            .map_err(|e| remote_error(label, &e))?
-            .iter()
-            .find(|head| head.name() == self.refname)
-            .map(|head| head.oid());
-        let Some(theirs) = advertised else {
+    /// The remote's branch commit, its objects fetched into this repository; `None` when the
+    /// remote has no such branch. Through the `git` program, so that the credentials and
+    /// settings CI gives git (`GIT_CONFIG_*`, credential helpers) apply to any URL; a remote
+    /// that cannot be read is an error, never taken for "no branch yet".
+    fn download(&self, remote: &str) -> Result<Option<Oid>, StoreError> {
+        if self.remote_tip(remote)?.is_none() {
             return Ok(None);
-        };
-        if self.repo.find_commit(theirs).is_err() {
-            let mut options = FetchOptions::new();
-            options.download_tags(AutotagOption::None);
-            connection
-                .remote()
-                .download(&[self.refname.as_str()], Some(&mut options))
-                .map_err(|e| remote_error(label, &e))?;
-            self.repo.find_commit(theirs)?;
         }
+        let incoming = format!("refs/perf-incoming/{}", self.branch);
+        let fetched = self.git_program(&[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            remote,
+            &format!("+{}:{incoming}", self.refname),
+        ])?;
+        if !fetched.status.success() {
+            return Err(remote_error_detail(remote, fetched.stderr_text()));
+        }
+        let mut reference = self.repo.find_reference(&incoming)?;
+        let theirs = reference.peel_to_commit()?.id();
+        reference.delete()?;
         Ok(Some(theirs))
+    }
+
+    /// The commit the remote's branch is at (`git ls-remote`), `None` when it has none.
+    fn remote_tip(&self, remote: &str) -> Result<Option<Oid>, StoreError> {
+        let listed = self.git_program(&["ls-remote", "--exit-code", remote, &self.refname])?;
+        match listed.status.code() {
+            Some(0) => {}
+            // `--exit-code`: the remote answered and has no such ref.
+            Some(2) => return Ok(None),
+            _ => return Err(remote_error_detail(remote, listed.stderr_text())),
+        }
+        let stdout = String::from_utf8_lossy(&listed.stdout);
+        let line = stdout
+            .lines()
+            .find(|line| line.ends_with(&format!("\t{}", self.refname)))
+            .ok_or_else(|| {
+                remote_error_detail(remote, format!("`git ls-remote` printed {stdout:?}"))
+            })?;
+        let sha = line.split('\t').next().unwrap_or_default();
+        Oid::from_str(sha)
+            .map(Some)
+            .map_err(|e| remote_error_detail(remote, format!("{sha:?}: {}", e.message())))
+    }
+
+    /// Runs `git` on this repository, without a shell, never prompting for credentials.
+    fn git_program(&self, args: &[&str]) -> Result<GitOutput, StoreError> {
+        let output = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(self.repo.path())
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| StoreError::Remote {
+                remote: "git".to_owned(),
+                detail: format!(
+                    "cannot run the git program ({e}).\n  fix: install git and put it on PATH"
+                ),
+            })?;
+        Ok(GitOutput(output))
     }
 
     /// Brings the fetched commit `theirs` into the local branch.
@@ -703,7 +812,7 @@ impl BaselineStore {
     /// One push of the local commit `local`. A lost race (the remote branch holds commits this
     /// repository does not, or moved during the push) is `Attempt::LostRace`.
     fn push_once(&self, remote: &str, local: Oid) -> Result<PushResult, Attempt> {
-        let (mut handle, _) = self.remote(remote)?;
+        let (handle, _) = self.remote(remote)?;
         // Where git pushes: the push URL when one is configured.
         let url = match handle.pushurl() {
             Ok(Some(pushurl)) => pushurl,
@@ -712,72 +821,52 @@ impl BaselineStore {
         };
         match local_repository_path(url) {
             Some(path) => self.push_to_local_repository(&path, local, remote),
-            None => self.push_over_transport(&mut handle, local, remote),
+            None => self.push_with_git_program(remote, local),
         }
     }
 
-    /// Pushes through git2's transport, for remotes that run a git server (git://, and https or
-    /// ssh when git2 is built with them). The server updates the ref only if it still holds the
-    /// value it advertised, and reports each ref's status through `push_update_reference`:
-    /// `Remote::push` returns `Ok` for a push whose ref the server rejected, so the status is
-    /// what decides.
-    fn push_over_transport(
-        &self,
-        remote: &mut Remote<'_>,
-        local: Oid,
-        label: &str,
-    ) -> Result<PushResult, Attempt> {
-        let mut connection = remote
-            .connect_auth(Direction::Push, None, None)
-            .map_err(|e| remote_error(label, &e))?;
-        let current = connection
-            .list()
-            .map_err(|e| remote_error(label, &e))?
-            .iter()
-            .find(|head| head.name() == self.refname)
-            .map(|head| head.oid());
+    /// Pushes through the `git` program, for remotes that run a git server (git://, https,
+    /// ssh), so that CI's credentials for git apply. A compare-and-swap on the server: the ref
+    /// moves only if it still holds what `ls-remote` just saw (`--force-with-lease`), and only
+    /// to a commit that contains it. Any ref the server refuses (moved meanwhile, a hook
+    /// declined) is `Attempt::LostRace`, so the next attempt fetches and sees what happened.
+    fn push_with_git_program(&self, remote: &str, local: Oid) -> Result<PushResult, Attempt> {
+        let current = self.remote_tip(remote)?;
         if current == Some(local) {
             return Ok(PushResult::AlreadyUpToDate);
         }
-        let mut statuses: Vec<(String, Option<String>)> = Vec::new();
-        let pushed = {
-            let mut callbacks = RemoteCallbacks::new();
-            callbacks.push_update_reference(|refname, status| {
-                statuses.push((refname.to_owned(), status.map(str::to_owned)));
-                Ok(())
-            });
-            let mut options = PushOptions::new();
-            options.remote_callbacks(callbacks);
-            let refspec = format!("{0}:{0}", self.refname);
-            // Pushed on the connection whose advertisement was just read, so libgit2's own
-            // fast-forward check is against the same remote state.
-            connection
-                .remote()
-                .push(&[refspec.as_str()], Some(&mut options))
-        };
-        match pushed {
-            Ok(()) => {}
-            // libgit2 refuses, before sending anything, to push a commit that does not contain
-            // the remote's (including one this repository has never fetched).
-            Err(e) if e.code() == ErrorCode::NotFastForward => {
-                return Err(Attempt::LostRace(e.message().to_owned()));
+        if let Some(theirs) = current {
+            let contained =
+                self.repo.odb()?.exists(theirs) && self.repo.graph_descendant_of(local, theirs)?;
+            if !contained {
+                return Err(Attempt::LostRace(format!(
+                    "{}: the remote has commits this repository does not (not a fast-forward)",
+                    self.refname
+                )));
             }
-            Err(e) => return Err(Attempt::Failed(remote_error(label, &e))),
         }
-        match statuses
-            .into_iter()
-            .find(|(refname, _)| *refname == self.refname)
-        {
-            Some((_, None)) => Ok(PushResult::Pushed {
+        let lease = format!(
+            "--force-with-lease={}:{}",
+            self.refname,
+            current.map(|oid| oid.to_string()).unwrap_or_default()
+        );
+        let refspec = format!("{local}:{}", self.refname);
+        let pushed = self.git_program(&["push", "--porcelain", &lease, remote, &refspec])?;
+        if pushed.status.success() {
+            return Ok(PushResult::Pushed {
                 store_commit: local.to_string(),
-            }),
-            Some((refname, Some(message))) => {
-                Err(Attempt::LostRace(format!("{refname}: {message}")))
+            });
+        }
+        // `--porcelain`: a refused ref is a line `!<TAB>from:to<TAB>summary (reason)`.
+        let stdout = String::from_utf8_lossy(&pushed.stdout);
+        match stdout.lines().find_map(|line| line.strip_prefix("!\t")) {
+            Some(refused) => {
+                let summary = refused.split('\t').nth(1).unwrap_or(refused);
+                Err(Attempt::LostRace(format!("{}: {summary}", self.refname)))
             }
-            // Not reported is not accepted: the next attempt fetches and sees what happened.
-            None => Err(Attempt::LostRace(format!(
-                "the remote reported no status for {}",
-                self.refname
+            None => Err(Attempt::Failed(remote_error_detail(
+                remote,
+                pushed.stderr_text(),
             ))),
         }
     }
@@ -923,6 +1012,28 @@ fn backoff(first: Duration, attempts: usize) -> ExponentialBuilder {
         .with_max_delay(Duration::from_millis(500))
         .with_max_times(attempts - 1)
         .with_jitter()
+}
+
+/// What the `git` program printed and how it ended.
+struct GitOutput(std::process::Output);
+
+impl std::ops::Deref for GitOutput {
+    type Target = std::process::Output;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl GitOutput {
+    /// Its standard error, trimmed (what git says went wrong).
+    fn stderr_text(&self) -> String {
+        let text = String::from_utf8_lossy(&self.0.stderr).trim().to_owned();
+        if text.is_empty() {
+            format!("git exited with {}", self.0.status)
+        } else {
+            text
+        }
+    }
 }
 
 fn remote_error(remote: &str, error: &git2::Error) -> StoreError {
@@ -1604,6 +1715,56 @@ mod tests {
         assert_eq!(outcome.result, PushResult::AlreadyUpToDate);
         assert_eq!(store.fetch("origin").unwrap(), FetchOutcome::UpToDate);
         let error = store.fetch("no-such-remote").unwrap_err();
+        assert!(matches!(error, StoreError::Remote { .. }), "{error}");
+    }
+
+    /// Issue 13, defect 7: `actions/checkout` (fetch-depth 0) leaves the baseline branch as
+    /// `origin/perf-baselines` only. A record stored there started an orphan branch whose push
+    /// was refused; it must go on top of origin's, read it, and push as a fast-forward.
+    #[test]
+    fn without_a_local_branch_a_record_goes_on_top_of_origins_remote_tracking_branch() {
+        let (_base, remote, daemon) = served_remote();
+        let url = daemon.url(&remote);
+        let (a, b) = (clone_of(&url), clone_of(&url));
+        store(a.path()).put(&record("m", 1)).unwrap();
+        store(a.path()).push("origin").unwrap();
+        // What `git fetch` (as actions/checkout runs it) leaves in b: a remote-tracking branch.
+        let fetched = Command::new("git")
+            .current_dir(b.path())
+            .args([
+                "fetch",
+                "--quiet",
+                "origin",
+                "+refs/heads/*:refs/remotes/origin/*",
+            ])
+            .status()
+            .unwrap();
+        assert!(fetched.success());
+        let b_store = store(b.path());
+        assert!(tip(b.path()).is_none(), "no local branch yet");
+        assert_eq!(
+            b_store.locate("m", &sha(1)).unwrap().map(|(at, _)| at),
+            Some(format!("origin/perf-baselines:m/{}.json", sha(1)))
+        );
+        b_store.put(&record("n", 2)).unwrap();
+        let outcome = b_store.push("origin").unwrap();
+        assert_eq!(outcome.attempts, 1, "a fast-forward: {outcome:?}");
+        assert_eq!(
+            paths(&remote),
+            vec![format!("m/{}.json", sha(1)), format!("n/{}.json", sha(2))]
+        );
+    }
+
+    /// Issue 13, defect 7: a fetch that failed was taken for "no branch yet".
+    #[test]
+    fn a_remote_that_cannot_be_read_is_an_error_not_an_empty_branch() {
+        // Port 1 on loopback: nothing listens there.
+        let dir = clone_of("git://127.0.0.1:1/remote.git");
+        let store = store(dir.path());
+        let error = store.fetch("origin").unwrap_err();
+        assert!(matches!(error, StoreError::Remote { .. }), "{error}");
+        store.put(&record("m", 1)).unwrap();
+        let error = store.push("origin").unwrap_err();
         assert!(matches!(error, StoreError::Remote { .. }), "{error}");
     }
 
