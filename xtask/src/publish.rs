@@ -122,7 +122,17 @@ pub struct PublishEnvironment {
     pub step_summary: Option<PathBuf>,
     /// [`RETRY_BASE_ENV`] sets its first delay.
     pub retry: RetryPolicy,
+    /// [`COMMENT_AUTHOR_ENV`], default [`DEFAULT_COMMENT_AUTHOR`]: the login the token writes
+    /// as, and the only author whose marked comment is the sticky one.
+    pub comment_author: String,
 }
+
+/// Names the login the token comments as, when it is not GitHub Actions' own token (a GitHub
+/// App's or a person's).
+pub const COMMENT_AUTHOR_ENV: &str = "PERF_COMMENT_AUTHOR";
+
+/// The login of the token GitHub Actions gives a workflow.
+pub const DEFAULT_COMMENT_AUTHOR: &str = "github-actions[bot]";
 
 impl PublishEnvironment {
     /// From this process's environment variables.
@@ -157,6 +167,9 @@ impl PublishEnvironment {
             repository: get("GITHUB_REPOSITORY"),
             event_path: get("GITHUB_EVENT_PATH").map(PathBuf::from),
             step_summary: get("GITHUB_STEP_SUMMARY").map(PathBuf::from),
+            comment_author: get(COMMENT_AUTHOR_ENV)
+                .map(|login| login.trim().to_owned())
+                .unwrap_or_else(|| DEFAULT_COMMENT_AUTHOR.to_owned()),
             retry,
         })
     }
@@ -699,21 +712,21 @@ pub struct CommentAuthor {
     pub kind: String,
 }
 
-/// The comment to update: of those whose body holds the marker, the first a bot wrote (the
-/// token GitHub Actions gives writes as `github-actions[bot]`, and a token may not edit a
-/// person's comment), else the first.
-pub fn sticky_comment(comments: &[IssueComment]) -> Option<&IssueComment> {
-    let marked = || {
-        comments.iter().filter(|comment| {
-            comment
+/// The comment to update: the first that `author` (the login the token writes as) wrote and
+/// that starts with the marker. A marked comment by anyone else is never taken over: anybody
+/// who may comment (a fork's author included) can post the marker first, and editing theirs
+/// would hide the verdict in a comment they control.
+pub fn sticky_comment<'a>(comments: &'a [IssueComment], author: &str) -> Option<&'a IssueComment> {
+    comments.iter().find(|comment| {
+        comment
+            .user
+            .as_ref()
+            .is_some_and(|user| user.login.eq_ignore_ascii_case(author))
+            && comment
                 .body
                 .as_deref()
-                .is_some_and(|body| body.contains(STICKY_MARKER))
-        })
-    };
-    marked()
-        .find(|comment| comment.user.as_ref().is_some_and(|user| user.kind == "Bot"))
-        .or_else(|| marked().next())
+                .is_some_and(|body| body.starts_with(STICKY_MARKER))
+    })
 }
 
 /// The rate-limit headers of an answer.
@@ -861,6 +874,7 @@ struct GitHub {
     repository: String,
     api_url: String,
     retry: RetryPolicy,
+    comment_author: String,
 }
 
 impl GitHub {
@@ -925,6 +939,7 @@ impl GitHub {
             repository,
             api_url,
             retry: environment.retry,
+            comment_author: environment.comment_author.clone(),
         })
     }
 
@@ -972,7 +987,7 @@ impl GitHub {
     async fn upsert_once(&self, pr: u64, body: &str) -> Result<CommentWritten, UpsertFailure> {
         let comments = self.list_comments(pr).await?;
         let payload = serde_json::json!({ "body": body });
-        match sticky_comment(&comments) {
+        match sticky_comment(&comments, &self.comment_author) {
             Some(existing) => {
                 let path = format!("/repos/{}/issues/comments/{}", self.repository, existing.id);
                 let updated: IssueComment = self.send(Verb::Patch, &path, Some(&payload)).await?;
@@ -1236,18 +1251,34 @@ mod tests {
         }
     }
 
+    /// Issue 13, defect 6: the first marked comment by anyone was edited, so a fork's author
+    /// who posted the marker first took the verdict over.
     #[test]
-    fn the_sticky_comment_is_a_bots_comment_with_the_marker_else_the_first_with_it() {
+    fn the_sticky_comment_is_only_ever_one_the_token_wrote_starting_with_the_marker() {
         let quoted = format!("as the bot said: {STICKY_MARKER}");
         let ours = format!("{STICKY_MARKER}\n## Performance");
+        let mut planted = comment(2, &ours, "User");
+        planted.user.as_mut().unwrap().login = "fork-author".to_owned();
+        let mut other_bot = comment(3, &ours, "Bot");
+        other_bot.user.as_mut().unwrap().login = "some-app[bot]".to_owned();
+        let mut bot_quoting = comment(4, &quoted, "Bot");
+        bot_quoting.user.as_mut().unwrap().login = DEFAULT_COMMENT_AUTHOR.to_owned();
+        let mut real = comment(5, &ours, "Bot");
+        real.user.as_mut().unwrap().login = DEFAULT_COMMENT_AUTHOR.to_owned();
         let comments = [
             comment(1, "LGTM", "User"),
-            comment(2, &quoted, "User"),
-            comment(3, &ours, "Bot"),
+            planted,
+            other_bot,
+            bot_quoting,
+            real,
         ];
-        assert_eq!(sticky_comment(&comments).map(|c| c.id), Some(3));
-        assert_eq!(sticky_comment(&comments[..2]).map(|c| c.id), Some(2));
-        assert!(sticky_comment(&comments[..1]).is_none());
+        let author = DEFAULT_COMMENT_AUTHOR;
+        assert_eq!(sticky_comment(&comments, author).map(|c| c.id), Some(5));
+        assert!(sticky_comment(&comments[..4], author).is_none());
+        assert_eq!(
+            sticky_comment(&comments, "some-app[bot]").map(|c| c.id),
+            Some(3)
+        );
     }
 
     #[test]

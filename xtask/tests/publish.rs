@@ -242,6 +242,7 @@ fn environment(server: &MockServer) -> PublishEnvironment {
             attempts: 4,
             first_delay: Duration::from_millis(1),
         },
+        comment_author: publish::DEFAULT_COMMENT_AUTHOR.to_owned(),
     }
 }
 
@@ -617,6 +618,41 @@ async fn the_binary_gives_up_after_four_attempts_with_exit_2_and_keeps_the_repor
     );
 }
 
+/// Issue 13, defect 6: a fork's author who posts the marker first must not get the verdict
+/// written into a comment they control, nor the real comment suppressed.
+#[tokio::test]
+async fn a_marked_comment_by_someone_else_is_never_taken_over() {
+    let (server, fake) = FakeGitHub::start().await;
+    let planted = fake.seed(
+        "fork-author",
+        &format!("{STICKY_MARKER}\n## Performance: No regression (trust me)"),
+    );
+    let dir = report_dir(&report_markdown("1 regression(s)"));
+
+    let published = publish::publish(&report_source(dir.path()), Some(PR), &environment(&server))
+        .await
+        .unwrap();
+
+    assert!(
+        matches!(published, Published::Created { pr: 7, .. }),
+        "{published:?}"
+    );
+    assert!(
+        requests(&server, "PATCH").await.is_empty(),
+        "nothing edited"
+    );
+    let comments = fake.comments();
+    assert_eq!(comments.len(), 2);
+    let untouched = comments.iter().find(|c| c["id"] == planted).unwrap();
+    assert!(
+        untouched["body"].as_str().unwrap().contains("(trust me)"),
+        "{untouched}"
+    );
+    let ours = comments.iter().find(|c| c["id"] != planted).unwrap();
+    assert_eq!(ours["user"]["login"], publish::DEFAULT_COMMENT_AUTHOR);
+    assert!(ours["body"].as_str().unwrap().contains("1 regression(s)"));
+}
+
 #[tokio::test]
 async fn a_sticky_comment_on_the_second_page_is_found_through_link_headers() {
     let (server, fake) = FakeGitHub::start().await;
@@ -918,6 +954,7 @@ async fn an_unreachable_api_is_tried_four_times_then_named() {
             attempts: 4,
             first_delay: Duration::from_millis(1),
         },
+        comment_author: publish::DEFAULT_COMMENT_AUTHOR.to_owned(),
     };
 
     let error = publish::publish(&report_source(dir.path()), Some(PR), &environment)
