@@ -28,6 +28,21 @@ apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
 }
 
+# 0. The toolchain rust-toolchain.toml pins. A machine whose rustup has that version only as
+#    "stable" gets it linked under its own name (no download); any other machine installs it.
+pinned="$(sed -n 's/^channel = "\(.*\)"$/\1/p' "$root/rust-toolchain.toml")"
+if [ -z "$pinned" ]; then
+    log "rust-toolchain.toml names no channel"; exit 1
+elif rustup toolchain list | grep -q "^$pinned-"; then
+    log "toolchain $pinned is installed"
+elif [ "$(rustc +stable --version 2>/dev/null | awk '{print $2}')" = "$pinned" ]; then
+    log "linking the stable toolchain as $pinned"
+    rustup toolchain link "$pinned" "$(rustc +stable --print sysroot)"
+else
+    log "installing toolchain $pinned"
+    rustup toolchain install "$pinned" --profile minimal --component clippy,rustfmt
+fi
+
 # 1. Debian packages: redis-server (native services), docker.io (docker services), debootstrap
 #    (to build the local images).
 missing=()

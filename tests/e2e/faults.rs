@@ -237,4 +237,36 @@ fn a_filter_that_selects_nothing_is_a_usage_error_naming_the_fix() {
         result.describe()
     );
     assert!(result.stdout.is_empty(), "{}", result.describe());
+
+    // Issue 13, defect 8: a measuring run with such a filter built, seeded, measured nothing
+    // and exited 0, so a gate with a typo in its filter always passed.
+    let out = tempfile::tempdir().unwrap();
+    let measured = run(fixture.xtask(&[
+        "perf",
+        "--services",
+        "native",
+        "--base",
+        "none",
+        "--filter",
+        "no_such_benchmark",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]));
+    assert_eq!(measured.code, Some(2), "{}", measured.describe());
+    assert!(
+        measured
+            .stderr
+            .contains("--filter \"no_such_benchmark\" selects no benchmark, scenario or plan")
+            && measured
+                .stderr
+                .contains("fix: run `cargo xtask perf --list`"),
+        "{}",
+        measured.describe()
+    );
+    assert!(
+        !measured.stderr.contains("services:"),
+        "services started: {}",
+        measured.describe()
+    );
+    assert!(!out.path().join("runs").exists() && !out.path().join("filtered").exists());
 }

@@ -20,6 +20,10 @@ pub enum BaselineError {
         "{rev:?} does not name a commit in this repository ({detail}).\n  fix: pass a branch, tag or sha that `git rev-parse {rev}` resolves (fetch it first if it is remote)"
     )]
     UnknownRevision { rev: String, detail: String },
+    #[error(
+        "the target branch {branch:?} is neither a local branch nor origin's remote-tracking branch, so there is no merge-base to compare with.\n  fix: correct `target_branch` in [workspace.metadata.perf], fetch it (`git fetch origin {branch}`; in GitHub Actions, check out with `fetch-depth: 0`), or pass --base <rev>"
+    )]
+    TargetBranchNotFound { branch: String },
     #[error("git: {0}")]
     Git(#[from] git2::Error),
     #[error("`git {args}` failed: {detail}")]
@@ -94,7 +98,8 @@ impl GitRepo {
 
     /// The default baseline: the merge-base of HEAD with the target branch; when HEAD is on
     /// the target branch, HEAD itself for a dirty tree (measuring the uncommitted change) or
-    /// its first parent for a clean one. `None` when there is no such commit.
+    /// its first parent for a clean one. `None` when there is no such commit; an error when
+    /// the target branch is neither local nor `origin`'s.
     pub fn default_base(
         &self,
         head: &HeadState,
@@ -124,7 +129,13 @@ impl GitRepo {
                 }
                 format!("HEAD is on {name}")
             }
-            None => format!("target branch {target_branch} not found"),
+            None => {
+                // A misspelled or unfetched target branch must not silently turn the base into
+                // HEAD's first parent: that is the wrong baseline for a PR of several commits.
+                return Err(BaselineError::TargetBranchNotFound {
+                    branch: target_branch.to_owned(),
+                });
+            }
         };
         if head.dirty {
             return Ok(Some(BaseChoice {
@@ -139,12 +150,14 @@ impl GitRepo {
         }))
     }
 
-    /// Who accepts a regression: `GITHUB_ACTOR` in GitHub Actions, else git's `user.name`,
-    /// else `unknown`.
-    pub fn acceptor(&self) -> String {
-        std::env::var("GITHUB_ACTOR")
-            .ok()
-            .filter(|actor| !actor.trim().is_empty())
+    /// Who accepts a regression: `named` (`--accepted-by`) when given, else git's
+    /// `user.name`, else `unknown`. Never an environment variable of the CI: on a push,
+    /// `GITHUB_ACTOR` is the pusher, not whoever accepted.
+    pub fn acceptor(&self, named: Option<&str>) -> String {
+        named
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
             .or_else(|| {
                 self.repo
                     .config()

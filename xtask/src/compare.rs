@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use crate::config::{Budget, Thresholds};
-use crate::record::{Environment, Metric, MetricKind, RunRecord, Suite, Unit};
+use crate::config::{self, Budget, Thresholds};
+use crate::record::{self, Direction, Environment, Metric, MetricKind, RunRecord, Suite, Unit};
 use crate::stats::{self, CountVerdict, PairedOptions, PairedResult, PairedVerdict};
 
 /// Values of each metric in the target branch's stored records, oldest first: what a noise
@@ -38,8 +38,19 @@ pub enum Verdict {
     Unchanged,
     /// Shown for information, never gated (e.g. wall time measured in separate runs).
     Informational,
-    /// Only in head (a new benchmark) or only in base (a removed one).
+    /// Only in head (a new benchmark), or only in base when that is not a regression (a
+    /// filtered run, a retired metric).
     NotComparable,
+}
+
+/// What a comparison must know of the run beside its two records.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// The run measured part of its suites (`--filter`): a base metric that head lacks was not
+    /// measured, rather than removed.
+    pub filtered: bool,
+    /// Metrics removed on purpose (`retired` in the config: names, or prefixes ending in `/`).
+    pub retired: &'a [String],
 }
 
 /// One row of a comparison.
@@ -49,6 +60,9 @@ pub struct MetricComparison {
     pub suite: Suite,
     pub unit: Unit,
     pub kind: MetricKind,
+    /// Which way the metric gets better: what decided between regression and improvement.
+    #[serde(default = "lower_is_better")]
+    pub direction: Direction,
     pub base: Option<f64>,
     pub head: Option<f64>,
     /// Relative change in percent, `(head - base) / base * 100`.
@@ -85,13 +99,19 @@ impl Comparison {
         self.count(Verdict::Regression) > 0
     }
 
-    /// The regression with the largest relative change, if any.
+    /// The regression with the largest relative change, if any; a lost plan shape counts as
+    /// the largest, and a metric missing in head (which no run of head can reproduce) as the
+    /// smallest.
     pub fn worst_regression(&self) -> Option<&MetricComparison> {
         self.rows
             .iter()
             .filter(|r| r.verdict == Verdict::Regression)
             .max_by(|a, b| {
-                let key = |r: &MetricComparison| r.change_pct.unwrap_or(f64::INFINITY);
+                let key = |r: &MetricComparison| match (r.change_pct, r.head) {
+                    (Some(change), _) => change,
+                    (None, None) => f64::NEG_INFINITY,
+                    (None, Some(_)) => f64::INFINITY,
+                };
                 key(a).total_cmp(&key(b))
             })
     }
@@ -152,7 +172,8 @@ pub fn compare_with_history(
 }
 
 /// [`compare_with_history`], with wall-time metrics measured side by side (`paired`) judged
-/// by the paired test instead of shown for information.
+/// by the paired test instead of shown for information; a whole, unfiltered run with nothing
+/// retired.
 pub fn compare_paired(
     base: &RunRecord,
     head: &RunRecord,
@@ -160,6 +181,32 @@ pub fn compare_paired(
     history: &History,
     paired: &PairedSamples,
 ) -> Comparison {
+    compare_in_scope(base, head, thresholds, history, paired, Scope::default())
+}
+
+/// [`compare_paired`] for a run of `scope`. Every metric of either record gets a row:
+/// - in both: judged by its kind's rule, in its direction;
+/// - a scenario's per-command, per-statement or observed count that one side left out as zero
+///   (see [`record::absent_means_zero`]): judged from 0, so that a new Redis command type or SQL
+///   statement (0 → N) and lost cache hits (N → 0) are changes like any other;
+/// - only in head otherwise: a new benchmark, not comparable;
+/// - only in base otherwise: a regression (a benchmark removed or renamed escapes the gate
+///   otherwise), unless the run was filtered or the metric is retired.
+pub fn compare_in_scope(
+    base: &RunRecord,
+    head: &RunRecord,
+    thresholds: &Thresholds,
+    history: &History,
+    paired: &PairedSamples,
+    scope: Scope<'_>,
+) -> Comparison {
+    let zero_of = |metric: &Metric| Metric {
+        value: 0.0,
+        interval: None,
+        samples: Vec::new(),
+        shape: None,
+        ..metric.clone()
+    };
     let mut rows: Vec<MetricComparison> = head
         .metrics
         .iter()
@@ -173,6 +220,9 @@ pub fn compare_paired(
                     _ => row,
                 }
             }
+            None if record::absent_means_zero(base, &metric.name) => implied_zero_row(
+                compare_metric(&zero_of(metric), metric, thresholds, history),
+            ),
             None => MetricComparison {
                 head_shape: metric.shape.clone(),
                 ..one_sided(
@@ -188,18 +238,53 @@ pub fn compare_paired(
         base.metrics
             .iter()
             .filter(|m| head.metric(&m.name).is_none())
-            .map(|m| MetricComparison {
-                base_shape: m.shape.clone(),
-                ..one_sided(
-                    m,
-                    Some(m.value),
-                    None,
-                    "only in base: removed or filtered out",
-                )
+            .map(|m| {
+                if record::absent_means_zero(head, &m.name) {
+                    return implied_zero_row(compare_metric(m, &zero_of(m), thresholds, history));
+                }
+                let (verdict, rule) = if scope.filtered {
+                    (
+                        Verdict::NotComparable,
+                        "only in base: not measured by this filtered run".to_owned(),
+                    )
+                } else if config::names_or_prefixes_match(scope.retired, &m.name) {
+                    (
+                        Verdict::NotComparable,
+                        "only in base: retired (`retired` in [workspace.metadata.perf])"
+                            .to_owned(),
+                    )
+                } else {
+                    (
+                        Verdict::Regression,
+                        "missing in head: the benchmark was removed or renamed, and nothing                          judges it any more.\n  fix: restore it, or list it under `retired` in                          [workspace.metadata.perf] (or accept the run)"
+                            .to_owned(),
+                    )
+                };
+                MetricComparison {
+                    base_shape: m.shape.clone(),
+                    verdict,
+                    rule,
+                    ..one_sided(m, Some(m.value), None, "")
+                }
             }),
     );
     rows.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.name.cmp(&b.name)));
     Comparison { rows }
+}
+
+/// A row judged from an implied zero: its rule says so, and the absent side shows 0.
+fn implied_zero_row(row: MetricComparison) -> MetricComparison {
+    MetricComparison {
+        rule: format!(
+            "{}; a side without this count ran the scenario and counted 0",
+            row.rule
+        ),
+        ..row
+    }
+}
+
+fn lower_is_better() -> Direction {
+    Direction::LowerIsBetter
 }
 
 fn one_sided(
@@ -213,6 +298,7 @@ fn one_sided(
         suite: metric.suite,
         unit: metric.unit,
         kind: metric.kind,
+        direction: metric.direction(),
         base,
         head,
         change_pct: None,
@@ -373,18 +459,40 @@ fn compare_metric(
                 .then(|| history.get(&head.name))
                 .flatten()
                 .map(|values| stats::noise_band(values));
-            let judged = band
-                .unwrap_or_else(|| stats::noise_band(&[]))
-                .judge(change, threshold);
-            let verdict = match judged {
-                CountVerdict::Regression => Verdict::Regression,
-                CountVerdict::Improvement => Verdict::Improvement,
-                CountVerdict::Unchanged => Verdict::Unchanged,
+            let band_or_none = band.unwrap_or_else(|| stats::noise_band(&[]));
+            let direction = head.direction();
+            // The band judges growth; a metric that is better higher is judged on its fall.
+            let judged = match direction {
+                Direction::HigherIsBetter => band_or_none.judge(-change, threshold),
+                Direction::LowerIsBetter | Direction::Unchanging => {
+                    band_or_none.judge(change, threshold)
+                }
             };
-            let mut rule = if threshold == 0.0 {
-                format!("deterministic count: any growth is a regression (threshold 0%{source})")
-            } else {
-                format!("deterministic count: change beyond ±{threshold}%{source}")
+            let verdict = match (judged, direction) {
+                (CountVerdict::Regression, _) => Verdict::Regression,
+                (CountVerdict::Improvement, Direction::Unchanging) => Verdict::Regression,
+                (CountVerdict::Improvement, _) => Verdict::Improvement,
+                (CountVerdict::Unchanged, _) => Verdict::Unchanged,
+            };
+            let mut rule = match (direction, threshold == 0.0) {
+                (Direction::LowerIsBetter, true) => format!(
+                    "deterministic count: any growth is a regression (threshold 0%{source})"
+                ),
+                (Direction::HigherIsBetter, true) => format!(
+                    "deterministic count, higher is better: any fall is a regression (threshold 0%{source})"
+                ),
+                (Direction::Unchanging, true) => format!(
+                    "deterministic count that describes the scenario: any change is a regression (threshold 0%{source})"
+                ),
+                (Direction::LowerIsBetter, false) => {
+                    format!("deterministic count: change beyond ±{threshold}%{source}")
+                }
+                (Direction::HigherIsBetter, false) => format!(
+                    "deterministic count, higher is better: change beyond ±{threshold}%{source}"
+                ),
+                (Direction::Unchanging, false) => format!(
+                    "deterministic count that describes the scenario: any change beyond ±{threshold}%{source} is a regression"
+                ),
             };
             if let Some(band) = band.filter(|band| band.pct > threshold) {
                 rule = format!(
@@ -417,6 +525,7 @@ fn compare_metric(
         suite: head.suite,
         unit: head.unit,
         kind: head.kind,
+        direction: head.direction(),
         base: Some(base.value),
         head: Some(head.value),
         change_pct: change,
@@ -624,6 +733,185 @@ mod tests {
             &History::new(),
         )
         .verdict
+    }
+
+    /// An I/O count of scenario `dashboard`, as the io suite records it.
+    fn io(counter: &str, value: f64) -> Metric {
+        metric(
+            &format!("io/dashboard/{counter}"),
+            Suite::IoCounts,
+            MetricKind::Deterministic,
+            value,
+        )
+    }
+
+    fn rows_by_name(comparison: &Comparison) -> BTreeMap<&str, &MetricComparison> {
+        comparison
+            .rows
+            .iter()
+            .map(|row| (row.name.as_str(), row))
+            .collect()
+    }
+
+    /// Issue 13, defect 3: hits and hit ratios were judged like costs, so a PR that raised them
+    /// failed the gate and one that lost them passed as an improvement.
+    #[test]
+    fn cache_hits_and_ratios_are_judged_higher_is_better() {
+        let base = record::test_record(
+            "b",
+            vec![
+                io("sql_statements", 2.0),
+                io("observed/due.hit_permille", 900.0),
+                io("observed/words.l1_hits", 50.0),
+                io("observed/words.misses", 10.0),
+                io("observed/due.invalidations", 5.0),
+            ],
+        );
+        let head = record::test_record(
+            "h",
+            vec![
+                io("sql_statements", 2.0),
+                io("observed/due.hit_permille", 950.0),
+                io("observed/words.l1_hits", 40.0),
+                io("observed/words.misses", 5.0),
+                io("observed/due.invalidations", 4.0),
+            ],
+        );
+        let comparison = compare(&base, &head, &thresholds());
+        let rows = rows_by_name(&comparison);
+        let verdict = |name: &str| rows[format!("io/dashboard/{name}").as_str()].verdict;
+        assert_eq!(verdict("observed/due.hit_permille"), Verdict::Improvement);
+        assert_eq!(verdict("observed/words.l1_hits"), Verdict::Regression);
+        assert_eq!(verdict("observed/words.misses"), Verdict::Improvement);
+        // What the scenario did (keys invalidated) must not change, either way.
+        assert_eq!(verdict("observed/due.invalidations"), Verdict::Regression);
+        let hits = rows["io/dashboard/observed/words.l1_hits"];
+        assert_eq!(hits.direction, Direction::HigherIsBetter);
+        assert!(hits.rule.contains("higher is better"), "{}", hits.rule);
+    }
+
+    /// Issue 13, defect 3, as it was seen: a change that sends `EXISTS` before every `GET`
+    /// showed `redis/exists` among the new rows and half the `GET`s as an improvement, and a
+    /// change that lost the word L1 left its hits "not comparable".
+    #[test]
+    fn a_counter_that_appears_or_vanishes_in_a_scenario_is_judged_from_zero() {
+        let base = record::test_record(
+            "b",
+            vec![
+                io("sql_statements", 2.0),
+                io("redis_commands", 100.0),
+                io("redis/get", 100.0),
+                io("observed/first.words.l1_hits", 50.0),
+            ],
+        );
+        let head = record::test_record(
+            "h",
+            vec![
+                io("sql_statements", 2.0),
+                io("redis_commands", 150.0),
+                io("redis/get", 50.0),
+                io("redis/exists", 100.0),
+                io("sql/select_goal", 1.0),
+            ],
+        );
+        let comparison = compare(&base, &head, &thresholds());
+        let rows = rows_by_name(&comparison);
+        let exists = rows["io/dashboard/redis/exists"];
+        assert_eq!(exists.verdict, Verdict::Regression, "{exists:?}");
+        assert_eq!(exists.base, Some(0.0));
+        assert!(exists.rule.contains("counted 0"), "{}", exists.rule);
+        assert_eq!(
+            rows["io/dashboard/sql/select_goal"].verdict,
+            Verdict::Regression
+        );
+        let lost_hits = rows["io/dashboard/observed/first.words.l1_hits"];
+        assert_eq!(lost_hits.verdict, Verdict::Regression, "{lost_hits:?}");
+        assert_eq!(lost_hits.head, Some(0.0));
+        assert_eq!(
+            rows["io/dashboard/redis_commands"].verdict,
+            Verdict::Regression
+        );
+    }
+
+    /// Issue 13, defect 3: a benchmark that disappears (removed or renamed) escaped the gate.
+    #[test]
+    fn a_metric_missing_in_head_is_a_regression_unless_filtered_or_retired() {
+        let gone = || {
+            metric(
+                "wall_time/cache/gone",
+                Suite::Instructions,
+                MetricKind::Deterministic,
+                10.0,
+            )
+        };
+        let scenario_gone = || io("sql_statements", 2.0);
+        let base = record::test_record("b", vec![gone(), scenario_gone()]);
+        let head = record::test_record(
+            "h",
+            vec![metric(
+                "instructions/new",
+                Suite::Instructions,
+                MetricKind::Deterministic,
+                5.0,
+            )],
+        );
+        let judge = |scope: Scope<'_>| {
+            let comparison = compare_in_scope(
+                &base,
+                &head,
+                &thresholds(),
+                &History::new(),
+                &PairedSamples::new(),
+                scope,
+            );
+            comparison
+                .rows
+                .iter()
+                .map(|row| (row.name.clone(), row.verdict))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let whole = judge(Scope::default());
+        assert_eq!(whole["wall_time/cache/gone"], Verdict::Regression);
+        assert_eq!(whole["io/dashboard/sql_statements"], Verdict::Regression);
+        assert_eq!(whole["instructions/new"], Verdict::NotComparable);
+
+        let filtered = judge(Scope {
+            filtered: true,
+            retired: &[],
+        });
+        assert_eq!(filtered["wall_time/cache/gone"], Verdict::NotComparable);
+
+        let retired = [
+            "io/dashboard/".to_owned(),
+            "wall_time/cache/gone".to_owned(),
+        ];
+        let with_retired = judge(Scope {
+            filtered: false,
+            retired: &retired,
+        });
+        assert_eq!(with_retired["wall_time/cache/gone"], Verdict::NotComparable);
+        assert_eq!(
+            with_retired["io/dashboard/sql_statements"],
+            Verdict::NotComparable
+        );
+    }
+
+    #[test]
+    fn throughput_is_better_higher() {
+        let mut base = metric(
+            "load/mixed/throughput",
+            Suite::Load,
+            MetricKind::Deterministic,
+            100.0,
+        );
+        base.unit = Unit::PerSecond;
+        let head = Metric {
+            value: 80.0,
+            ..base.clone()
+        };
+        let row = compare_metric(&base, &head, &thresholds(), &History::new());
+        assert_eq!(row.direction, Direction::HigherIsBetter);
+        assert_eq!(row.verdict, Verdict::Regression);
     }
 
     #[test]
@@ -994,7 +1282,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_missing_on_one_side_are_not_comparable_and_regressions_come_first() {
+    fn a_new_row_is_not_comparable_a_missing_one_regressed_and_regressions_come_first() {
         let base = record(vec![
             metric("io/a", Suite::IoCounts, MetricKind::Deterministic, 10.0),
             metric("io/gone", Suite::IoCounts, MetricKind::Deterministic, 1.0),
@@ -1013,7 +1301,7 @@ mod tests {
             names,
             vec![
                 ("io/a", Verdict::Regression),
-                ("io/gone", Verdict::NotComparable),
+                ("io/gone", Verdict::Regression),
                 ("io/new", Verdict::NotComparable),
             ]
         );

@@ -28,6 +28,15 @@ pub struct PerfMetadata {
     /// Name of the class of machine records are comparable within; `auto` derives it from the
     /// OS, architecture, core count and CPU model.
     pub machine_class: String,
+    /// What every run measures: metric name patterns, as `--filter` takes them (`["io/",
+    /// "plans/"]`); empty (the default) measures everything. A run under this selection is
+    /// complete for the configuration (its records are stored as baselines, and compared only
+    /// with records of the same selection: it is part of the config hash); `--filter` narrows
+    /// one run further and makes it a filtered run.
+    pub suites: Vec<String>,
+    /// Metrics (names, or prefixes ending in `/`) that were removed on purpose: a base's metric
+    /// matching one of these that is missing in head is not a regression.
+    pub retired: Vec<String>,
     pub images: Images,
     pub seed: Seed,
     pub thresholds: Thresholds,
@@ -42,6 +51,8 @@ impl Default for PerfMetadata {
             baseline_branch: DEFAULT_BASELINE_BRANCH.to_owned(),
             max_ancestor_distance: 20,
             machine_class: "auto".to_owned(),
+            suites: Vec::new(),
+            retired: Vec::new(),
             images: Images::default(),
             seed: Seed::default(),
             thresholds: Thresholds::default(),
@@ -198,14 +209,109 @@ pub fn parse_metadata(manifest: &str) -> Result<PerfMetadata, String> {
             _ => {}
         }
     }
-    for (metric, pct) in &metadata.thresholds.metrics {
-        if !(pct.is_finite() && *pct >= 0.0) {
+    validate(&metadata)?;
+    Ok(metadata)
+}
+
+/// Refuses values that parse but cannot work: thresholds and limits that are not finite
+/// numbers (or are negative), names that cannot name a branch, empty patterns.
+fn validate(metadata: &PerfMetadata) -> Result<(), String> {
+    let percentage = |key: String, pct: f64| {
+        if pct.is_finite() && pct >= 0.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{key} = {pct}: a threshold is a percentage, 0 or more"
+            ))
+        }
+    };
+    let thresholds = &metadata.thresholds;
+    percentage(
+        "thresholds.instructions_pct".to_owned(),
+        thresholds.instructions_pct,
+    )?;
+    percentage(
+        "thresholds.io_counts_pct".to_owned(),
+        thresholds.io_counts_pct,
+    )?;
+    percentage(
+        "thresholds.wall_time_pct".to_owned(),
+        thresholds.wall_time_pct,
+    )?;
+    for (metric, pct) in &thresholds.metrics {
+        percentage(format!("thresholds.metrics.{metric:?}"), *pct)?;
+    }
+    for budget in &metadata.budgets {
+        for (bound, value) in [("min", budget.min), ("max", budget.max)] {
+            if value.is_some_and(|v| !v.is_finite()) {
+                return Err(format!(
+                    "budget on {:?} has {bound} = {}: a limit is a finite number",
+                    budget.metric,
+                    value.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    for (key, branch) in [
+        ("target_branch", &metadata.target_branch),
+        ("baseline_branch", &metadata.baseline_branch),
+    ] {
+        if !git_branch_name_is_valid(branch) {
+            return Err(format!("{key} = {branch:?} is not a valid git branch name"));
+        }
+    }
+    if metadata.target_branch == metadata.baseline_branch {
+        return Err(format!(
+            "target_branch and baseline_branch are both {:?}: the records need a branch of their own",
+            metadata.target_branch
+        ));
+    }
+    for (key, patterns) in [("suites", &metadata.suites), ("retired", &metadata.retired)] {
+        if let Some(empty) = patterns
+            .iter()
+            .find(|p| p.trim().is_empty() || p.contains(','))
+        {
             return Err(format!(
-                "thresholds.metrics.{metric:?} = {pct}: a threshold is a percentage, 0 or more"
+                "{key} has the entry {empty:?}: each entry is one non-empty metric name or prefix, without commas"
             ));
         }
     }
-    Ok(metadata)
+    Ok(())
+}
+
+/// The rules of `git check-ref-format --branch` that a configured name can break.
+fn git_branch_name_is_valid(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(['-', '/', '.'])
+        && !name.ends_with(['/', '.'])
+        && !name.ends_with(".lock")
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.contains("@{")
+        && name != "@"
+        && !name
+            .chars()
+            .any(|c| c.is_ascii_control() || " ~^:?*[\\".contains(c))
+        && !name.split('/').any(|part| part.starts_with('.'))
+}
+
+impl PerfMetadata {
+    /// The selection every run measures (`suites`, as one `--filter` value), if any.
+    pub fn suites_filter(&self) -> Option<String> {
+        (!self.suites.is_empty()).then(|| self.suites.join(","))
+    }
+
+    /// Whether `metric` was retired on purpose (`retired`: a name, or a prefix ending in `/`).
+    pub fn is_retired(&self, metric: &str) -> bool {
+        names_or_prefixes_match(&self.retired, metric)
+    }
+}
+
+/// Whether one of `entries` is `metric`'s name, or a prefix of it ending in `/`.
+pub fn names_or_prefixes_match(entries: &[String], metric: &str) -> bool {
+    entries.iter().any(|entry| {
+        entry == metric || (entry.ends_with('/') && metric.starts_with(entry.as_str()))
+    })
 }
 
 /// Images the docker mode starts: `PERF_POSTGRES_IMAGE` / `PERF_REDIS_IMAGE` override the
@@ -225,10 +331,17 @@ pub fn image_choices(images: &Images) -> (ImageChoice, ImageChoice) {
     )
 }
 
-/// A short hash of what changes the measured data (seed sizes), so that records measured on
-/// different data are never compared.
+/// A short hash of what changes the measured data (seed sizes) and what is measured
+/// (`suites`), so that records measured on different data or selections are never compared.
 pub fn measurement_config_hash(metadata: &PerfMetadata) -> String {
-    let canonical = serde_json::to_vec(&metadata.seed).expect("seed serializes");
+    // The seed alone when every suite runs (the hash of every record made before `suites`
+    // existed), the seed and the selection otherwise.
+    let canonical = if metadata.suites.is_empty() {
+        serde_json::to_vec(&metadata.seed)
+    } else {
+        serde_json::to_vec(&(&metadata.seed, &metadata.suites))
+    }
+    .expect("seed serializes");
     let digest = Sha256::digest(&canonical);
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -281,6 +394,74 @@ mod tests {
     }
 
     #[test]
+    fn values_that_parse_but_cannot_work_are_refused() {
+        for (manifest, expected) in [
+            (
+                "[workspace.metadata.perf.thresholds]\ninstructions_pct = nan\n",
+                "instructions_pct",
+            ),
+            (
+                "[workspace.metadata.perf.thresholds]\nio_counts_pct = -1.0\n",
+                "io_counts_pct",
+            ),
+            (
+                "[workspace.metadata.perf.thresholds]\nwall_time_pct = inf\n",
+                "wall_time_pct",
+            ),
+            (
+                "[[workspace.metadata.perf.budgets]]\nmetric = \"a\"\nmax = nan\n",
+                "finite number",
+            ),
+            (
+                "[[workspace.metadata.perf.budgets]]\nmetric = \"a\"\nmin = -inf\n",
+                "finite number",
+            ),
+            (
+                "[workspace.metadata.perf]\ntarget_branch = \"ma in\"\n",
+                "target_branch",
+            ),
+            (
+                "[workspace.metadata.perf]\ntarget_branch = \"\"\n",
+                "target_branch",
+            ),
+            (
+                "[workspace.metadata.perf]\nbaseline_branch = \"a..b\"\n",
+                "baseline_branch",
+            ),
+            (
+                "[workspace.metadata.perf]\nbaseline_branch = \"main\"\n",
+                "a branch of their own",
+            ),
+            ("[workspace.metadata.perf]\nsuites = [\"\"]\n", "suites"),
+            (
+                "[workspace.metadata.perf]\nretired = [\"a,b\"]\n",
+                "retired",
+            ),
+        ] {
+            let error = parse_metadata(manifest).expect_err(manifest);
+            assert!(error.contains(expected), "{manifest}: {error}");
+        }
+        let fine = "[workspace.metadata.perf]\ntarget_branch = \"release/2.x\"\nsuites = [\"io/\", \"plans/\"]\n";
+        let metadata = parse_metadata(fine).unwrap();
+        assert_eq!(metadata.suites_filter().as_deref(), Some("io/,plans/"));
+    }
+
+    #[test]
+    fn retired_metrics_match_by_name_or_prefix() {
+        let metadata = PerfMetadata {
+            retired: vec![
+                "io/old_scenario/".to_owned(),
+                "wall_time/cache/gone".to_owned(),
+            ],
+            ..PerfMetadata::default()
+        };
+        assert!(metadata.is_retired("io/old_scenario/sql_statements"));
+        assert!(metadata.is_retired("wall_time/cache/gone"));
+        assert!(!metadata.is_retired("wall_time/cache/gone_too"));
+        assert!(!metadata.is_retired("io/due_cards/sql_statements"));
+    }
+
+    #[test]
     fn absent_table_gives_defaults() {
         let metadata = parse_metadata("[workspace]\nmembers = []\n").unwrap();
         assert_eq!(metadata, PerfMetadata::default());
@@ -310,7 +491,7 @@ mod tests {
     }
 
     #[test]
-    fn config_hash_changes_with_seed_size_only() {
+    fn config_hash_changes_with_seed_size_and_selection_only() {
         let base = PerfMetadata::default();
         let mut other_threshold = base.clone();
         other_threshold.thresholds.instructions_pct = 9.0;
@@ -323,6 +504,12 @@ mod tests {
         assert_ne!(
             measurement_config_hash(&base),
             measurement_config_hash(&other_seed)
+        );
+        let mut selected = base.clone();
+        selected.suites = vec!["io/".to_owned()];
+        assert_ne!(
+            measurement_config_hash(&base),
+            measurement_config_hash(&selected)
         );
     }
 }

@@ -62,6 +62,12 @@ pub struct PerfFlags {
     #[arg(long, value_name = "REASON")]
     pub accept: Option<String>,
 
+    /// Who accepts (with --accept): a name or login, recorded with the reason. Default: git's
+    /// `user.name`. In GitHub Actions, pass the labeller (`github.event.sender.login` of the
+    /// `labeled` event), not `GITHUB_ACTOR`.
+    #[arg(long, value_name = "NAME", requires = "accept")]
+    pub accepted_by: Option<String>,
+
     /// Judge wall time: measure the base in this job (never from a stored record), then time
     /// base and head side by side in interleaved rounds (base first in even rounds, head first
     /// in odd ones), and let the paired test decide each wall-time benchmark: a regression when

@@ -31,6 +31,8 @@ pub mod history;
 #[cfg(feature = "harness")]
 pub mod html;
 #[cfg(feature = "harness")]
+pub mod outputs;
+#[cfg(feature = "harness")]
 pub mod perf;
 #[cfg(feature = "harness")]
 pub mod progress;

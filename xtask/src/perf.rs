@@ -17,7 +17,7 @@ use crate::progress::{Progress, ProgressStyleChoice};
 use crate::provision::{ProvisionOptions, Services, ServicesMode};
 use crate::record::{self, Acceptance, Phase, Profile, RunRecord, SCHEMA_VERSION};
 use crate::render::{self, BaselineDisclosure, Report};
-use crate::store::{self, BaselineStore};
+use crate::store::BaselineStore;
 use crate::suites::{self, Checkout, SuiteContext};
 use crate::workspace::Layout;
 
@@ -102,18 +102,23 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
         return crate::history::run(&request, &layout);
     }
     if flags.list {
+        let metadata = config::read_metadata(&layout.root)?;
+        let selection = flags.filter.clone().or_else(|| metadata.suites_filter());
         progress.line("list: building bench-suite to ask its tools for their benchmarks");
-        let listed = suites::listing::list(&layout, flags.filter.as_deref()).await?;
+        let listed = suites::listing::list(&layout, selection.as_deref()).await?;
         progress.finish();
         if listed.is_empty() {
             bail!(
-                "--filter {:?} selects no benchmark or scenario.\n  fix: run `cargo xtask perf --list` to see the names",
-                flags.filter.as_deref().unwrap_or_default()
+                "{} selects no benchmark or scenario.\n  fix: run `cargo xtask perf --list` to see the names",
+                describe_selection(flags.filter.as_deref(), &metadata)
             );
         }
         print!("{}", suites::listing::render(&listed));
         return Ok(Outcome::Success);
     }
+    // Before anything can fail: no older verdict may stay where this run's report goes.
+    let claimed = crate::outputs::claim(&layout.out_dir)?;
+    crate::outputs::set_aside_previous_reports(&claimed, &layout.out_dir)?;
     let metadata = config::read_metadata(&layout.root)?;
     let repo = GitRepo::open(&layout.root)?;
     let head = repo.head()?;
@@ -141,6 +146,22 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
         }
     ));
 
+    let selection = flags.filter.clone().or_else(|| metadata.suites_filter());
+    if let Some(selection) = &selection {
+        // A selection that selects nothing would measure nothing and pass the gate: refuse it
+        // before any service starts (listing builds what the run builds anyway).
+        progress.line(&format!("list: what {selection:?} selects"));
+        let listed = tokio::select! {
+            listed = suites::listing::list(&layout, Some(selection)) => listed?,
+            signal = shutdown.received() => bail!(interrupted(signal)),
+        };
+        if listed.is_empty() {
+            bail!(
+                "{} selects no benchmark, scenario or plan: nothing would be measured.\n  fix: run `cargo xtask perf --list` to see the names, and correct the selection",
+                describe_selection(flags.filter.as_deref(), &metadata)
+            );
+        }
+    }
     let (services, services_phase) =
         start_services(flags.services, &metadata, &progress, shutdown).await?;
     let run = Run {
@@ -157,6 +178,7 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
         signal = shutdown.received() => Err(anyhow::anyhow!(interrupted(signal))),
     };
     tear_down(services, &progress).await;
+    drop(claimed);
     outcome
 }
 
@@ -205,6 +227,7 @@ async fn record_revision(
     progress: &Progress,
     shutdown: &mut Shutdown,
 ) -> Result<Outcome> {
+    let _claimed = crate::outputs::claim(&layout.out_dir)?;
     let metadata = config::read_metadata(&layout.root)?;
     let repo = GitRepo::open(&layout.root)?;
     let commit = repo
@@ -243,6 +266,7 @@ async fn calibrate_head(
     progress: &Progress,
     shutdown: &mut Shutdown,
 ) -> Result<Outcome> {
+    let _claimed = crate::outputs::claim(&layout.out_dir)?;
     let metadata = config::read_metadata(&layout.root)?;
     let repo = GitRepo::open(&layout.root)?;
     let head = repo.head()?;
@@ -251,6 +275,7 @@ async fn calibrate_head(
         measured = async {
             let environment = fingerprint::capture(&metadata, services.description());
             let calibration_id = run_id();
+            let selection = calibrate.filter.clone().or_else(|| metadata.suites_filter());
             let mut records = Vec::new();
             for round in 1..=calibrate.runs {
                 progress.line(&format!("calibrate: run {round} of {}", calibrate.runs));
@@ -259,7 +284,7 @@ async fn calibrate_head(
                     services: &services,
                     seed: metadata.seed,
                     quick: calibrate.quick,
-                    filter: calibrate.filter.as_deref(),
+                    filter: selection.as_deref(),
                     progress,
                     run_id: format!("{calibration_id}r{round}"),
                     keep_for_pairing: false,
@@ -313,12 +338,13 @@ async fn measure_revision(
     services: &Services,
     progress: &Progress,
 ) -> Result<RunRecord> {
+    let selection = metadata.suites_filter();
     let context = SuiteContext {
         layout,
         services,
         seed: metadata.seed,
         quick,
-        filter: None,
+        filter: selection.as_deref(),
         progress,
         run_id: run_id(),
         keep_for_pairing: false,
@@ -344,7 +370,7 @@ async fn measure_in_worktree(
     commit: &str,
 ) -> Result<suites::Measurement> {
     let layout = context.layout;
-    let worktree = repo.add_worktree(commit, &layout.worktree_dir(commit))?;
+    let worktree = repo.add_worktree(commit, &layout.worktree_dir(commit, &context.run_id))?;
     context.progress.line(&format!(
         "{label}: measuring {} in worktree {}",
         render::short_sha(commit),
@@ -385,6 +411,17 @@ fn new_record(
         metrics: measurement.metrics,
         notes: measurement.notes,
         acceptance: None,
+    }
+}
+
+/// How a selection that selects nothing is named in its error: the flag, or the config key.
+fn describe_selection(filter: Option<&str>, metadata: &PerfMetadata) -> String {
+    match filter {
+        Some(filter) => format!("--filter {filter:?}"),
+        None => format!(
+            "`suites = {:?}` in [workspace.metadata.perf]",
+            metadata.suites
+        ),
     }
 }
 
@@ -453,15 +490,8 @@ fn plan_base(
         .chain(repo.first_parent_ancestors(&choice.commit, distance)?)
         .enumerate();
     for (steps_back, commit) in candidates {
-        let found = match store.get(&machine_class, &commit)? {
-            Some(record) => Some((
-                format!(
-                    "{}:{}",
-                    store.branch(),
-                    store::record_path(&machine_class, &commit)?
-                ),
-                record,
-            )),
+        let found = match store.locate(&machine_class, &commit)? {
+            Some(located) => Some(located),
             None => baseline::stored_record(&layout.runs_dir(), &commit)?
                 .map(|(path, record)| (path.display().to_string(), record)),
         };
@@ -535,12 +565,13 @@ async fn measure_and_report(
         progress,
     } = *run;
     let run_id = run_id();
+    let selection = flags.filter.clone().or_else(|| metadata.suites_filter());
     let context = SuiteContext {
         layout,
         services,
         seed: metadata.seed,
         quick: flags.quick,
-        filter: flags.filter.as_deref(),
+        filter: selection.as_deref(),
         progress,
         run_id,
         keep_for_pairing: flags.paired,
@@ -665,9 +696,19 @@ async fn measure_and_report(
         }
     };
     let comparison: Option<Comparison> = base_record.as_ref().map(|base| {
-        compare::compare_paired(base, &head_record, &metadata.thresholds, &history, &paired)
+        compare::compare_in_scope(
+            base,
+            &head_record,
+            &metadata.thresholds,
+            &history,
+            &paired,
+            compare::Scope {
+                filtered: flags.filter.is_some(),
+                retired: &metadata.retired,
+            },
+        )
     });
-    let budgets = compare::check_budgets(&head_record, &metadata.budgets, flags.filter.is_some());
+    let budgets = compare::check_budgets(&head_record, &metadata.budgets, selection.is_some());
     let failing: Vec<String> = comparison
         .iter()
         .flat_map(|c| c.rows.iter())
@@ -685,7 +726,7 @@ async fn measure_and_report(
             progress.line("--accept: no regression and no broken budget to accept");
         } else {
             head_record.acceptance = Some(Acceptance {
-                by: repo.acceptor(),
+                by: repo.acceptor(flags.accepted_by.as_deref()),
                 reason: reason.clone(),
                 accepted: failing.clone(),
             });
@@ -900,6 +941,38 @@ mod tests {
         }
     }
 
+    /// Issue 13, defect 1: `actions/checkout` with `fetch-depth: 0` leaves the baseline
+    /// branch as `refs/remotes/origin/perf-baselines` only; a PR must still find its records.
+    #[test]
+    fn a_record_only_on_origins_remote_tracking_branch_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let commits = history(dir.path());
+        let metadata = PerfMetadata::default();
+        let class = fingerprint::machine_class(&metadata);
+        let store = BaselineStore::open(dir.path(), &metadata.baseline_branch).unwrap();
+        store.put(&record_of(&commits[3], &class)).unwrap();
+        let tip = git(dir.path(), &["rev-parse", "refs/heads/perf-baselines"]);
+        git(
+            dir.path(),
+            &["update-ref", "refs/remotes/origin/perf-baselines", &tip],
+        );
+        git(
+            dir.path(),
+            &["update-ref", "-d", "refs/heads/perf-baselines"],
+        );
+
+        match plan(dir.path(), &metadata, &[]) {
+            BasePlan::Stored { choice, source, .. } => {
+                assert_eq!(choice.commit, commits[3]);
+                assert_eq!(
+                    source,
+                    format!("origin/perf-baselines:{class}/{}.json", commits[3])
+                );
+            }
+            _ => panic!("the remote-tracking branch's record must be used"),
+        }
+    }
+
     #[test]
     fn the_merge_base_itself_is_measured_when_no_record_is_near_enough() {
         let dir = tempfile::tempdir().unwrap();
@@ -925,6 +998,35 @@ mod tests {
             }
             _ => panic!("expected the merge-base to be measured"),
         }
+    }
+
+    /// Issue 13, defect 10: a misspelled target branch used to fall back to HEAD's first
+    /// parent, the wrong base for a PR of several commits.
+    #[test]
+    fn a_target_branch_that_does_not_exist_is_an_error_naming_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        history(dir.path());
+        let metadata = PerfMetadata {
+            target_branch: "mian".to_owned(),
+            ..PerfMetadata::default()
+        };
+        let XtaskCommand::Perf(flags) = Xtask::parse_from(["cargo xtask", "perf"]).command;
+        let layout = Layout {
+            root: dir.path().to_path_buf(),
+            target_dir: dir.path().join("target"),
+            out_dir: dir.path().join("target/perf"),
+        };
+        let repo = GitRepo::open(dir.path()).unwrap();
+        let head = repo.head().unwrap();
+        let Err(error) = plan_base(&repo, &head, &flags, &metadata, &layout) else {
+            panic!("a missing target branch must not choose a base");
+        };
+        let message = format!("{error:#}");
+        assert!(message.contains("\"mian\""), "{message}");
+        assert!(
+            message.contains("fix: correct `target_branch`"),
+            "{message}"
+        );
     }
 
     #[test]

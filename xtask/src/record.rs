@@ -87,7 +87,8 @@ pub struct RunRecord {
 /// report say who accepted what and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Acceptance {
-    /// `GITHUB_ACTOR` in GitHub Actions, else git's `user.name`, else `unknown`.
+    /// Who accepted: `--accepted-by` (in GitHub Actions, the labeller of `perf-accept`), else
+    /// git's `user.name`, else `unknown`.
     pub by: String,
     pub reason: String,
     /// The regressed metrics and broken budgets that were accepted.
@@ -247,6 +248,101 @@ pub struct Metric {
     /// which is why it did not need a new `schema_version`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<String>,
+}
+
+/// Which way a metric gets better: what a change beyond its threshold is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Time, instructions, statements, commands, misses, errors, bytes: growth is a regression.
+    LowerIsBetter,
+    /// Cache hits, hit ratios, coalesced lookups, throughput: a fall is a regression.
+    HigherIsBetter,
+    /// A count that describes what a scenario did rather than how well (keys invalidated, rows
+    /// due): a change either way is a regression, since it means the scenario did something
+    /// else.
+    Unchanging,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::LowerIsBetter => "lower is better",
+            Self::HigherIsBetter => "higher is better",
+            Self::Unchanging => "must not change",
+        })
+    }
+}
+
+/// The cache counters (`io/<scenario>/observed/<namespace>.<counter>`) where more is better.
+const HIGHER_IS_BETTER_COUNTERS: [&str; 6] = [
+    "l1_hits",
+    "l1_negative_hits",
+    "l2_hits",
+    "l2_negative_hits",
+    "coalesced",
+    "hit_permille",
+];
+
+/// The cache counters where less is better; any other observation must not change.
+const LOWER_IS_BETTER_COUNTERS: [&str; 6] = [
+    "misses",
+    "loads",
+    "negative_fills",
+    "errors",
+    "redis_commands",
+    "redis_round_trips",
+];
+
+impl Metric {
+    /// Which way this metric gets better, from its unit and name.
+    pub fn direction(&self) -> Direction {
+        direction_of(&self.name, self.unit)
+    }
+}
+
+/// Which way a metric named `name` in `unit` gets better: throughput (`/s`) and the cache's
+/// hits and hit ratios are better higher; a scenario's other observations (what it did, not
+/// how well) must not change; everything else (time, instructions, I/O, misses, errors,
+/// memory) is better lower.
+pub fn direction_of(name: &str, unit: Unit) -> Direction {
+    if unit == Unit::PerSecond {
+        return Direction::HigherIsBetter;
+    }
+    let Some(observed) = name
+        .strip_prefix("io/")
+        .and_then(|rest| rest.split_once("/observed/"))
+        .map(|(_, key)| key)
+    else {
+        return Direction::LowerIsBetter;
+    };
+    let counter = observed.rsplit('.').next().unwrap_or(observed);
+    if HIGHER_IS_BETTER_COUNTERS.contains(&counter) {
+        Direction::HigherIsBetter
+    } else if LOWER_IS_BETTER_COUNTERS.contains(&counter) {
+        Direction::LowerIsBetter
+    } else {
+        Direction::Unchanging
+    }
+}
+
+/// Whether a record that ran scenario `io/<scenario>/…` but has no metric `name` measured 0 for
+/// it: the per-command, per-statement and observed counts of a scenario leave zeros out, so
+/// for them absence in a record that ran the scenario means zero, not "not measured".
+pub fn absent_means_zero(record: &RunRecord, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("io/") else {
+        return false;
+    };
+    let Some((scenario, counter)) = rest.split_once('/') else {
+        return false;
+    };
+    let omits_zeros = ["redis/", "sql/", "observed/"]
+        .iter()
+        .any(|family| counter.starts_with(family));
+    omits_zeros
+        && record
+            .metric(&format!("io/{scenario}/sql_statements"))
+            .is_some()
 }
 
 /// Errors reading or writing a record file.

@@ -54,9 +54,13 @@ impl Layout {
         self.out_dir.join("raw").join(label)
     }
 
-    /// Where a base revision is checked out to be built and measured.
-    pub fn worktree_dir(&self, commit: &str) -> PathBuf {
-        self.target_dir.join("perf-worktrees").join(commit)
+    /// Where a base revision is checked out to be built and measured by run `run_id`: a
+    /// directory of the run's own, so that two runs measuring the same commit (with different
+    /// `--out`) never remove each other's worktree.
+    pub fn worktree_dir(&self, commit: &str, run_id: &str) -> PathBuf {
+        self.target_dir
+            .join("perf-worktrees")
+            .join(format!("{commit}-{run_id}"))
     }
 
     /// Cargo's target directory for base revisions: apart from HEAD's, so that building a

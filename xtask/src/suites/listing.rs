@@ -34,7 +34,15 @@ pub async fn list(layout: &Layout, filter: Option<&str>) -> Result<Vec<Listed>, 
         dir,
         &layout.target_dir,
         |message| eprintln!("list: {message}"),
-        || build_bench_suite(dir, &layout.target_dir, "list", &raw),
+        || {
+            build_bench_suite(
+                dir,
+                &layout.target_dir,
+                "list",
+                &raw,
+                super::BuildScope::for_filter(filter),
+            )
+        },
     )
     .await?;
 
@@ -81,6 +89,9 @@ pub async fn list(layout: &Layout, filter: Option<&str>) -> Result<Vec<Listed>, 
             super::instructions::BENCHES.map(|(package, bench)| (package, bench, "instructions")),
         );
     for (package, bench, prefix) in benches {
+        if super::tool_filter(filter, &format!("{prefix}/")) == super::ToolFilter::Skip {
+            continue; // not selected, and perhaps not built: do not build it to list it
+        }
         let stdout = bench_list(dir, &layout.target_dir, package, bench, &raw).await?;
         listed.extend(
             parse_bench_list(&stdout, prefix)

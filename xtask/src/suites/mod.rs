@@ -232,7 +232,15 @@ pub async fn measure(
         checkout.dir,
         checkout.target_dir,
         |message| ctx.progress.line(&format!("{label}: {message}")),
-        || build_bench_suite(checkout.dir, checkout.target_dir, label, &raw),
+        || {
+            build_bench_suite(
+                checkout.dir,
+                checkout.target_dir,
+                label,
+                &raw,
+                BuildScope::for_filter(ctx.filter),
+            )
+        },
     )
     .await?;
     measurement.phase_done(format!("{label}: build"), started);
@@ -516,13 +524,36 @@ fn prepare_args(seed: &Seed) -> Vec<String> {
     ]
 }
 
-/// Builds the checkout's `suite` binary and its benchmarks, and the harness's own Gungraun
-/// benchmark where the checkout has it (release), logging to `raw`.
+/// Which of a checkout's binaries a run needs: the `suite` binary always, the benchmarks only
+/// when the selection runs wall time or instructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BuildScope {
+    SuiteOnly,
+    SuiteAndBenches,
+}
+
+impl BuildScope {
+    pub(crate) fn for_filter(filter: Option<&str>) -> Self {
+        let benches = [
+            tool_filter(filter, "wall_time/"),
+            tool_filter(filter, "instructions/"),
+        ];
+        if benches.iter().all(|f| *f == ToolFilter::Skip) {
+            Self::SuiteOnly
+        } else {
+            Self::SuiteAndBenches
+        }
+    }
+}
+
+/// Builds the checkout's `suite` binary and, as `scope` says, its benchmarks and the harness's
+/// own Gungraun benchmark where the checkout has it (release), logging to `raw`.
 async fn build_bench_suite(
     dir: &Path,
     target_dir: &Path,
     label: &str,
     raw: &Path,
+    scope: BuildScope,
 ) -> Result<(), SuiteError> {
     let cargo = cargo_program();
     let mut build = tool_in(&cargo, dir, target_dir);
@@ -540,6 +571,9 @@ async fn build_bench_suite(
         &raw.join("build.log"),
     )
     .await?;
+    if scope == BuildScope::SuiteOnly {
+        return Ok(());
+    }
     let mut build_benches = tool_in(&cargo, dir, target_dir);
     build_benches.args(["bench", "--package", "bench-suite", "--no-run"]);
     run_tool(
