@@ -270,3 +270,58 @@ fn a_filter_that_selects_nothing_is_a_usage_error_naming_the_fix() {
     );
     assert!(!out.path().join("runs").exists() && !out.path().join("filtered").exists());
 }
+
+/// Issue 13, defect 9: SIGINT was caught for every command but only the measuring ones
+/// listened, so `baseline fetch` from a remote that never answers could not be stopped. The
+/// remote here is a loopback socket that accepts and says nothing; SIGINT is sent once git has
+/// connected to it (so the harness is past installing its handlers).
+#[test]
+fn sigint_stops_a_baseline_fetch_from_a_remote_that_never_answers() {
+    let fixture = fixture();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (connected, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Holds every connection open, answering nothing, until the test process ends.
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+            let _ = connected.send(());
+        }
+    });
+    let mut child = fixture
+        .xtask(&[
+            "perf",
+            "baseline",
+            "fetch",
+            "--remote",
+            &format!("git://127.0.0.1:{port}/silent.git"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cargo xtask");
+    accepted
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("git never connected to the silent remote");
+    let sent = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if sent.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("baseline fetch was still running 30 s after SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+}

@@ -26,6 +26,9 @@ fn main() -> ExitCode {
             Command::Perf(perf_flags) => perf::run(perf_flags, &mut shutdown).await,
         }
     });
+    // A command stopped by a signal may leave a blocking task (a git program it waits for):
+    // do not wait for it on the way out.
+    runtime.shutdown_background();
     match result {
         Ok(outcome) => outcome.exit_code(),
         Err(error) => {

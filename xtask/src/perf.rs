@@ -81,11 +81,23 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
         let layout = Layout::new(calibrate.out.as_deref());
         return calibrate_head(calibrate, &layout, &progress, shutdown).await;
     }
+    // Every other command listens for SIGINT/SIGTERM too: the handlers are installed for the
+    // whole process, so a command that did not listen could not be stopped at all (a push to
+    // a remote that hangs, a publish waiting to retry, a lock wait).
     if let Some(PerfAction::Baseline(command)) = &flags.action {
-        return crate::baseline_command::run(command, &layout);
+        let (command, layout) = (command.clone(), layout.clone());
+        let blocking =
+            tokio::task::spawn_blocking(move || crate::baseline_command::run(&command, &layout));
+        return tokio::select! {
+            finished = blocking => finished.context("the baseline command panicked")?,
+            signal = shutdown.received() => Err(anyhow::anyhow!(stopped(signal))),
+        };
     }
     if let Some(PerfAction::Publish(publish)) = &flags.action {
-        return crate::publish::run(publish).await;
+        return tokio::select! {
+            published = crate::publish::run(publish) => published,
+            signal = shutdown.received() => Err(anyhow::anyhow!(stopped(signal))),
+        };
     }
     if let Some(PerfAction::History(history)) = &flags.action {
         let request = crate::history::HistoryRequest {
@@ -99,13 +111,21 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
                 ..crate::stats::ChangePointOptions::default()
             },
         };
-        return crate::history::run(&request, &layout);
+        let layout = layout.clone();
+        let blocking = tokio::task::spawn_blocking(move || crate::history::run(&request, &layout));
+        return tokio::select! {
+            finished = blocking => finished.context("the history command panicked")?,
+            signal = shutdown.received() => Err(anyhow::anyhow!(stopped(signal))),
+        };
     }
     if flags.list {
         let metadata = config::read_metadata(&layout.root)?;
         let selection = flags.filter.clone().or_else(|| metadata.suites_filter());
         progress.line("list: building bench-suite to ask its tools for their benchmarks");
-        let listed = suites::listing::list(&layout, selection.as_deref()).await?;
+        let listed = tokio::select! {
+            listed = suites::listing::list(&layout, selection.as_deref()) => listed?,
+            signal = shutdown.received() => bail!(stopped(signal)),
+        };
         progress.finish();
         if listed.is_empty() {
             bail!(
@@ -423,6 +443,11 @@ fn describe_selection(filter: Option<&str>, metadata: &PerfMetadata) -> String {
             metadata.suites
         ),
     }
+}
+
+/// The error of a command that measures nothing, stopped by a signal.
+fn stopped(signal: &str) -> String {
+    format!("interrupted by {signal}: stopped")
 }
 
 fn interrupted(signal: &str) -> String {
