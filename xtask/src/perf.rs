@@ -369,7 +369,27 @@ async fn measure_revision(
         run_id: run_id(),
         keep_for_pairing: false,
     };
-    let measurement = measure_in_worktree(&context, repo, "record", commit).await?;
+    // The work tree's own clean HEAD is measured in place, built in the workspace's target
+    // directory: what CI caches after recording main is then what its PRs build on.
+    let head = repo.head()?;
+    let measurement = if head.commit == commit && !head.dirty {
+        progress.line(&format!(
+            "record: measuring {} in the work tree (its clean HEAD)",
+            render::short_sha(commit)
+        ));
+        suites::measure(
+            &context,
+            &Checkout {
+                label: "record",
+                dir: &layout.root,
+                commit,
+                target_dir: &layout.target_dir,
+            },
+        )
+        .await?
+    } else {
+        measure_in_worktree(&context, repo, "record", commit).await?
+    };
     let environment = fingerprint::capture(metadata, services.description());
     Ok(new_record(
         &environment,

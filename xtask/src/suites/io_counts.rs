@@ -8,8 +8,9 @@
 //! shared_blks_read`) only: how the accesses split into hits and reads depends on what earlier
 //! work left in shared buffers (the seed loads and vacuums through small ring buffers, so which
 //! of its pages stay cached is not fixed), while the pages a statement touches are fixed by
-//! the seed and the plan. Statement ids are hashes of the normalized text, not
-//! `pg_stat_statements.queryid`, which differs between server versions.
+//! the seed and the plan. Statement ids are hashes of the text with every constant and
+//! parameter replaced (see [`canonical_text`]), not `pg_stat_statements.queryid`, which
+//! differs between databases (it hashes table OIDs) and server versions.
 
 use std::collections::BTreeMap;
 
@@ -119,13 +120,13 @@ impl IoProbe {
     }
 }
 
-/// A short, stable label of a normalized statement: its first keyword, the first table it
-/// names (after FROM, INTO or UPDATE), and 8 hex digits of a SHA-256 of the whitespace-
-/// normalized text, e.g. `select_review_cards_1a2b3c4d`, `begin_0e1f2a3b`.
+/// A short, stable label of a statement: its first keyword, the first table it names (after
+/// FROM, INTO or UPDATE), and 8 hex digits of a SHA-256 of its [`canonical_text`], e.g.
+/// `select_review_cards_1a2b3c4d`, `begin_0e1f2a3b`.
 pub fn statement_label(query: &str) -> String {
     use sha2::{Digest, Sha256};
     let words: Vec<&str> = query.split_whitespace().collect();
-    let normalized = words.join(" ");
+    let normalized = canonical_text(query);
     let keyword = words
         .first()
         .map(|w| {
@@ -159,6 +160,91 @@ pub fn statement_label(query: &str) -> String {
         Some(table) if !table.is_empty() => format!("{keyword}_{table}_{hash}"),
         _ => format!("{keyword}_{hash}"),
     }
+}
+
+/// The text a statement's label is hashed from: every constant and parameter as `?`, white
+/// space folded.
+///
+/// `pg_stat_statements` keeps, per statement, the text of the call that created its entry.
+/// When the statement was parsed after the counters were reset, that text has its constants
+/// replaced by `$n`; when a pooled connection runs a statement it prepared before the reset,
+/// the entry is created at execution and keeps the source text, constants and all. Which
+/// connection runs it first is timing, so the same statement came out as two labels in two
+/// runs of the same code (seen: `with_user_preferences_fcb54700` against `…a79f82ab`, a false
+/// "0 → 1 statements" regression). Both forms give the same canonical text. (Not
+/// `queryid`: it hashes the tables' OIDs, which differ in every database a run creates.)
+pub fn canonical_text(query: &str) -> String {
+    let chars: Vec<char> = query.chars().collect();
+    let mut out = String::with_capacity(query.len());
+    let mut i = 0;
+    let word_char = |c: char| c.is_alphanumeric() || c == '_';
+    let after_word = |out: &String| out.chars().last().is_some_and(word_char);
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            while i < chars.len() && chars[i].is_whitespace() {
+                i += 1;
+            }
+            if !out.is_empty() && i < chars.len() {
+                out.push(' ');
+            }
+            continue;
+        }
+        if c == '\'' {
+            // A string constant; `''` inside it is a quote. An E, B or X prefix is part of it.
+            if matches!(out.chars().last(), Some('E' | 'e' | 'B' | 'b' | 'X' | 'x')) {
+                let mut before = out.chars().rev().skip(1);
+                if !before.next().is_some_and(word_char) {
+                    out.pop();
+                }
+            }
+            i += 1;
+            while i < chars.len() {
+                if chars[i] == '\'' {
+                    if chars.get(i + 1) == Some(&'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+            out.push('?');
+            continue;
+        }
+        if c == '$' && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
+            i += 1;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            out.push('?');
+            continue;
+        }
+        if c.is_ascii_digit() && !after_word(&out) {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+            out.push('?');
+            continue;
+        }
+        if word_char(c) {
+            let start = i;
+            while i < chars.len() && word_char(chars[i]) {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            if ["true", "false", "null"].contains(&word.to_ascii_lowercase().as_str()) {
+                out.push('?');
+            } else {
+                out.push_str(&word);
+            }
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
 }
 
 /// Calls per command from `INFO commandstats`, without the harness's own `INFO` and
@@ -265,9 +351,10 @@ mod tests {
         let label = statement_label(due);
         assert!(label.starts_with("select_review_cards_"), "{label}");
         assert_eq!(label.len(), "select_review_cards_".len() + 8);
-        // Whitespace does not matter; any other change does.
+        // Whitespace and the numbering of parameters do not matter; any other change does.
         assert_eq!(statement_label(&due.replace(' ', "\n  ")), label);
-        assert_ne!(statement_label(&due.replace("$3", "$4")), label);
+        assert_eq!(statement_label(&due.replace("$3", "$4")), label);
+        assert_ne!(statement_label(&due.replace("c.id", "c.ease")), label);
         assert!(statement_label("BEGIN").starts_with("begin_"));
         assert!(
             statement_label("INSERT INTO review_log (card_id) VALUES ($1)")
@@ -276,6 +363,33 @@ mod tests {
         assert!(
             statement_label("WITH updated AS (UPDATE review_cards SET ease = $1) SELECT 1")
                 .starts_with("with_review_cards_")
+        );
+    }
+
+    /// The false alarm of issue 13's lifecycle run: one statement, kept by
+    /// `pg_stat_statements` as its source text in one run and with its constants replaced by
+    /// `$n` in the other, must have one label.
+    #[test]
+    fn a_statement_kept_with_or_without_its_constants_has_one_label() {
+        let source = "WITH today AS (SELECT (($2::timestamptz AT TIME ZONE 'UTC') + o.off)::date \
+                      FROM user_preferences WHERE user_id = $1) SELECT count(*) FILTER \
+                      (WHERE grade >= 3), interval '30 days', E'it''s', true, NULL, 1.5e3 \
+                      FROM review_log LIMIT 50";
+        let normalized = "WITH today AS (SELECT (($2::timestamptz AT TIME ZONE $3) + o.off)::date \
+                          FROM user_preferences WHERE user_id = $1) SELECT count(*) FILTER \
+                          (WHERE grade >= $4), interval $5, $6, $7, $8, $9 \
+                          FROM review_log LIMIT $10";
+        assert_eq!(canonical_text(source), canonical_text(normalized));
+        assert_eq!(statement_label(source), statement_label(normalized));
+        assert!(statement_label(source).starts_with("with_user_preferences_"));
+        // Identifiers with digits are not constants.
+        assert_ne!(
+            canonical_text("SELECT t1.a FROM t1"),
+            canonical_text("SELECT t2.a FROM t2")
+        );
+        assert_ne!(
+            statement_label("SELECT a FROM words WHERE id = $1"),
+            statement_label("SELECT b FROM words WHERE id = $1")
         );
     }
 
