@@ -4,6 +4,7 @@
 //! (started through the harness's own provisioning) for the system tests.
 
 pub mod services;
+pub mod workflow;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -71,28 +72,7 @@ impl Fixture {
         let registered = unsafe { nix::libc::atexit(remove_fixture_dir) };
         assert_eq!(registered, 0, "atexit refused the fixture's clean-up");
         let root = dir.join("project");
-        let source = workspace_root();
-        let listed = checked(
-            Command::new("git")
-                .args([
-                    "ls-files",
-                    "-z",
-                    "--cached",
-                    "--others",
-                    "--exclude-standard",
-                ])
-                .current_dir(&source),
-        );
-        for relative in listed.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
-            let relative = Path::new(std::str::from_utf8(relative).expect("utf-8 path"));
-            let from = source.join(relative);
-            if !from.is_file() {
-                continue; // deleted in the work tree but still in the index
-            }
-            let to = root.join(relative);
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(&from, &to).unwrap();
-        }
+        copy_workspace(&root);
         let fixture = Self { root };
         fixture.git(&["init", "--quiet", "--initial-branch=main"]);
         fixture.commit_all("fixture: the workspace under test");
@@ -167,6 +147,32 @@ impl Fixture {
     /// The harness binary itself, for runs with a PATH that has no cargo.
     pub fn xtask_binary(&self) -> PathBuf {
         shared_target_dir().join("debug").join("xtask")
+    }
+}
+
+/// Copies this workspace's files (tracked and untracked, less what git ignores) to `root`.
+pub fn copy_workspace(root: &Path) {
+    let source = workspace_root();
+    let listed = checked(
+        Command::new("git")
+            .args([
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ])
+            .current_dir(&source),
+    );
+    for relative in listed.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+        let relative = Path::new(std::str::from_utf8(relative).expect("utf-8 path"));
+        let from = source.join(relative);
+        if !from.is_file() {
+            continue; // deleted in the work tree but still in the index
+        }
+        let to = root.join(relative);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&from, &to).unwrap();
     }
 }
 

@@ -7,6 +7,7 @@ mod docker;
 mod external;
 mod faults;
 mod instructions;
+mod lifecycle;
 mod memload;
 mod native;
 mod plans;
