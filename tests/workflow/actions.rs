@@ -10,8 +10,9 @@
 //!   with a restore key; the current ref's scope, then the base branch's, then the default
 //!   branch's; only entries saved for the same paths); save in the job's post phase when the job
 //!   succeeded and the key was not an exact hit, unless that scope holds the key already. An
-//!   entry is never changed once saved: restores copy out of it, and a save moves the paths
-//!   in (the job's workspace and home are thrown away after the post phase).
+//!   entry is never changed once saved: restores copy out of it (`cp -a --reflink=auto`), and
+//!   a save moves the paths in (nothing of the job runs after its post phase, and the next job
+//!   starts from a cleared workspace and a new home).
 //! - `actions/upload-artifact`: files under the paths (hidden files left out), relative to the
 //!   paths' least common ancestor, per workflow run and name; `if-no-files-found`.
 //! - `actions/download-artifact`: an artifact of this run or of `run-id` (with `github-token`),

@@ -10,7 +10,9 @@
 //! A completed run triggers the `workflow_run` workflows that listen for it, as GitHub does.
 //!
 //! Jobs run one at a time, each in the same workspace path (`<root>/work/widgets/widgets`, as
-//! on a hosted runner), cleared before its checkout.
+//! on a hosted runner), cleared before its checkout and left after it for the test to
+//! inspect. Concurrency groups are evaluated (their expressions must be understood), but as
+//! runs never overlap here, none is cancelled.
 
 pub mod actions;
 pub mod expr;
@@ -776,8 +778,8 @@ impl Runner {
             );
             eprintln!();
         }
-        // The runner is handed back clean: the workspace and the job's home are gone.
-        let _ = std::fs::remove_dir_all(&workspace);
+        // The job's home is gone; the workspace stays for the test to inspect until the next
+        // job clears it (a saved cache took its paths away already).
         let _ = std::fs::remove_dir_all(&home);
         JobRun {
             id: job.id.clone(),
