@@ -10,6 +10,7 @@
 //!   with a restore key; the current ref's scope, then the base branch's, then the default
 //!   branch's; only entries saved for the same paths); save in the job's post phase when the job
 //!   succeeded and the key was not an exact hit, unless that scope holds the key already. An
+//!   paths of `!` lines are left out of what is saved. An
 //!   entry is never changed once saved: restores copy out of it (`cp -a --reflink=auto`), and
 //!   a save moves the paths in (nothing of the job runs after its post phase, and the next job
 //!   starts from a cleared workspace and a new home).
@@ -63,6 +64,8 @@ pub enum Post {
         version: String,
         scope: String,
         paths: Vec<PathBuf>,
+        /// Parts of `paths` left out.
+        excluded: Vec<PathBuf>,
     },
 }
 
@@ -131,6 +134,7 @@ pub fn run_post(post: Vec<Post>, job_succeeded: bool, stores: &mut Stores, log: 
                 version,
                 scope,
                 paths,
+                excluded,
             } => {
                 if !job_succeeded {
                     log.push_str(&format!("cache: not saving {key}: the job failed\n"));
@@ -158,6 +162,11 @@ pub fn run_post(post: Vec<Post>, job_succeeded: bool, stores: &mut Stores, log: 
                         std::fs::rename(path, &into).unwrap_or_else(|e| {
                             panic!("moving {} into the cache: {e}", path.display())
                         });
+                        for left_out in &excluded {
+                            if let Ok(inside) = left_out.strip_prefix(path) {
+                                let _ = std::fs::remove_dir_all(into.join(inside));
+                            }
+                        }
                     }
                     held.push(exists);
                 }
@@ -356,7 +365,14 @@ fn restore_cache(
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     };
-    let paths: Vec<PathBuf> = listed.iter().map(|path| resolve(path, job)).collect();
+    // `!path` lines leave a part of a listed path out of what is saved.
+    let (excluded, included): (Vec<&String>, Vec<&String>) =
+        listed.iter().partition(|path| path.starts_with('!'));
+    let paths: Vec<PathBuf> = included.iter().map(|path| resolve(path, job)).collect();
+    let excluded: Vec<PathBuf> = excluded
+        .iter()
+        .map(|path| resolve(&path[1..], job))
+        .collect();
     let mut scopes = vec![job.git_ref.to_owned()];
     for scope in &job.fallback_scopes {
         if !scopes.contains(scope) {
@@ -416,6 +432,7 @@ fn restore_cache(
             version,
             scope: job.git_ref.to_owned(),
             paths,
+            excluded,
         });
     }
     Ok(vec![("cache-hit".to_owned(), exact.to_string())])
