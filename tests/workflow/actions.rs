@@ -497,9 +497,9 @@ fn upload_artifact(
         return match inputs.get("if-no-files-found").unwrap_or("warn") {
             "ignore" => Ok(Vec::new()),
             "warn" => {
-                log.push_str(&format!(
-                    "Warning: No files were found with the provided path. No artifacts will be uploaded.\n"
-                ));
+                log.push_str(
+                    "Warning: No files were found with the provided path. No artifacts will be uploaded.\n",
+                );
                 Ok(Vec::new())
             }
             "error" => Err(format!("No files were found for artifact {name}")),
