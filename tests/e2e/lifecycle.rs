@@ -10,8 +10,8 @@
 //!    further push with another regression exits 1;
 //! 5. fork PR #3 (read-only token): the comment goes through the artifact and
 //!    `perf-comment.yml`; its next run fails before measuring, and no stale comment is posted;
-//! 6. two merges to main back to back: both records land, and a PR based on the first says
-//!    which record it used.
+//! 6. two merges to main back to back: both records land, and a PR based on the first
+//!    (checked out, as GitHub does, merged into main's tip) says which record it used.
 //!
 //! The copy measures a small seed and only what `suites` selects, so that each run is short.
 //! Every step prints its time.
@@ -484,7 +484,7 @@ fn the_pull_request_lifecycle_runs_from_the_workflow_files() {
     life.time("step 5 (fork PR #3)", started);
 
     // 6. Two merges to main back to back: both are recorded; a PR on the first says which
-    //    record it used.
+    //    record it used (main's tip: the PR is checked out merged into it).
     let started = Instant::now();
     life.project.git(&["checkout", "--quiet", "main"]);
     life.project.git(&[
@@ -534,7 +534,9 @@ fn the_pull_request_lifecycle_runs_from_the_workflow_files() {
             .artifact_dir(run.id, "perf-report")
             .join("report.json"),
     );
-    assert_eq!(report["baseline"]["commit"], first.as_str(), "{described}");
+    // A pull_request run checks out `refs/pull/4/merge`, the PR merged into main's tip: its
+    // base is that tip (the second merge), read from its stored record.
+    assert_eq!(report["baseline"]["commit"], second.as_str(), "{described}");
     assert!(
         report["baseline"]["source"]
             .as_str()
@@ -545,7 +547,7 @@ fn the_pull_request_lifecycle_runs_from_the_workflow_files() {
     );
     let comments = life.runner.github.comments(4);
     assert!(
-        comments[0].body.contains(&first[..10]),
+        comments[0].body.contains(&second[..10]),
         "the comment names the base: {}",
         comments[0].body
     );
