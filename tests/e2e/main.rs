@@ -7,7 +7,6 @@ mod docker;
 mod external;
 mod faults;
 mod instructions;
-mod lifecycle;
 mod memload;
 mod native;
 mod plans;

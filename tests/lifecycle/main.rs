@@ -14,7 +14,8 @@
 //!    (checked out, as GitHub does, merged into main's tip) says which record it used.
 //!
 //! The copy measures a small seed and only what `suites` selects, so that each run is short.
-//! Every step prints its time.
+//! Every step prints its time. A test binary of its own, outside `cargo test`'s default set
+//! for now (see `tests/Cargo.toml`): `cargo test -p perf-tests --test lifecycle`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
