@@ -825,16 +825,8 @@ impl BaselineStore {
         }
     }
 
-    /// Pushes through the `git` program, for remotes that run a git server (git://, https,
-    /// ssh), so that CI's credentials for git apply. A compare-and-swap on the server: the ref
-    /// moves only if it still holds what `ls-remote` just saw (`--force-with-lease`), and only
-    /// to a commit that contains it. Any ref the server refuses (moved meanwhile, a hook
-    /// declined) is `Attempt::LostRace`, so the next attempt fetches and sees what happened.
-    fn push_with_git_program(&self, remote: &str, local: Oid) -> Result<PushResult, Attempt> {
-        let current = self.remote_tip(remote)?;
-        if current == Some(local) {
-            return Ok(PushResult::AlreadyUpToDate);
-        }
+    /// A lost race unless `local` contains the remote's commit `current` (a fast-forward).
+    fn check_fast_forward(&self, current: Option<Oid>, local: Oid) -> Result<(), Attempt> {
         if let Some(theirs) = current {
             let contained =
                 self.repo.odb()?.exists(theirs) && self.repo.graph_descendant_of(local, theirs)?;
@@ -845,6 +837,20 @@ impl BaselineStore {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Pushes through the `git` program, for remotes that run a git server (git://, https,
+    /// ssh), so that CI's credentials for git apply. A compare-and-swap on the server: the ref
+    /// moves only if it still holds what `ls-remote` just saw (`--force-with-lease`), and only
+    /// to a commit that contains it. Any ref the server refuses (moved meanwhile, a hook
+    /// declined) is `Attempt::LostRace`, so the next attempt fetches and sees what happened.
+    fn push_with_git_program(&self, remote: &str, local: Oid) -> Result<PushResult, Attempt> {
+        let current = self.remote_tip(remote)?;
+        if current == Some(local) {
+            return Ok(PushResult::AlreadyUpToDate);
+        }
+        self.check_fast_forward(current, local)?;
         let lease = format!(
             "--force-with-lease={}:{}",
             self.refname,
@@ -890,16 +896,7 @@ impl BaselineStore {
         if current == Some(local) {
             return Ok(PushResult::AlreadyUpToDate);
         }
-        if let Some(theirs) = current {
-            let contained =
-                self.repo.odb()?.exists(theirs) && self.repo.graph_descendant_of(local, theirs)?;
-            if !contained {
-                return Err(Attempt::LostRace(format!(
-                    "{}: the remote has commits this repository does not (not a fast-forward)",
-                    self.refname
-                )));
-            }
-        }
+        self.check_fast_forward(current, local)?;
         if let Some(work_tree) = work_tree_with_branch_checked_out(&target, &self.refname)? {
             return Err(Attempt::Failed(StoreError::BranchCheckedOut {
                 branch: self.branch.clone(),
