@@ -229,6 +229,26 @@ fn only<'a>(runs: &'a [WorkflowRun], workflow: &str) -> &'a WorkflowRun {
     matching[0]
 }
 
+/// Asserts that `run`'s report (its `perf-report` artifact) compared with `commit`'s stored
+/// record, not with a base it measured itself.
+fn assert_stored_base(runner: &Runner, run: &WorkflowRun, commit: &str, described: &str) {
+    let report = read_json(
+        &runner
+            .stores
+            .artifact_dir(run.id, "perf-report")
+            .join("report.json"),
+    );
+    assert_eq!(report["baseline"]["commit"], commit, "{described}");
+    assert!(
+        report["baseline"]["source"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("stored record"),
+        "the PR measured its base instead of using main's stored record: {:#}\n{described}",
+        report["baseline"]
+    );
+}
+
 /// A file of an artifact of run `run` (JSON).
 fn artifact_json(runner: &Runner, run: u64, artifact: &str, under: &str) -> Vec<serde_json::Value> {
     let dir = runner.stores.artifact_dir(run, artifact).join(under);
@@ -296,22 +316,7 @@ fn the_pull_request_lifecycle_runs_from_the_workflow_files() {
     let run = only(&runs, "perf");
     let step = run.step(PERF_STEP);
     let described = run.describe_with_log(PERF_STEP);
-    let report = read_json(
-        &life
-            .runner
-            .stores
-            .artifact_dir(run.id, "perf-report")
-            .join("report.json"),
-    );
-    assert_eq!(report["baseline"]["commit"], base.as_str(), "{described}");
-    assert!(
-        report["baseline"]["source"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("stored record"),
-        "the PR measured its base instead of using main's stored record: {:#}\n{described}",
-        report["baseline"]
-    );
+    assert_stored_base(&life.runner, run, &base, &described);
     // (`target/perf-base` itself may be there: the cache restored what main's recording
     // jobs built in it.)
     assert!(
@@ -528,24 +533,9 @@ fn the_pull_request_lifecycle_runs_from_the_workflow_files() {
     let run = only(&runs, "perf");
     let described = run.describe_with_log(PERF_STEP);
     assert_eq!(run.step(PERF_STEP).exit_code, Some(0), "{described}");
-    let report = read_json(
-        &life
-            .runner
-            .stores
-            .artifact_dir(run.id, "perf-report")
-            .join("report.json"),
-    );
     // A pull_request run checks out `refs/pull/4/merge`, the PR merged into main's tip: its
     // base is that tip (the second merge), read from its stored record.
-    assert_eq!(report["baseline"]["commit"], second.as_str(), "{described}");
-    assert!(
-        report["baseline"]["source"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("stored record"),
-        "{:#}",
-        report["baseline"]
-    );
+    assert_stored_base(&life.runner, run, &second, &described);
     let comments = life.runner.github.comments(4);
     assert!(
         comments[0].body.contains(&second[..10]),
