@@ -86,12 +86,10 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
     // a remote that hangs, a publish waiting to retry, a lock wait).
     if let Some(PerfAction::Baseline(command)) = &flags.action {
         let (command, layout) = (command.clone(), layout.clone());
-        let blocking =
-            tokio::task::spawn_blocking(move || crate::baseline_command::run(&command, &layout));
-        return tokio::select! {
-            finished = blocking => finished.context("the baseline command panicked")?,
-            signal = shutdown.received() => Err(anyhow::anyhow!(stopped(signal))),
-        };
+        return until_stopped(shutdown, "baseline", move || {
+            crate::baseline_command::run(&command, &layout)
+        })
+        .await;
     }
     if let Some(PerfAction::Publish(publish)) = &flags.action {
         return tokio::select! {
@@ -112,11 +110,10 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
             },
         };
         let layout = layout.clone();
-        let blocking = tokio::task::spawn_blocking(move || crate::history::run(&request, &layout));
-        return tokio::select! {
-            finished = blocking => finished.context("the history command panicked")?,
-            signal = shutdown.received() => Err(anyhow::anyhow!(stopped(signal))),
-        };
+        return until_stopped(shutdown, "history", move || {
+            crate::history::run(&request, &layout)
+        })
+        .await;
     }
     if flags.list {
         let metadata = config::read_metadata(&layout.root)?;
@@ -462,6 +459,20 @@ fn describe_selection(filter: Option<&str>, metadata: &PerfMetadata) -> String {
             "`suites = {:?}` in [workspace.metadata.perf]",
             metadata.suites
         ),
+    }
+}
+
+/// Runs a blocking command on a blocking thread until it ends or a signal stops it (the
+/// thread is then left to the runtime, which does not wait for it on the way out).
+async fn until_stopped(
+    shutdown: &mut Shutdown,
+    command: &str,
+    work: impl FnOnce() -> Result<Outcome> + Send + 'static,
+) -> Result<Outcome> {
+    let blocking = tokio::task::spawn_blocking(work);
+    tokio::select! {
+        finished = blocking => finished.with_context(|| format!("the {command} command panicked"))?,
+        signal = shutdown.received() => Err(anyhow::anyhow!(stopped(signal))),
     }
 }
 
