@@ -77,8 +77,22 @@ fi
 # 3. Local images local/postgres:15 and local/redis:7 from Debian's packages.
 pg_image="${PERF_POSTGRES_IMAGE:-local/postgres:15}"
 redis_image="${PERF_REDIS_IMAGE:-local/redis:7}"
+# The Postgres image carries the checksum of the entrypoint it was built with: an image built
+# with an older one gets the current one copied in (no rebuild from Debian's packages).
+entrypoint="$here/images/postgres-entrypoint.sh"
+entrypoint_sum="$(sha256sum "$entrypoint" | cut -c1-64)"
+entrypoint_label="perf.entrypoint-sha256"
 if docker image inspect "$pg_image" >/dev/null 2>&1 && docker image inspect "$redis_image" >/dev/null 2>&1; then
-    log "images $pg_image and $redis_image exist"
+    have_sum="$(docker image inspect --format "{{ index .Config.Labels \"$entrypoint_label\" }}" "$pg_image" 2>/dev/null || true)"
+    if [ "$have_sum" = "$entrypoint_sum" ]; then
+        log "images $pg_image and $redis_image exist"
+    else
+        container="$(docker create "$pg_image")"
+        docker cp "$entrypoint" "$container:/usr/local/bin/docker-entrypoint.sh"
+        docker commit --change "LABEL $entrypoint_label=$entrypoint_sum" "$container" "$pg_image" >/dev/null
+        docker rm "$container" >/dev/null
+        log "images $pg_image and $redis_image exist; $pg_image has the current entrypoint now"
+    fi
 else
     mirror="$(grep -h -m1 -oE 'https?://[^ ]+/debian/?$' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -n1 || true)"
     if [ -z "$mirror" ]; then
@@ -90,11 +104,12 @@ else
     log "debootstrap into $rootfs from $mirror"
     as_root debootstrap --variant=minbase --include=postgresql-15,redis-server bookworm "$rootfs" "$mirror" >"$logs/debootstrap.log" 2>&1 \
         || { log "debootstrap failed; see $logs/debootstrap.log"; exit 1; }
-    install -m 0755 "$here/images/postgres-entrypoint.sh" "$rootfs/usr/local/bin/docker-entrypoint.sh"
+    install -m 0755 "$entrypoint" "$rootfs/usr/local/bin/docker-entrypoint.sh"
     rm -rf "$rootfs/var/lib/postgresql/15/main"
     tar -C "$rootfs" -c . | docker import \
         --change 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]' \
         --change 'ENV PGDATA=/var/lib/postgresql/data' \
+        --change "LABEL $entrypoint_label=$entrypoint_sum" \
         --change 'EXPOSE 5432' - "$pg_image" >/dev/null
     tar -C "$rootfs" -c . | docker import \
         --change 'ENTRYPOINT ["redis-server","--protected-mode","no","--save","","--appendonly","no"]' \

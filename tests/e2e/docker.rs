@@ -165,3 +165,99 @@ fn sigint_during_a_docker_run_removes_the_containers() {
         "an interrupted run stored a record"
     );
 }
+
+/// The host addresses a container's ports are published on, from `docker inspect`.
+fn published_host_ips(container: &str) -> Vec<String> {
+    let output = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{ range $port, $bindings := .HostConfig.PortBindings }}{{ range $bindings }}{{ .HostIp }} {{ end }}{{ end }}",
+            container,
+        ])
+        .output()
+        .expect("docker inspect");
+    assert!(output.status.success(), "docker inspect {container} failed");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn containers_are_published_on_loopback_only_and_want_the_runs_password() {
+    use sqlx::Connection;
+    use xtask::provision::{
+        ImageChoice, ProvisionOptions, ServerProcesses, Services, ServicesMode,
+    };
+
+    let _heavy = heavy();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let options = ProvisionOptions {
+            mode: ServicesMode::Docker,
+            postgres_image: ImageChoice {
+                reference: POSTGRES_IMAGE.to_owned(),
+                override_variable: "PERF_POSTGRES_IMAGE",
+            },
+            redis_image: ImageChoice {
+                reference: REDIS_IMAGE.to_owned(),
+                override_variable: "PERF_REDIS_IMAGE",
+            },
+        };
+        let services = Services::start(&options, &|_| {})
+            .await
+            .expect("docker services (run .ci/setup-machine.sh on a new machine)");
+        let ServerProcesses::Docker { postgres, redis } = services.server_processes() else {
+            panic!("containers expected");
+        };
+        for container in [&postgres, &redis] {
+            assert_eq!(published_host_ips(container), ["127.0.0.1"], "{container}");
+        }
+
+        // With the start's password both answer; without it, or with another, both refuse.
+        let mut admin = sqlx::PgConnection::connect(&services.postgres_url("postgres"))
+            .await
+            .expect("postgres with the password");
+        let one: i32 = sqlx::query_scalar("SELECT 1")
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
+        let address = services.postgres_address();
+        for wrong in [
+            format!("postgres://postgres@{address}/postgres"),
+            format!("postgres://postgres:{}@{address}/postgres", "0".repeat(32)),
+        ] {
+            let refused = sqlx::PgConnection::connect(&wrong)
+                .await
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(refused.contains("password"), "{refused:?}");
+        }
+        let mut redis_conn = redis::Client::open(services.redis_url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis with the password");
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut redis_conn)
+            .await
+            .unwrap();
+        assert_eq!(pong, "PONG");
+        let bare = redis::Client::open(format!("redis://{}/", services.redis_address())).unwrap();
+        let refused = match bare.get_multiplexed_async_connection().await {
+            Err(e) => e.to_string(),
+            Ok(mut conn) => redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        };
+        assert!(refused.contains("NOAUTH"), "{refused:?}");
+        let _ = admin.close().await;
+        services.teardown().await.expect("teardown");
+    });
+}

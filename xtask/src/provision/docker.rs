@@ -1,5 +1,10 @@
 //! Docker mode: Postgres and Redis containers through testcontainers (`GenericImage`), readiness
 //! by real queries on the mapped ports, and removal of every container this start created.
+//! Both want the start's own password (`POSTGRES_PASSWORD`, which the official image and this
+//! project's local one turn into scram-sha-256 for TCP; Redis `--requirepass`), and an engine
+//! in this network namespace publishes their ports on 127.0.0.1 only (a remote `DOCKER_HOST`,
+//! or the host's engine seen from inside a container, cannot be reached on its loopback, so
+//! there they are published on the engine's default addresses, and the password guards them).
 //!
 //! Must never: rely on log lines for readiness; leave a container behind on any path it can
 //! control (teardown, error, drop, panic); remove a container it did not create (removal is by
@@ -7,6 +12,7 @@
 
 use std::time::Duration;
 
+use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::core::IntoContainerPort;
 use testcontainers::core::client::ClientError;
 use testcontainers::runners::AsyncRunner;
@@ -165,6 +171,22 @@ pub(crate) async fn start(
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let session = format!("{}-{nanos}", std::process::id());
+    let password = probe::run_password()?;
+    // Loopback when the engine's ports land in this network namespace: an engine on this
+    // machine, and either not inside a container or inside one whose engine runs beside us
+    // (its bridge is ours). A harness in a container using the host's engine socket reaches
+    // the containers through the bridge's gateway, so there the engine's default stays.
+    let loopback = engine_is_local(&engine.host)
+        && (!std::path::Path::new("/.dockerenv").exists()
+            || std::path::Path::new("/sys/class/net/docker0").exists());
+    progress(&format!(
+        "services: container ports published on {}",
+        if loopback {
+            "127.0.0.1 only"
+        } else {
+            "the engine's default addresses (the engine is not in this network namespace)"
+        }
+    ));
     let mut servers = DockerServers {
         engine_host: engine.host.clone(),
         session: session.clone(),
@@ -180,8 +202,14 @@ pub(crate) async fn start(
     ));
     // Both run to completion (no cancellation halfway through a create), then errors count.
     let (pg, rd) = tokio::join!(
-        start_container(Service::Postgres, postgres_image, &session),
-        start_container(Service::Redis, redis_image, &session),
+        start_container(
+            Service::Postgres,
+            postgres_image,
+            &session,
+            &password,
+            loopback
+        ),
+        start_container(Service::Redis, redis_image, &session, &password, loopback),
     );
     let mut first_error = None;
     match pg {
@@ -208,7 +236,17 @@ pub(crate) async fn start(
         return Err(e);
     }
 
-    match ready(&servers, postgres_image, redis_image, timeout, progress).await {
+    match ready(
+        &servers,
+        postgres_image,
+        redis_image,
+        &password,
+        loopback,
+        timeout,
+        progress,
+    )
+    .await
+    {
         Ok(mut started) => {
             started.backend = Backend::Docker(Box::new(servers));
             Ok(started)
@@ -230,23 +268,26 @@ async fn ready(
     servers: &DockerServers,
     postgres_image: &ImageChoice,
     redis_image: &ImageChoice,
+    password: &str,
+    loopback: bool,
     timeout: Duration,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Started, ProvisionError> {
     let pg_container = servers.postgres.as_ref().expect("postgres container");
     let rd_container = servers.redis.as_ref().expect("redis container");
     let (pg_host, pg_port) =
-        mapped_address(pg_container, Service::Postgres, postgres_image).await?;
-    let (rd_host, rd_port) = mapped_address(rd_container, Service::Redis, redis_image).await?;
+        mapped_address(pg_container, Service::Postgres, postgres_image, loopback).await?;
+    let (rd_host, rd_port) =
+        mapped_address(rd_container, Service::Redis, redis_image, loopback).await?;
     let pg_url = UrlParts {
         scheme: "postgres".to_owned(),
-        userinfo: Some("postgres".to_owned()),
+        userinfo: Some(format!("postgres:{password}")),
         host: pg_host.clone(),
         port: Some(pg_port),
         path: "postgres".to_owned(),
         query: String::new(),
     };
-    let redis_url = format!("redis://{rd_host}:{rd_port}/");
+    let redis_url = format!("redis://:{password}@{rd_host}:{rd_port}/");
 
     let pg_probe_url = pg_url.with_path("postgres");
     let pg_address = format!("{pg_host}:{pg_port}");
@@ -304,33 +345,73 @@ async fn start_container(
     service: Service,
     image: &ImageChoice,
     session: &str,
+    password: &str,
+    loopback: bool,
 ) -> Result<ContainerAsync<GenericImage>, ProvisionError> {
     let (name, tag) = image.name_and_tag();
-    let result = match service {
+    let port = match service {
+        Service::Postgres => POSTGRES_PORT,
+        Service::Redis => REDIS_PORT,
+    };
+    let (args, env) = match service {
         Service::Postgres => {
             let mut args = Vec::new();
             for setting in POSTGRES_SETTINGS {
                 args.push("-c".to_owned());
                 args.push(setting.to_owned());
             }
-            GenericImage::new(name, tag)
-                .with_exposed_port(POSTGRES_PORT.tcp())
-                .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
-                .with_env_var("POSTGRES_PASSWORD", "postgres")
-                .with_cmd(args)
-                .with_label(SESSION_LABEL, session)
-                .start()
-                .await
+            (args, vec![("POSTGRES_PASSWORD", password.to_owned())])
         }
-        Service::Redis => {
-            GenericImage::new(name, tag)
-                .with_exposed_port(REDIS_PORT.tcp())
-                .with_label(SESSION_LABEL, session)
-                .start()
-                .await
-        }
+        // The official image's entrypoint runs `redis-server` with arguments that start with
+        // `-`; the local image's entrypoint is `redis-server` itself.
+        Service::Redis => (
+            vec!["--requirepass".to_owned(), password.to_owned()],
+            Vec::new(),
+        ),
     };
+    let mut request = GenericImage::new(name, tag)
+        .with_exposed_port(port.tcp())
+        .with_cmd(args)
+        .with_label(SESSION_LABEL, session);
+    for (key, value) in env {
+        request = request.with_env_var(key, value);
+    }
+    if loopback {
+        request = request.with_host_config_modifier(move |host| publish_on_loopback(host, port));
+    }
+    let result = request.start().await;
     result.map_err(|e| classify_start_error(service, image, e))
+}
+
+/// Publishes the container's `port` on 127.0.0.1 only, on a port the engine chooses (instead
+/// of testcontainers' "publish every exposed port on every interface").
+fn publish_on_loopback(host: &mut HostConfig, port: u16) {
+    host.publish_all_ports = Some(false);
+    host.port_bindings = Some(
+        [(
+            format!("{port}/tcp"),
+            Some(vec![PortBinding {
+                host_ip: Some("127.0.0.1".to_owned()),
+                host_port: Some(String::new()),
+            }]),
+        )]
+        .into_iter()
+        .collect(),
+    );
+}
+
+/// Whether the engine runs on this machine (a Unix socket or a loopback TCP address), so its
+/// published ports can be bound to loopback.
+fn engine_is_local(host: &str) -> bool {
+    let Some(rest) = host.strip_prefix("tcp://").or(host.strip_prefix("http://")) else {
+        return host.starts_with("unix://") || host.starts_with('/');
+    };
+    let address = rest.split('/').next().unwrap_or(rest);
+    let name = match address.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => address,
+    };
+    matches!(name, "localhost" | "127.0.0.1" | "[::1]")
 }
 
 fn classify_start_error(
@@ -356,12 +437,14 @@ fn classify_start_error(
     }
 }
 
-/// The host (as testcontainers reports it; `localhost` becomes 127.0.0.1 since the IPv4
-/// mapping is used) and the mapped IPv4 port.
+/// The host (127.0.0.1 when the ports are published on loopback; otherwise as testcontainers
+/// reports it, `localhost` becoming 127.0.0.1 since the IPv4 mapping is used) and the mapped
+/// IPv4 port.
 async fn mapped_address(
     container: &ContainerAsync<GenericImage>,
     service: Service,
     image: &ImageChoice,
+    loopback: bool,
 ) -> Result<(String, u16), ProvisionError> {
     let internal = match service {
         Service::Postgres => POSTGRES_PORT,
@@ -383,6 +466,9 @@ async fn mapped_address(
             });
         }
     };
+    if loopback {
+        return Ok(("127.0.0.1".to_owned(), port));
+    }
     let host = container
         .get_host()
         .await
@@ -507,4 +593,39 @@ async fn container_logs(container: &ContainerAsync<GenericImage>) -> String {
     tokio::time::timeout(Duration::from_secs(5), fetch)
         .await
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_bound_to_loopback_only_for_an_engine_on_this_machine() {
+        for local in [
+            "unix:///var/run/docker.sock",
+            "tcp://127.0.0.1:2375",
+            "tcp://localhost:2376",
+            "http://[::1]:2375",
+        ] {
+            assert!(engine_is_local(local), "{local}");
+        }
+        for remote in ["tcp://10.0.0.5:2375", "tcp://docker.example:2376"] {
+            assert!(!engine_is_local(remote), "{remote}");
+        }
+    }
+
+    #[test]
+    fn loopback_publishing_replaces_publish_all_with_one_127_0_0_1_binding() {
+        let mut host = HostConfig {
+            publish_all_ports: Some(true),
+            ..Default::default()
+        };
+        publish_on_loopback(&mut host, POSTGRES_PORT);
+        assert_eq!(host.publish_all_ports, Some(false));
+        let bindings = host.port_bindings.expect("bindings");
+        assert_eq!(bindings.len(), 1);
+        let binding = &bindings["5432/tcp"].as_ref().expect("a binding")[0];
+        assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(binding.host_port.as_deref(), Some(""));
+    }
 }

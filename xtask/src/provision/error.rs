@@ -125,6 +125,20 @@ pub enum ProvisionError {
         advice: String,
     },
 
+    /// Native mode: another process took a chosen loopback port before the server bound it, on
+    /// every attempt.
+    #[error(
+        "{service} could not listen on 127.0.0.1:{port}: another process took the port between \
+         the harness choosing it and the server binding it ({attempts} attempts with fresh \
+         ports). Find what is opening loopback ports in a burst (`ss -ltnp`), retry, or use \
+         `--services docker`"
+    )]
+    PortTaken {
+        service: &'static str,
+        port: u16,
+        attempts: u32,
+    },
+
     /// A server did not answer a real query in time.
     #[error(
         "{service} at {address} ({place}) did not answer within {waited_secs} s; last error: \

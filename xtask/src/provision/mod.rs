@@ -221,14 +221,15 @@ impl Services {
     }
 
     /// URL of `database` on the server as a superuser, e.g.
-    /// `postgres://postgres@127.0.0.1:PORT/DB` (external mode: DATABASE_URL with its database
-    /// replaced; it may carry a password, so do not print it).
+    /// `postgres://postgres:PASSWORD@127.0.0.1:PORT/DB` with the start's own password (external
+    /// mode: DATABASE_URL with its database replaced). It carries a password: do not print it.
     pub fn postgres_url(&self, database: &str) -> String {
         self.postgres_url
             .with_path(&probe::percent_encode(database))
     }
 
-    /// e.g. `redis://127.0.0.1:PORT/` (external mode: REDIS_URL as given).
+    /// e.g. `redis://:PASSWORD@127.0.0.1:PORT/` (external mode: REDIS_URL as given). It
+    /// carries a password: do not print it.
     pub fn redis_url(&self) -> String {
         self.redis_url.clone()
     }

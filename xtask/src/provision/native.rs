@@ -3,9 +3,16 @@
 //! harness does not reach them; the harness stops them in order). As root, Postgres runs as the
 //! `postgres` user through `setpriv`.
 //!
-//! Must never: use a shell or `pg_ctl`; listen on anything but 127.0.0.1; touch a data directory
-//! or process it did not create; leave a server process or the temp dir behind on any path it
-//! can control (teardown, error, drop, panic).
+//! Both servers want the start's own password (Postgres: scram-sha-256 for every connection,
+//! Unix socket included; Redis: `requirepass`), which only ever travels in files of mode 0600
+//! and in the URLs handed to the harness's own processes. A port is free when chosen but not
+//! held until the server binds it (neither server can inherit a socket): a server that finds
+//! it taken exits, and the start tries fresh ports; readiness counts only an answer from *this*
+//! start's server (the password, and for Postgres its data directory), never a stranger's.
+//!
+//! Must never: use a shell or `pg_ctl`; listen on anything but 127.0.0.1; accept a connection
+//! without the password; touch a data directory or process it did not create; leave a server
+//! process or the temp dir behind on any path it can control (teardown, error, drop, panic).
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -26,6 +33,10 @@ use super::{Backend, Started};
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// The user Postgres runs as when the harness runs as root.
 const POSTGRES_USER: &str = "postgres";
+/// How many port pairs a start tries when another process takes a chosen port first.
+const PORT_ATTEMPTS: u32 = 3;
+/// What both servers log when their port is taken.
+const PORT_IN_USE: &str = "Address already in use";
 
 /// The binaries native mode uses.
 #[derive(Debug, Clone)]
@@ -151,6 +162,7 @@ pub(crate) fn find() -> Result<NativeBinaries, ProvisionError> {
 /// One server child process, in its own process group.
 struct ServerProcess {
     service: &'static str,
+    port: u16,
     child: Option<Child>,
     pid: u32,
     stop_signal: Signal,
@@ -161,6 +173,7 @@ struct ServerProcess {
 impl ServerProcess {
     fn spawn(
         service: &'static str,
+        port: u16,
         mut cmd: Command,
         log: PathBuf,
         stop_signal: Signal,
@@ -185,6 +198,7 @@ impl ServerProcess {
             .map_err(|e| io_error(format!("starting {service} ({:?})", cmd.get_program()), e))?;
         Ok(ServerProcess {
             service,
+            port,
             pid: child.id(),
             child: Some(child),
             stop_signal,
@@ -308,6 +322,17 @@ impl NativeServers {
         self.finish()
     }
 
+    /// [`Self::teardown`] through a mutable reference (tests), with any problem a panic.
+    #[cfg(test)]
+    async fn teardown_now(&mut self) {
+        let servers = NativeServers {
+            postgres: self.postgres.take(),
+            redis: self.redis.take(),
+            dir: self.dir.take(),
+        };
+        servers.teardown().await.expect("teardown");
+    }
+
     /// The same, synchronously (for `Drop`).
     pub(crate) fn cleanup_blocking(&mut self) {
         self.processes().for_each(ServerProcess::send_stop);
@@ -398,9 +423,61 @@ fn postgres_command(bins: &NativeBinaries, program: &Path) -> Command {
     }
 }
 
+/// Chooses the two ports of one attempt.
+pub(crate) type PortChooser<'a> = dyn FnMut() -> std::io::Result<(u16, u16)> + Send + 'a;
+
 /// Starts both servers and waits until they answer.
 pub(crate) async fn start(
     bins: &NativeBinaries,
+    timeout: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Started, ProvisionError> {
+    start_on_ports(bins, timeout, progress, &mut free_loopback_ports).await
+}
+
+/// [`start`] with the ports of each attempt chosen by `ports`; when another process took a
+/// chosen port before the server bound it, the next attempt asks `ports` again (at most
+/// [`PORT_ATTEMPTS`] attempts).
+pub(crate) async fn start_on_ports(
+    bins: &NativeBinaries,
+    timeout: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+    ports: &mut PortChooser<'_>,
+) -> Result<Started, ProvisionError> {
+    let password = probe::run_password()?;
+    let mut attempt = 1;
+    loop {
+        let (pg_port, redis_port) = ports().map_err(|e| ProvisionError::Io {
+            action: "finding free ports on 127.0.0.1".to_owned(),
+            source: e,
+            hint: "Check that the loopback interface is up".to_owned(),
+        })?;
+        match start_once(bins, &password, pg_port, redis_port, timeout, progress).await {
+            Err(ProvisionError::PortTaken { service, port, .. }) if attempt < PORT_ATTEMPTS => {
+                progress(&format!(
+                    "services: another process took 127.0.0.1:{port} before {service} could \
+                     bind it; trying fresh ports"
+                ));
+                attempt += 1;
+            }
+            Err(ProvisionError::PortTaken { service, port, .. }) => {
+                return Err(ProvisionError::PortTaken {
+                    service,
+                    port,
+                    attempts: attempt,
+                });
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One attempt on the given ports, in a temp dir of its own.
+async fn start_once(
+    bins: &NativeBinaries,
+    password: &str,
+    pg_port: u16,
+    redis_port: u16,
     timeout: Duration,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Started, ProvisionError> {
@@ -421,11 +498,6 @@ pub(crate) async fn start(
                 fix: "Run the harness as a non-root user, or use `--services docker`".to_owned(),
             })?;
     }
-    let (pg_port, redis_port) = free_loopback_ports().map_err(|e| ProvisionError::Io {
-        action: "finding free ports on 127.0.0.1".to_owned(),
-        source: e,
-        hint: "Check that the loopback interface is up".to_owned(),
-    })?;
     let as_user = if bins.run_as.is_some() {
         " (postgres as user postgres via setpriv)"
     } else {
@@ -437,8 +509,8 @@ pub(crate) async fn start(
     ));
 
     let (pg, rd) = tokio::join!(
-        start_postgres(bins, &root, pg_port, timeout, progress),
-        start_redis(bins, &root, redis_port, timeout),
+        start_postgres(bins, &root, password, pg_port, timeout, progress),
+        start_redis(bins, &root, password, redis_port, timeout),
     );
     // On an error, the other server's process guard and the temp dir are dropped: stopped and
     // removed, processes first.
@@ -464,15 +536,8 @@ pub(crate) async fn start(
         }),
         postgres_address: format!("127.0.0.1:{pg_port}"),
         redis_address: format!("127.0.0.1:{redis_port}"),
-        postgres_url: UrlParts {
-            scheme: "postgres".to_owned(),
-            userinfo: Some("postgres".to_owned()),
-            host: "127.0.0.1".to_owned(),
-            port: Some(pg_port),
-            path: "postgres".to_owned(),
-            query: String::new(),
-        },
-        redis_url: format!("redis://127.0.0.1:{redis_port}/"),
+        postgres_url: postgres_url(password, pg_port),
+        redis_url: redis_url(password, redis_port),
         postgres_version,
         redis_version,
         postgres_image: None,
@@ -480,19 +545,65 @@ pub(crate) async fn start(
     })
 }
 
+fn postgres_url(password: &str, port: u16) -> UrlParts {
+    UrlParts {
+        scheme: "postgres".to_owned(),
+        userinfo: Some(format!("{POSTGRES_USER}:{password}")),
+        host: "127.0.0.1".to_owned(),
+        port: Some(port),
+        path: "postgres".to_owned(),
+        query: String::new(),
+    }
+}
+
+fn redis_url(password: &str, port: u16) -> String {
+    format!("redis://:{password}@127.0.0.1:{port}/")
+}
+
+/// Writes `contents` to a new file of mode 0600 (owned by `owner` when given): the password's
+/// only place on disk.
+fn write_private(path: &Path, contents: &str, owner: Option<&RunAs>) -> Result<(), ProvisionError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed = |e| ProvisionError::Io {
+        action: format!("writing {}", path.display()),
+        source: e,
+        hint: "Check the temp directory".to_owned(),
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(failed)?;
+    file.write_all(contents.as_bytes()).map_err(failed)?;
+    if let Some(owner) = owner {
+        std::os::unix::fs::fchown(&file, Some(owner.uid.as_raw()), Some(owner.gid.as_raw()))
+            .map_err(failed)?;
+    }
+    Ok(())
+}
+
 async fn start_postgres(
     bins: &NativeBinaries,
     root: &Path,
+    password: &str,
     port: u16,
     timeout: Duration,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(ServerProcess, String), ProvisionError> {
     let data = root.join("pgdata");
+    // initdb reads the superuser's password from a file (never from its command line, which
+    // every local user can read) and the file goes as soon as initdb is done.
+    let password_file = root.join("pgpassword");
+    write_private(&password_file, password, bins.run_as.as_ref())?;
     let mut initdb = postgres_command(bins, &bins.initdb);
     initdb
         .arg("-D")
         .arg(&data)
-        .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
+        .args(["-U", POSTGRES_USER, "-A", "scram-sha-256"])
+        .arg(format!("--pwfile={}", password_file.display()))
+        .args(["--no-sync", "-E", "UTF8"])
         .current_dir(root)
         .stdin(Stdio::null());
     let shown = format!("{initdb:?}");
@@ -500,12 +611,13 @@ async fn start_postgres(
     let output = tokio::process::Command::from(initdb)
         .kill_on_drop(true)
         .output()
-        .await
-        .map_err(|e| ProvisionError::Io {
-            action: format!("running {shown}"),
-            source: e,
-            hint: "Check the PostgreSQL installation".to_owned(),
-        })?;
+        .await;
+    let _ = std::fs::remove_file(&password_file);
+    let output = output.map_err(|e| ProvisionError::Io {
+        action: format!("running {shown}"),
+        source: e,
+        hint: "Check the PostgreSQL installation".to_owned(),
+    })?;
     if !output.status.success() {
         let text = format!(
             "{}{}",
@@ -531,16 +643,39 @@ async fn start_postgres(
         cmd.arg("-c").arg(setting);
     }
     cmd.current_dir(root);
-    let mut proc =
-        ServerProcess::spawn("postgres", cmd, root.join("postgres.log"), Signal::SIGINT)?;
-    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    let version = wait_ready(&mut proc, port, timeout, || probe::postgres_once(&url)).await?;
+    let mut proc = ServerProcess::spawn(
+        "postgres",
+        port,
+        cmd,
+        root.join("postgres.log"),
+        Signal::SIGINT,
+    )?;
+    let url = postgres_url(password, port).with_path("postgres");
+    let version = wait_ready(&mut proc, timeout, || postgres_of(&url, &data)).await?;
     Ok((proc, version))
+}
+
+/// One readiness attempt that counts only this start's server: the password must work (a
+/// server with trust authentication would accept any), and the server's data directory must
+/// be `data`.
+async fn postgres_of(url: &str, data: &Path) -> Result<String, String> {
+    let version = probe::postgres_once(url).await?;
+    let served = probe::postgres_data_directory(url).await?;
+    let same = Path::new(&served) == data
+        || std::fs::canonicalize(&served).ok() == std::fs::canonicalize(data).ok();
+    if same {
+        Ok(version)
+    } else {
+        Err(format!(
+            "the server on this port is another one (its data directory is {served})"
+        ))
+    }
 }
 
 async fn start_redis(
     bins: &NativeBinaries,
     root: &Path,
+    password: &str,
     port: u16,
     timeout: Duration,
 ) -> Result<(ServerProcess, String), ProvisionError> {
@@ -550,16 +685,24 @@ async fn start_redis(
         source: e,
         hint: "Check the temp directory".to_owned(),
     })?;
+    // The password goes in a config file of mode 0600, not on the command line.
+    let config = redis_dir.join("redis.conf");
+    write_private(
+        &config,
+        &format!(
+            "port {port}\nbind 127.0.0.1\ndir \"{}\"\nsave \"\"\nappendonly no\nrequirepass {password}\n",
+            redis_dir.display()
+        ),
+        None,
+    )?;
     let mut cmd = Command::new(&bins.redis_server);
-    cmd.arg("--port")
-        .arg(port.to_string())
-        .args(["--bind", "127.0.0.1", "--dir"])
-        .arg(&redis_dir)
-        .args(["--save", "", "--appendonly", "no"])
-        .current_dir(root);
-    let mut proc = ServerProcess::spawn("redis", cmd, root.join("redis.log"), Signal::SIGTERM)?;
-    let url = format!("redis://127.0.0.1:{port}/");
-    let version = wait_ready(&mut proc, port, timeout, || probe::redis_once(&url)).await?;
+    cmd.arg(&config).current_dir(root);
+    let mut proc =
+        ServerProcess::spawn("redis", port, cmd, root.join("redis.log"), Signal::SIGTERM)?;
+    // A server of someone else's on this port refuses the password (Redis answers AUTH with an
+    // error when it has none), so an answer is from this start's server.
+    let url = redis_url(password, port);
+    let version = wait_ready(&mut proc, timeout, || probe::redis_once(&url)).await?;
     Ok((proc, version))
 }
 
@@ -583,6 +726,13 @@ impl ServerProcess {
 impl probe::Liveness for ServerProcess {
     async fn check(&mut self, _n: u32) -> Result<(), ProvisionError> {
         match self.exited() {
+            Some(_) if probe::file_tail(&self.log, 30).contains(PORT_IN_USE) => {
+                Err(ProvisionError::PortTaken {
+                    service: self.service,
+                    port: self.port,
+                    attempts: 1,
+                })
+            }
             Some(status) => {
                 let tail = probe::file_tail(&self.log, 30);
                 Err(ProvisionError::ServerExited {
@@ -599,7 +749,6 @@ impl probe::Liveness for ServerProcess {
 
 async fn wait_ready<F>(
     proc: &mut ServerProcess,
-    port: u16,
     timeout: Duration,
     attempt: impl FnMut() -> F,
 ) -> Result<String, ProvisionError>
@@ -612,12 +761,184 @@ where
             let tail = probe::file_tail(&proc.log, 30);
             Err(ProvisionError::NotReady {
                 service: proc.service,
-                address: format!("127.0.0.1:{port}"),
+                address: format!("127.0.0.1:{}", proc.port),
                 place: proc.place(),
                 waited_secs: timeout.as_secs(),
                 last_error,
                 advice: advice("its log", &tail, &hint_for(proc.service, &tail)),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Real servers from this machine's PATH (`.ci/setup-machine.sh` installs them).
+
+    use std::sync::Mutex;
+
+    use sqlx::Connection;
+
+    use super::*;
+
+    fn ready_dirs(lines: &[String]) -> Vec<PathBuf> {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("services: native servers in "))
+            .map(|rest| PathBuf::from(rest.split(' ').next().unwrap_or(rest).trim_end_matches(':')))
+            .collect()
+    }
+
+    async fn start_recording(
+        ports: &mut PortChooser<'_>,
+    ) -> (Result<Started, ProvisionError>, Vec<String>) {
+        let bins = find().expect("initdb, postgres and redis-server on PATH");
+        let lines = Mutex::new(Vec::new());
+        let progress = |l: &str| lines.lock().unwrap().push(l.to_owned());
+        let started = start_on_ports(&bins, Duration::from_secs(30), &progress, ports).await;
+        (started, lines.into_inner().unwrap())
+    }
+
+    fn native(started: &mut Started) -> &mut NativeServers {
+        match &mut started.backend {
+            Backend::Native(servers) => servers,
+            _ => panic!("native servers"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_servers_answer_only_with_the_runs_password_and_keep_it_off_command_lines() {
+        let (started, lines) = start_recording(&mut free_loopback_ports).await;
+        let mut started = started.expect("native start");
+        let url = started.postgres_url.with_path("postgres");
+        let password = started
+            .postgres_url
+            .userinfo
+            .as_deref()
+            .and_then(|u| u.strip_prefix("postgres:"))
+            .expect("a password in the URL")
+            .to_owned();
+        assert_eq!(password.len(), 32);
+
+        // With the password: both answer.
+        probe::postgres_once(&url)
+            .await
+            .expect("postgres with the password");
+        probe::redis_once(&started.redis_url)
+            .await
+            .expect("redis with the password");
+
+        // Without it, or with another: both refuse.
+        let address = &started.postgres_address;
+        for wrong in [
+            format!("postgres://postgres@{address}/postgres"),
+            format!("postgres://postgres:{}@{address}/postgres", "0".repeat(32)),
+        ] {
+            let refused = sqlx::PgConnection::connect(&wrong).await.err();
+            let refused = refused.map(|e| e.to_string()).unwrap_or_default();
+            assert!(refused.contains("password"), "{refused:?}");
+        }
+        let bare = format!("redis://{}/", started.redis_address);
+        let refused = probe::redis_once(&bare)
+            .await
+            .expect_err("redis without a password");
+        assert!(refused.contains("NOAUTH"), "{refused}");
+
+        // The password is in no process's command line, and on disk only in Redis's 0600 file.
+        let dir = ready_dirs(&lines).pop().expect("the servers' directory");
+        let (pg_pid, redis_pid) = native(&mut started).pids();
+        for pid in [pg_pid.unwrap(), redis_pid.unwrap()] {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&cmdline).contains(&password),
+                "pid {pid}'s command line shows the password"
+            );
+        }
+        assert!(
+            !dir.join("pgpassword").exists(),
+            "initdb's password file stays"
+        );
+        let config = dir.join("redis").join("redis.conf");
+        let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", config.display());
+
+        native(&mut started).teardown_now().await;
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+
+    #[tokio::test]
+    async fn a_port_another_server_holds_is_never_taken_for_this_starts_server() {
+        // The first start's servers hold their ports; the second start is told to use the same
+        // ones first. Its probes reach the first start's servers, which refuse its password (and
+        // a Postgres of someone else that let anyone in would have another data directory), its
+        // own servers cannot bind and exit, and it tries fresh ports.
+        let (first, _) = start_recording(&mut free_loopback_ports).await;
+        let mut first = first.expect("first start");
+        let held = (
+            first.postgres_url.port.unwrap(),
+            first
+                .redis_address
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+        let mut calls = 0;
+        let mut chooser = || {
+            calls += 1;
+            if calls == 1 {
+                Ok(held)
+            } else {
+                free_loopback_ports()
+            }
+        };
+        let (second, lines) = start_recording(&mut chooser).await;
+        let mut second = second.expect("second start, on fresh ports");
+        assert_ne!(second.postgres_url.port, Some(held.0));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("took 127.0.0.1:{}", held.0))),
+            "{lines:#?}"
+        );
+        // Both starts' servers answer, each on its own port with its own password.
+        probe::postgres_once(&first.postgres_url.with_path("postgres"))
+            .await
+            .unwrap();
+        probe::postgres_once(&second.postgres_url.with_path("postgres"))
+            .await
+            .unwrap();
+        assert_ne!(first.postgres_url.userinfo, second.postgres_url.userinfo);
+        // The data directory tells this start's Postgres from any other that answers.
+        let elsewhere = postgres_of(
+            &first.postgres_url.with_path("postgres"),
+            Path::new("/elsewhere"),
+        )
+        .await
+        .expect_err("another data directory");
+        assert!(elsewhere.contains("another one"), "{elsewhere}");
+
+        // Ports taken on every attempt: a clear error, and nothing left behind.
+        let mut always_held = || Ok(held);
+        let (third, lines) = start_recording(&mut always_held).await;
+        let error = third.err().expect("no start on ports that stay taken");
+        assert!(
+            matches!(
+                error,
+                ProvisionError::PortTaken {
+                    attempts: PORT_ATTEMPTS,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("ss -ltnp"), "{error}");
+        let dirs = ready_dirs(&lines);
+        assert_eq!(dirs.len(), PORT_ATTEMPTS as usize, "{lines:#?}");
+        assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
+
+        native(&mut second).teardown_now().await;
+        native(&mut first).teardown_now().await;
     }
 }

@@ -87,6 +87,19 @@ pub(crate) async fn postgres_once(url: &str) -> Result<String, String> {
     Ok(version)
 }
 
+/// The server's `data_directory` (the harness's own servers only: it needs a superuser).
+pub(crate) async fn postgres_data_directory(url: &str) -> Result<String, String> {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let directory: String = sqlx::query_scalar("SHOW data_directory")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| format!("SHOW data_directory: {e}"))?;
+    let _ = conn.close().await;
+    Ok(directory)
+}
+
 /// One Redis attempt: connect, `PING`, `INFO server`. Returns `redis_version`.
 pub(crate) async fn redis_once(url: &str) -> Result<String, String> {
     let client = redis::Client::open(url).map_err(|e| format!("invalid URL: {e}"))?;
@@ -113,6 +126,19 @@ pub(crate) fn parse_redis_version(info: &str) -> Option<String> {
     info.lines()
         .find_map(|l| l.trim().strip_prefix("redis_version:"))
         .map(|v| v.trim().to_owned())
+}
+
+/// A fresh secret for the servers of one start: 32 hex digits (128 bits) from the operating
+/// system's random source, so it needs no escaping in a URL or a config file.
+pub(crate) fn run_password() -> Result<String, ProvisionError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| ProvisionError::Io {
+        action: "drawing the servers' password from the operating system's random source"
+            .to_owned(),
+        source: std::io::Error::other(e.to_string()),
+        hint: "Check that /dev/urandom (getrandom(2)) is available".to_owned(),
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
@@ -273,6 +299,15 @@ pub(crate) fn text_tail(text: &str, max_lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_passwords_are_fresh_hex_secrets() {
+        let a = run_password().unwrap();
+        let b = run_password().unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b, "two starts must not share a password");
+    }
 
     #[test]
     fn url_parts_replace_database_and_keep_the_rest() {
