@@ -25,7 +25,8 @@ pub fn shared_target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-fn cargo() -> String {
+/// The cargo that runs the tests (`CARGO`), else the one on `PATH`.
+pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 

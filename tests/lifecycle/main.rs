@@ -14,8 +14,9 @@
 //!    (checked out, as GitHub does, merged into main's tip) says which record it used.
 //!
 //! The copy measures a small seed and only what `suites` selects, so that each run is short.
-//! Every step prints its time. A test binary of its own, outside `cargo test`'s default set
-//! for now (see `tests/Cargo.toml`): `cargo test -p perf-tests --test lifecycle`.
+//! The jobs restore a cache seeded from the tests' shared target directory ([`warm_cache`]),
+//! as on a repository whose CI ran before. Every step prints its time. A test binary of its
+//! own: `cargo test -p perf-tests --test lifecycle` runs it alone.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,7 +24,7 @@ use std::time::Instant;
 
 use perf_tests::workflow::github::BOT;
 use perf_tests::workflow::{Event, PullRequest, Runner, WorkflowRun, git_in};
-use perf_tests::{copy_workspace, heavy, read_json};
+use perf_tests::{cargo, copy_workspace, heavy, read_json, shared_target_dir};
 use xtask::publish::STICKY_MARKER;
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -100,6 +101,7 @@ struct Lifecycle {
 
 impl Lifecycle {
     fn new() -> Self {
+        let started = Instant::now();
         let dir = tempfile::Builder::new()
             .prefix("perf-lifecycle-")
             .tempdir()
@@ -118,10 +120,11 @@ impl Lifecycle {
         copy_workspace(&project.root);
         small_configuration(&project.root.join("Cargo.toml"));
         project.git(&["init", "--quiet", "--initial-branch=main"]);
+        warm_cache(&mut runner, &project.root);
         Self {
             runner,
             project,
-            started: Instant::now(),
+            started,
             _dir: dir,
         }
     }
@@ -193,6 +196,63 @@ impl Lifecycle {
             self.started.elapsed().as_secs_f64()
         );
     }
+}
+
+/// Leaves the cache a repository with earlier CI runs has: main's last `perf-baseline` job
+/// saved its target directory, which every job here restores (by the workflows' restore key)
+/// before it builds. Without it the first job compiles every dependency in debug and release
+/// (about 10 minutes on 2 cores); with it the jobs build the workspace's own crates only, as
+/// they do on GitHub once a cache exists. The builds are those the jobs make (the harness in
+/// debug, the `suite` binary in release), in the tests' shared target directory, where the
+/// e2e tests have usually made them already; test executables and incremental state are left
+/// out of the copy.
+fn warm_cache(runner: &mut Runner, project: &Path) {
+    let started = Instant::now();
+    let target = shared_target_dir();
+    for args in [
+        &["build", "--quiet", "--package", "xtask"][..],
+        &[
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "bench-suite",
+            "--bin",
+            "suite",
+        ],
+    ] {
+        let status = Command::new(cargo())
+            .args(args)
+            .current_dir(project)
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("cargo");
+        assert!(status.success(), "cargo {args:?} in the copy failed");
+    }
+    let seed = runner.stores.root.join("seed-target");
+    std::fs::create_dir_all(&seed).unwrap();
+    for profile in ["debug", "release"] {
+        let status = Command::new("cp")
+            .args(["-a", "--reflink=auto"])
+            .arg(target.join(profile))
+            .arg(seed.join(profile))
+            .status()
+            .expect("cp");
+        assert!(status.success(), "copying the {profile} build failed");
+        let _ = std::fs::remove_dir_all(seed.join(profile).join("incremental"));
+        for entry in std::fs::read_dir(seed.join(profile).join("deps")).unwrap() {
+            let path = entry.unwrap().path();
+            // Test executables: no extension, unlike libraries, metadata and dep-info.
+            if path.extension().is_none() && path.is_file() {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    }
+    runner.seed_cache(project, "perf-baseline.yml", vec![("target", seed)]);
+    eprintln!(
+        "lifecycle: the cache was seeded from the shared target directory in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// A small seed and only the I/O scenarios, in the copy's `[workspace.metadata.perf]`. All
@@ -324,6 +384,8 @@ fn the_pull_request_lifecycle_runs_from_the_workflow_files() {
         "a base worktree was built: {described}"
     );
     assert_eq!(step.exit_code, Some(1), "{described}");
+    // Where a PR job's minute goes (the run prints its own breakdown).
+    eprintln!("lifecycle: PR #1's run of the harness:\n{}", step.log);
     let comments = life.runner.github.comments(1);
     assert_eq!(comments.len(), 1, "{comments:#?}\n{described}");
     assert_eq!(comments[0].login, BOT);

@@ -14,6 +14,7 @@
 //!   entry is never changed once saved: restores copy out of it (`cp -a --reflink=auto`), and
 //!   a save moves the paths in (nothing of the job runs after its post phase, and the next job
 //!   starts from a cleared workspace and a new home).
+//! - `actions/cache/restore`: the restore of `actions/cache` alone (no post phase).
 //! - `actions/upload-artifact`: files under the paths (hidden files left out), relative to the
 //!   paths' least common ancestor, per workflow run and name; `if-no-files-found`.
 //! - `actions/download-artifact`: an artifact of this run or of `run-id` (with `github-token`),
@@ -97,6 +98,44 @@ impl Stores {
         names
     }
 
+    /// Leaves an entry in the cache as an earlier run would have: `key` in `scope`, for a
+    /// cache step listing `listed` (its `path:` lines), holding for each listed path named in
+    /// `contents` the directory given there (moved in, as a save does). Restores find it as
+    /// they find any entry: by the exact key, else by a restore key's prefix.
+    pub fn seed_cache(
+        &mut self,
+        listed: &[String],
+        key: &str,
+        scope: &str,
+        contents: Vec<(&str, PathBuf)>,
+    ) {
+        let dir = self.root.join("caches").join(self.caches.len().to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut held = Vec::new();
+        let included = listed.iter().filter(|path| !path.starts_with('!'));
+        for (index, path) in included.enumerate() {
+            let source = contents.iter().find(|(name, _)| name == path);
+            if let Some((_, source)) = source {
+                std::fs::rename(source, dir.join(index.to_string()))
+                    .unwrap_or_else(|e| panic!("moving {} into the cache: {e}", source.display()));
+            }
+            held.push(source.is_some());
+        }
+        for (name, _) in &contents {
+            assert!(
+                listed.iter().any(|path| path == name),
+                "{name} is not among the cache's paths {listed:?}"
+            );
+        }
+        self.caches.push(CacheEntry {
+            key: key.to_owned(),
+            version: cache_version(listed),
+            scope: scope.to_owned(),
+            dir,
+            held,
+        });
+    }
+
     /// The directory of an artifact.
     pub fn artifact_dir(&self, run_id: u64, name: &str) -> PathBuf {
         self.root
@@ -117,7 +156,16 @@ pub fn run(
 ) -> Outcome {
     match action {
         "actions/checkout" => checkout(&Inputs::new(action, with), job, log),
-        "actions/cache" => restore_cache(&Inputs::new(action, with), job, stores, post, log),
+        "actions/cache" => {
+            restore_cache(&Inputs::new(action, with), job, stores, log).map(|(outputs, save)| {
+                post.extend(save);
+                outputs
+            })
+        }
+        // The restore half alone: nothing is saved in the post phase.
+        "actions/cache/restore" => {
+            restore_cache(&Inputs::new(action, with), job, stores, log).map(|(outputs, _)| outputs)
+        }
         "actions/upload-artifact" => upload_artifact(&Inputs::new(action, with), job, stores, log),
         "actions/download-artifact" => download_artifact(&Inputs::new(action, with), job, stores),
         other => panic!("the action {other} is not emulated"),
@@ -199,7 +247,7 @@ impl Inputs {
     fn new(action: &str, with: &[(String, String)]) -> Self {
         let known: &[&str] = match action {
             "actions/checkout" => &["fetch-depth", "persist-credentials"],
-            "actions/cache" => &["path", "key", "restore-keys"],
+            "actions/cache" | "actions/cache/restore" => &["path", "key", "restore-keys"],
             "actions/upload-artifact" => &["name", "path", "if-no-files-found", "retention-days"],
             "actions/download-artifact" => &["name", "path", "run-id", "github-token"],
             _ => &[],
@@ -348,23 +396,17 @@ fn resolve(path: &str, job: &JobView) -> PathBuf {
     }
 }
 
+/// Restores a cache; with it, the save its post phase makes unless the key was an exact hit.
 fn restore_cache(
     inputs: &Inputs,
     job: &JobView,
     stores: &mut Stores,
-    post: &mut Vec<Post>,
     log: &mut String,
-) -> Outcome {
+) -> Result<(Vec<(String, String)>, Option<Post>), String> {
     let listed = inputs.lines("path");
     let key = inputs.required("key").to_owned();
     let restore_keys = inputs.lines("restore-keys");
-    let version = {
-        let digest = Sha256::digest(format!("{}|gzip|1.0", listed.join("|")).as_bytes());
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let version = cache_version(&listed);
     // `!path` lines leave a part of a listed path out of what is saved.
     let (excluded, included): (Vec<&String>, Vec<&String>) =
         listed.iter().partition(|path| path.starts_with('!'));
@@ -426,16 +468,21 @@ fn restore_cache(
     } else {
         log.push_str(&format!("cache: no cache found for {key}\n"));
     }
-    if !exact {
-        post.push(Post::SaveCache {
-            key,
-            version,
-            scope: job.git_ref.to_owned(),
-            paths,
-            excluded,
-        });
-    }
-    Ok(vec![("cache-hit".to_owned(), exact.to_string())])
+    let save = (!exact).then(|| Post::SaveCache {
+        key,
+        version,
+        scope: job.git_ref.to_owned(),
+        paths,
+        excluded,
+    });
+    Ok((vec![("cache-hit".to_owned(), exact.to_string())], save))
+}
+
+/// What tells caches of different paths apart (the toolkit's `getCacheVersion`: the paths,
+/// the compression method and a version of the format).
+fn cache_version(listed: &[String]) -> String {
+    let digest = Sha256::digest(format!("{}|gzip|1.0", listed.join("|")).as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn copy(from: &Path, to: &Path) {

@@ -541,6 +541,57 @@ impl Runner {
         }
     }
 
+    /// Leaves in the cache, on the default branch, the entry an earlier run of `workflow` (a
+    /// file under `checkout`'s `.github/workflows`) would have saved with its `actions/cache`
+    /// step, under a key its `restore-keys` find (the first one followed by `seeded`), holding
+    /// `contents` for the listed paths they name. Its jobs restore it as the newest match of
+    /// their restore keys and save their own exact key after, as on GitHub when a cache of
+    /// an older lock file is there.
+    pub fn seed_cache(&mut self, checkout: &Path, workflow: &str, contents: Vec<(&str, PathBuf)>) {
+        let file = checkout.join(".github/workflows").join(workflow);
+        let workflow = model::load(&file);
+        let with = workflow
+            .jobs
+            .iter()
+            .flat_map(|job| &job.steps)
+            .find_map(|step| match &step.kind {
+                StepKind::Uses { action, with, .. } if action == "actions/cache" => Some(with),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{} has no actions/cache step", file.display()));
+        let input = |name: &str| {
+            with.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+                .unwrap_or_else(|| panic!("the cache step of {} has no {name}", file.display()))
+        };
+        let mut contexts = serde_json::Map::new();
+        contexts.insert("runner".to_owned(), runner_json());
+        let context = expr::Context {
+            contexts,
+            job_failed: false,
+            workspace: checkout.to_path_buf(),
+        };
+        let restore_key = expr::interpolate(&input("restore-keys"), &context);
+        let prefix = restore_key
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .expect("a restore key");
+        let listed: Vec<String> = input("path")
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect();
+        self.stores.seed_cache(
+            &listed,
+            &format!("{prefix}seeded"),
+            &format!("refs/heads/{DEFAULT_BRANCH}"),
+            contents,
+        );
+    }
+
     /// The workspace every job uses, as on a hosted runner.
     pub fn workspace(&self) -> PathBuf {
         self.root.join("work").join(github::NAME).join(github::NAME)
