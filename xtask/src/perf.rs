@@ -413,6 +413,20 @@ async fn measure_in_worktree(
         render::short_sha(commit),
         worktree.path().display()
     ));
+    let started = std::time::Instant::now();
+    let seeded =
+        suites::build_guard::seed_from(&layout.target_dir, &layout.base_target_dir(), |m| {
+            context.progress.line(&format!("{label}: {m}"))
+        })
+        .await?;
+    if seeded {
+        context.progress.line(&format!(
+            "{label}: reusing HEAD's compiled dependencies: copied {} to {} in {:.0} s",
+            layout.target_dir.join("release").display(),
+            layout.base_target_dir().join("release").display(),
+            started.elapsed().as_secs_f64()
+        ));
+    }
     let measurement = suites::measure(
         context,
         &Checkout {

@@ -64,7 +64,8 @@ impl Layout {
     }
 
     /// Cargo's target directory for base revisions: apart from HEAD's, so that building a
-    /// base never makes HEAD's next run rebuild (and never lets it run a base's binaries).
+    /// base never makes HEAD's next run rebuild (and never lets it run a base's binaries). Its
+    /// first build starts from a copy of HEAD's dependencies (`build_guard::seed_from`).
     pub fn base_target_dir(&self) -> PathBuf {
         self.target_dir.join("perf-base")
     }

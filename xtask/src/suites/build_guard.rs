@@ -127,6 +127,70 @@ where
     }
 }
 
+/// Starts `into` (a target directory with no release build yet, such as the bases') as a
+/// copy of `from`'s release build, so that a base's first build compiles only the
+/// workspace's crates and reuses the dependencies HEAD compiled (they do not depend on the
+/// checkout). The copy keeps modification times (cargo's freshness checks compare them) and
+/// is made under `from`'s shared lock, so no run rebuilds what is copied meanwhile; it carries
+/// no `perf-built-from` marker, so [`build_checkout`] cleans the workspace's crates in it and
+/// builds them from the base's own sources. Returns whether it copied: nothing is done when
+/// `into` has a release build already or `from` has none. An interrupted copy leaves only a
+/// `release.partial` directory, removed by the next call.
+pub async fn seed_from(
+    from: &Path,
+    into: &Path,
+    waiting: impl Fn(&str),
+) -> Result<bool, SuiteError> {
+    let source = from.join("release");
+    let destination = into.join("release");
+    if destination.exists() || !source.is_dir() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(into).map_err(|e| io_error("create", into, e))?;
+    let lock_path = from.join("perf-build.lock");
+    let shared = open_lock(&lock_path)?;
+    let mut told = false;
+    while !try_lock(&shared, &lock_path, Exclusivity::Shared)? {
+        if !std::mem::replace(&mut told, true) {
+            waiting(&format!(
+                "waiting for another perf run that builds in {} (lock {})",
+                from.display(),
+                lock_path.display()
+            ));
+        }
+        tokio::time::sleep(LOCK_POLL).await;
+    }
+    let partial = into.join("release.partial");
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(|e| io_error("remove", &partial, e))?;
+    }
+    let output = tokio::process::Command::new("cp")
+        .args(["-a", "--reflink=auto"])
+        .arg(&source)
+        .arg(&partial)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| io_error("copy (cp)", &source, e))?;
+    drop(shared);
+    if !output.status.success() {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(SuiteError::Output {
+            suite: "build",
+            detail: format!(
+                "copying {} to {} failed: {}",
+                source.display(),
+                partial.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        });
+    }
+    // Incremental state belongs to the workspace's crates, which are rebuilt anyway.
+    let _ = std::fs::remove_dir_all(partial.join("incremental"));
+    std::fs::rename(&partial, &destination).map_err(|e| io_error("rename", &partial, e))?;
+    Ok(true)
+}
+
 /// What the workspace's crates in a target directory were last built from: the sources'
 /// digest and the checkout's absolute path, one per line of `perf-built-from`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,6 +357,48 @@ mod tests {
         write(dir.path(), "bench-suite/target/release/junk", "built");
         write(dir.path(), "README.md", "docs");
         dir
+    }
+
+    #[tokio::test]
+    async fn a_bases_first_build_starts_from_heads_dependencies_and_no_marker() {
+        let head = tempfile::tempdir().unwrap();
+        let base = head.path().join("perf-base");
+        assert!(
+            !seed_from(head.path(), &base, |_| {}).await.unwrap(),
+            "HEAD has no release build: nothing to copy"
+        );
+        write(head.path(), "release/deps/libdep-1.rlib", "compiled");
+        write(head.path(), "release/.fingerprint/dep-1/lib-dep", "fp");
+        write(head.path(), "release/incremental/bench_suite-1/s", "state");
+        write(head.path(), "perf-built-from", "digest\nplace\n");
+        let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        File::options()
+            .write(true)
+            .open(head.path().join("release/deps/libdep-1.rlib"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+
+        assert!(seed_from(head.path(), &base, |_| {}).await.unwrap());
+        let copied = base.join("release/deps/libdep-1.rlib");
+        assert_eq!(std::fs::read_to_string(&copied).unwrap(), "compiled");
+        assert_eq!(
+            copied.metadata().unwrap().modified().unwrap(),
+            old,
+            "cargo compares modification times: the copy must keep them"
+        );
+        assert!(base.join("release/.fingerprint/dep-1/lib-dep").exists());
+        assert!(!base.join("release/incremental").exists());
+        assert!(
+            !base.join("perf-built-from").exists(),
+            "no marker: the build guard must rebuild the workspace's crates from the base's sources"
+        );
+        assert!(!base.join("release.partial").exists());
+
+        // A base directory with a build of its own is never overwritten.
+        write(head.path(), "release/deps/libdep-1.rlib", "rebuilt");
+        assert!(!seed_from(head.path(), &base, |_| {}).await.unwrap());
+        assert_eq!(std::fs::read_to_string(&copied).unwrap(), "compiled");
     }
 
     #[test]
