@@ -70,8 +70,11 @@ pub enum Post {
     },
 }
 
+/// A step's outputs, by name.
+pub type Outputs = Vec<(String, String)>;
+
 /// What a step of an action ended with: its outputs, or why it failed.
-pub type Outcome = Result<Vec<(String, String)>, String>;
+pub type Outcome = Result<Outputs, String>;
 
 impl Stores {
     pub fn new(root: PathBuf) -> Self {
@@ -402,7 +405,7 @@ fn restore_cache(
     job: &JobView,
     stores: &mut Stores,
     log: &mut String,
-) -> Result<(Vec<(String, String)>, Option<Post>), String> {
+) -> Result<(Outputs, Option<Post>), String> {
     let listed = inputs.lines("path");
     let key = inputs.required("key").to_owned();
     let restore_keys = inputs.lines("restore-keys");
