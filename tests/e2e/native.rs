@@ -179,8 +179,29 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
     assert!(metric(&record, "instructions/cache/cache_aside_read_decode/word").unwrap() > 100.0);
     assert!(out.path().join("report.md").is_file());
     assert!(out.path().join("report.json").is_file());
+    // Not a terminal and not --ci: the summary, a line per suite and where every row is.
+    for suite in [
+        "wall_time",
+        "instructions",
+        "io_counts",
+        "plans",
+        "memory",
+        "load",
+    ] {
+        assert!(
+            first
+                .stdout
+                .lines()
+                .any(|line| line.trim_start().starts_with(suite)),
+            "no line for {suite}: {}",
+            first.describe()
+        );
+    }
     assert!(
-        first.stdout.contains("wall_time/query/due_cards"),
+        first.stdout.contains(&format!(
+            "Every row: {}",
+            out.path().join("report.md").display()
+        )),
         "{}",
         first.describe()
     );

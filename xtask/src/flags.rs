@@ -93,6 +93,11 @@ pub struct PerfFlags {
     /// comment that cannot be published is a warning, never a change of the exit code).
     #[arg(long)]
     pub ci: bool,
+
+    /// Print every row of the comparison on the terminal, not only the regressions and
+    /// improvements and a line per suite (`--ci` always prints every row, for logs).
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// What `cargo xtask perf` does besides measuring.

@@ -832,11 +832,31 @@ async fn measure_and_report(
     let coloured = !flags.ci
         && std::io::IsTerminal::is_terminal(&std::io::stdout())
         && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
-    if coloured {
-        print!("{}", render::terminal_coloured(&report));
+    // Every row for logs (`--ci`) and on request (`--verbose`); a summary that fits the
+    // terminal otherwise.
+    let text = if flags.ci || flags.verbose {
+        render::terminal(&report)
     } else {
-        print!("{}", render::terminal(&report));
-    }
+        let width = console::Term::stdout()
+            .size_checked()
+            .map(|(_rows, columns)| usize::from(columns))
+            .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+            .unwrap_or(render::DEFAULT_TERMINAL_WIDTH);
+        let full_reports = format!(
+            "{}, {}",
+            layout.out_dir.join("report.md").display(),
+            layout.out_dir.join("report.html").display()
+        );
+        render::terminal_summary(&report, width, &full_reports)
+    };
+    print!(
+        "{}",
+        if coloured {
+            render::colour_verdicts(&text)
+        } else {
+            text
+        }
+    );
     if flags.ci {
         crate::publish::after_ci_run(&layout.out_dir, &markdown).await?;
     }

@@ -297,6 +297,229 @@ pub fn terminal(report: &Report<'_>) -> String {
     out
 }
 
+/// How wide a terminal summary is when the terminal does not say.
+pub const DEFAULT_TERMINAL_WIDTH: usize = 100;
+
+/// The terminal report for a person: the verdict, the regressions and improvements (base,
+/// head, change, certainty), one line per suite for the other rows (how many of each verdict,
+/// the largest move), then where every row is (`full_reports`) and the repro command. Lines
+/// fit `width` columns: names, plan shapes and certainties too long for their column are
+/// shortened in the middle with `…`, never cut off silently. [`terminal`] prints every row
+/// (`--verbose`, and `--ci` for logs).
+pub fn terminal_summary(report: &Report<'_>, width: usize, full_reports: &str) -> String {
+    let mut out = String::new();
+    let head = report.head;
+    let _ = writeln!(out, "perf: {}", headline(report));
+    let _ = writeln!(
+        out,
+        "Head: {} ({} profile)",
+        commit_label(head),
+        head.profile
+    );
+    for line in baseline_lines(&report.baseline) {
+        let _ = writeln!(out, "{line}");
+    }
+    let (flagged, others): (Vec<&MetricComparison>, Vec<&MetricComparison>) =
+        match report.comparison {
+            Some(comparison) => comparison
+                .rows
+                .iter()
+                .partition(|row| matches!(row.verdict, Verdict::Regression | Verdict::Improvement)),
+            None => (Vec::new(), Vec::new()),
+        };
+    for (verdict, title) in [
+        (Verdict::Regression, "Regressions"),
+        (Verdict::Improvement, "Improvements"),
+    ] {
+        let rows: Vec<&MetricComparison> = flagged
+            .iter()
+            .copied()
+            .filter(|row| row.verdict == verdict)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{title} ({}):", rows.len());
+        summary_table(&mut out, &rows, width);
+    }
+    let _ = writeln!(out);
+    match report.comparison {
+        Some(_) => {
+            let _ = writeln!(out, "Other rows, by suite:");
+            for line in suite_lines(&others, width) {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        None => {
+            let _ = writeln!(out, "Measured, by suite (nothing to compare with):");
+            let mut suites: Vec<(String, usize)> = Vec::new();
+            for metric in &head.metrics {
+                let suite = metric.suite.to_string();
+                match suites.iter_mut().find(|(name, _)| *name == suite) {
+                    Some((_, count)) => *count += 1,
+                    None => suites.push((suite, 1)),
+                }
+            }
+            for (suite, count) in suites {
+                let _ = writeln!(out, "  {suite:<13} {count} metrics");
+            }
+        }
+    }
+    let _ = writeln!(out, "Every row: {full_reports} (or `--verbose` here)");
+    if let Some(command) = reproduce_command(report) {
+        let _ = writeln!(out, "Reproduce the worst regression: {command}");
+    }
+    if !report.budgets.is_empty() {
+        let _ = writeln!(out, "Budgets: {}", budget_counts(report.budgets));
+        for budget in report.budgets.iter().filter(|b| b.broken) {
+            let _ = writeln!(out, "BROKEN  {}", budget_line(budget));
+        }
+    }
+    let _ = writeln!(out, "Time: {}", phases_line(head));
+    for note in &head.notes {
+        let _ = writeln!(out, "Note: {note}");
+    }
+    if let Some(path) = &report.record_path {
+        let _ = writeln!(out, "Record: {path}");
+    }
+    out
+}
+
+/// `text` in at most `max` characters: the middle left out as `…` when it is longer.
+pub fn shorten_middle(text: &str, max: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= max {
+        return text.to_owned();
+    }
+    if max <= 1 {
+        return "…".chars().take(max).collect();
+    }
+    let tail = (max - 1) / 2;
+    let front = max - 1 - tail;
+    let mut shortened: String = chars[..front].iter().collect();
+    shortened.push('…');
+    shortened.extend(&chars[chars.len() - tail..]);
+    shortened
+}
+
+/// How the summary table gives up width when the terminal is narrow: each step narrows one
+/// column (0 metric, 1 base, 2 head, 4 certainty; the change never) down to a floor, in this
+/// order, until the table fits. Long certainties and plan shapes give first, the metric's name
+/// last; below the last floors a line is longer than the terminal rather than unreadable.
+const SUMMARY_SHRINK_STEPS: [(usize, usize); 7] = [
+    (4, 12),
+    (1, 16),
+    (2, 16),
+    (0, 40),
+    (1, 10),
+    (2, 10),
+    (0, 24),
+];
+/// The narrowest the metric name of a suite line gets.
+const SUMMARY_NAME_MIN_CHARS: usize = 24;
+
+/// Rows as a table of metric, base, head, change and certainty that fits `width` columns
+/// ([`SUMMARY_SHRINK_STEPS`]); cells longer than their column are shortened in the middle.
+fn summary_table(out: &mut String, rows: &[&MetricComparison], width: usize) {
+    let header = ["metric", "base", "head", "change", "certainty"].map(str::to_owned);
+    // A plan row shows its node counts here and its two shapes under the table.
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|row| {
+            let [mut base, mut head, change] = value_cells(row);
+            if row.base_shape.is_some() || row.head_shape.is_some() {
+                base = format_value(row.base, row.unit);
+                head = format_value(row.head, row.unit);
+            }
+            [row.name.clone(), base, head, change, certainty(row)]
+        })
+        .collect();
+    let mut widths = header.clone().map(|cell| cell.chars().count());
+    for row in &cells {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    // Two spaces of indent, two between columns.
+    let total = |widths: &[usize; 5]| widths.iter().sum::<usize>() + 2 + 2 * 4;
+    for (column, floor) in SUMMARY_SHRINK_STEPS {
+        let excess = total(&widths).saturating_sub(width);
+        widths[column] -= excess.min(widths[column].saturating_sub(floor));
+    }
+    for row in std::iter::once(&header).chain(&cells) {
+        let mut line = String::from(" ");
+        for (index, cell) in row.iter().enumerate() {
+            let cell = shorten_middle(cell, widths[index]);
+            if index == 0 {
+                let _ = write!(line, " {cell:<w$}", w = widths[index]);
+            } else if index == 4 {
+                let _ = write!(line, "  {cell:<w$}", w = widths[index]);
+            } else {
+                let _ = write!(line, "  {cell:>w$}", w = widths[index]);
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    for row in rows {
+        if row.base_shape.is_none() && row.head_shape.is_none() {
+            continue;
+        }
+        let (base, head) = shorten_shapes(
+            row.base_shape.as_deref().unwrap_or("-"),
+            row.head_shape.as_deref().unwrap_or("-"),
+        );
+        let room = width.saturating_sub(10).max(SUMMARY_NAME_MIN_CHARS);
+        let name = shorten_middle(&row.name, width.saturating_sub(3));
+        let _ = writeln!(out, "  {name}:");
+        let _ = writeln!(out, "    base: {}", shorten_middle(&base, room));
+        let _ = writeln!(out, "    head: {}", shorten_middle(&head, room));
+    }
+}
+
+/// One line per suite of the rows that are neither regressions nor improvements: how many of
+/// each verdict, and the largest change among them.
+fn suite_lines(rows: &[&MetricComparison], width: usize) -> Vec<String> {
+    let mut suites: Vec<(crate::record::Suite, Vec<&MetricComparison>)> = Vec::new();
+    for row in rows {
+        match suites.iter_mut().find(|(suite, _)| *suite == row.suite) {
+            Some((_, rows)) => rows.push(row),
+            None => suites.push((row.suite, vec![row])),
+        }
+    }
+    suites
+        .into_iter()
+        .map(|(suite, rows)| {
+            let counts: Vec<String> = [
+                (Verdict::Unchanged, "unchanged"),
+                (Verdict::Informational, "informational"),
+                (Verdict::NotComparable, "not comparable"),
+            ]
+            .into_iter()
+            .filter_map(|(verdict, word)| {
+                let count = rows.iter().filter(|row| row.verdict == verdict).count();
+                (count > 0).then(|| format!("{count} {word}"))
+            })
+            .collect();
+            let mut line = format!("  {:<13} {}", suite.to_string(), counts.join(", "));
+            let largest = rows
+                .iter()
+                .filter_map(|row| Some((row, row.change_pct.filter(|c| c.is_finite())?)))
+                .max_by(|(_, a), (_, b)| a.abs().total_cmp(&b.abs()));
+            if let Some((row, change)) = largest.filter(|(_, change)| *change != 0.0) {
+                let tail = format!(" {}", format_change(Some(change)));
+                let prefix = format!("{line}; largest move ");
+                let room = width
+                    .saturating_sub(prefix.chars().count() + tail.chars().count())
+                    .max(SUMMARY_NAME_MIN_CHARS);
+                line = format!("{prefix}{}{tail}", shorten_middle(&row.name, room));
+            } else {
+                line.push_str("; nothing moved");
+            }
+            line
+        })
+        .collect()
+}
+
 /// The terminal table for a colour terminal: each row's verdict coloured (regressions and
 /// broken budgets bold red, improvements green), and nothing else changed, so the columns stay
 /// aligned. `perf` uses it when stdout is a terminal, `NO_COLOR` is unset and `--ci` is not
@@ -316,6 +539,9 @@ pub fn colour_verdicts(text: &str) -> String {
             ("REGRESSION", RED_BOLD),
             ("BROKEN", RED_BOLD),
             ("improvement", GREEN),
+            // The summary's section titles.
+            ("Regressions", RED_BOLD),
+            ("Improvements", GREEN),
         ]
         .into_iter()
         .find_map(|(word, style)| {
@@ -1266,6 +1492,56 @@ mod snapshots {
         let (base, head) = base_and_head();
         let comparison = compare(&base, &head, &Thresholds::default());
         insta::assert_snapshot!(terminal(&report(&head, &comparison)));
+    }
+
+    /// The summary at a narrow and a wide terminal: regressions and improvements in full
+    /// (names and plan shapes shortened in the middle to fit), the other rows one line per
+    /// suite.
+    #[test]
+    fn terminal_summary_report() {
+        let (base, head) = base_and_head();
+        let comparison = compare(&base, &head, &Thresholds::default());
+        let report = report(&head, &comparison);
+        let full = "target/perf/report.md, target/perf/report.html";
+        insta::assert_snapshot!("terminal_summary_80", terminal_summary(&report, 80, full));
+        insta::assert_snapshot!("terminal_summary_160", terminal_summary(&report, 160, full));
+    }
+
+    #[test]
+    fn the_summary_fits_the_terminal_and_marks_what_it_shortened() {
+        let (base, mut head) = base_and_head();
+        let long = format!(
+            "io/{}/sql_statements",
+            "a_very_long_scenario_name_".repeat(4)
+        );
+        let mut base = base;
+        let mut metric = base.metrics[0].clone();
+        metric.name = long.clone();
+        base.metrics.push(metric.clone());
+        metric.value = 99.0;
+        head.metrics.push(metric);
+        let comparison = compare(&base, &head, &Thresholds::default());
+        let report = report(&head, &comparison);
+        for width in [80, 100, 120] {
+            let text = terminal_summary(&report, width, "report.md");
+            let table: Vec<&str> = text.lines().filter(|line| line.starts_with("  ")).collect();
+            assert!(!table.is_empty(), "{text}");
+            for line in table {
+                assert!(
+                    line.chars().count() <= width,
+                    "{} columns at width {width}: {line}",
+                    line.chars().count()
+                );
+            }
+            assert!(
+                text.contains("io/a_very_long"),
+                "the name's start is kept: {text}"
+            );
+            assert!(text.contains('…'), "the shortening is marked: {text}");
+            assert!(text.contains("_statements "), "its end is kept: {text}");
+        }
+        assert_eq!(shorten_middle("abcdefghij", 5), "ab…ij");
+        assert_eq!(shorten_middle("abc", 5), "abc");
     }
 
     #[test]
