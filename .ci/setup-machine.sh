@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine of this project's kind lacks, idempotently (check, then act):
-# Redis, a running Docker engine, the local Postgres and Redis images (no registry is
+# Redis, a running Docker engine, Chromium, the local Postgres and Redis images (no registry is
 # reachable here, so they are built from Debian's packages), gungraun-runner at the
 # version of the gungraun crate in Cargo.lock, and the workflow linters (zizmor,
 # check-jsonschema) from PyPI in a virtual environment under target/.
@@ -44,16 +44,17 @@ else
 fi
 
 # 1. Debian packages: redis-server (native services), docker.io (docker services), debootstrap
-#    (to build the local images).
+#    (to build the local images), chromium (the tests check report.html in a real browser).
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     apt_install "${missing[@]}"
 else
-    log "redis-server, dockerd and debootstrap are installed"
+    log "redis-server, dockerd, debootstrap and chromium are installed"
 fi
 # A Debian package starts its service; the harness starts its own servers, so stop it.
 if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then

@@ -4,9 +4,10 @@
 //! in one commit measured once, with `--paired` (so the N+1 is judged in wall time too). The
 //! parent is checked out in a git worktree, built and measured in the same run, and the
 //! worktree is removed; nothing the commit did not change moves. The fixture is put back to
-//! its base commit afterwards.
+//! its base commit afterwards. Its `report.html` is opened in headless Chromium.
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::OnceLock;
 
 use perf_tests::{
@@ -53,6 +54,7 @@ fn compare_with_parent(fixture: &Fixture, message: &str, filter: &str) -> Inject
         output.describe()
     );
     let report = read_json(&report_path);
+    let report_html = std::fs::read_to_string(out.path().join("report.html")).unwrap_or_default();
     assert_eq!(report["baseline"]["commit"], base.as_str(), "{report:#}");
     let baseline = &report["baseline"];
     let described = format!("baseline: {baseline:#}\n{}", output.describe());
@@ -62,6 +64,7 @@ fn compare_with_parent(fixture: &Fixture, message: &str, filter: &str) -> Inject
         described,
         output,
         worktrees_after,
+        report_html,
     }
 }
 
@@ -81,6 +84,8 @@ struct InjectedRun {
     baseline_source: String,
     /// `git worktree list --porcelain` right after the run.
     worktrees_after: String,
+    /// The run's `report.html`.
+    report_html: String,
 }
 
 /// One commit holds both regressions and one run (`--filter due_cards`, which selects the
@@ -229,4 +234,102 @@ fn the_parent_is_measured_in_a_removed_worktree_and_nothing_else_moves() {
     );
     assert_eq!(untouched["verdict"], "unchanged", "{untouched:#}");
     assert_eq!(untouched["change_pct"], 0.0, "{untouched:#}");
+}
+
+/// Headless Chromium (Debian's `chromium`) on `page` at `width` × `height`: the `--dump-dom`
+/// of the page after its scripts ran, and a screenshot to `screenshot`.
+fn chromium(page: &Path, width: u32, height: u32, screenshot: &Path) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let browser = |extra: &[String]| {
+        let output = Command::new("timeout")
+            .arg("120")
+            .arg("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("--window-size={width},{height}"))
+            .args(extra)
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .expect("chromium (installed by .ci/setup-machine.sh)");
+        assert!(
+            output.status.success(),
+            "chromium {extra:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let dom = browser(&["--dump-dom".to_owned()]);
+    std::fs::create_dir_all(screenshot.parent().unwrap()).unwrap();
+    browser(&[format!("--screenshot={}", screenshot.display())]);
+    dom
+}
+
+/// `report.html` as a reviewer opens it, in a real browser at 1280 px: no horizontal
+/// scrolling, and the verdict and the first regression (its name and numbers) on the first
+/// screen. The page itself has no scripts: the test's copy gets one that measures the laid-out
+/// page. The screenshot stays at `target/perf-e2e/report-1280.png`.
+#[test]
+fn the_report_page_opens_on_the_verdict_and_the_first_regression_at_1280_px() {
+    let run = injected_run();
+    assert!(
+        run.report_html.contains("<h1>Performance:"),
+        "no report.html: {}",
+        run.described
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let probe = r#"<pre id="probe"></pre><script>
+const first = document.querySelector("section.regression");
+document.getElementById("probe").textContent = JSON.stringify({
+  innerWidth: window.innerWidth,
+  innerHeight: window.innerHeight,
+  scrollWidth: document.documentElement.scrollWidth,
+  verdictBottom: document.querySelector("h1").getBoundingClientRect().bottom,
+  firstRegressionBottom: first ? first.querySelector("table").getBoundingClientRect().bottom : null,
+});
+</script></body>"#;
+    std::fs::write(&page, run.report_html.replace("</body>", probe)).unwrap();
+    let screenshot = perf_tests::shared_target_dir()
+        .join("perf-e2e")
+        .join("report-1280.png");
+    let dom = chromium(&page, 1280, 800, &screenshot);
+    let json = dom
+        .split("<pre id=\"probe\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap_or_else(|| panic!("the probe did not run: {dom}"));
+    let layout: serde_json::Value = serde_json::from_str(json).expect("the probe's JSON");
+    let number = |key: &str| {
+        layout[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing: {layout}"))
+    };
+    assert_eq!(number("innerWidth"), 1280.0, "{layout}");
+    assert!(
+        number("scrollWidth") <= number("innerWidth"),
+        "the page scrolls sideways at 1280 px: {layout}"
+    );
+    assert!(
+        number("verdictBottom") <= number("innerHeight"),
+        "the verdict is below the first screen: {layout}"
+    );
+    assert!(
+        number("firstRegressionBottom") <= number("innerHeight"),
+        "the first regression is not on the first screen: {layout}"
+    );
+    assert!(
+        screenshot.is_file(),
+        "no screenshot at {}",
+        screenshot.display()
+    );
 }

@@ -84,14 +84,20 @@ pub fn html(report: &Report<'_>, base: Option<&RunRecord>, history: &[HistorySer
     html_with_limit(report, base, history, MAX_PLOTS)
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1100px}\
-h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}\
-table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}\
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em auto;padding:0 1em;color:#222;max-width:1100px}\
+h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}h3{font-size:1em;margin:.2em 0}\
+table{border-collapse:collapse;font-size:.9em;max-width:100%}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}\
 td.num{text-align:right;white-space:nowrap}tr.regression{background:#fde8e8}tr.improvement{background:#e8f7e8}\
-code{font-size:.95em}.meta{color:#555;font-size:.9em}.plot{margin:1em 0}svg{max-width:100%;height:auto}\
+section{border-left:4px solid #ccc;padding:.3em .8em;margin:.8em 0}section.regression{border-color:#c33}section.improvement{border-color:#3a3}\
+.rule{color:#555;font-size:.85em;margin:.3em 0}details{margin:.4em 0}summary{cursor:pointer}\
+code{font-size:.95em;overflow-wrap:anywhere}.meta{color:#555;font-size:.9em}.plot{margin:1em 0}svg{max-width:100%;height:auto}\
 .change-point{color:#b00}";
 
 /// [`html`] with at most `max_plots` plots.
+///
+/// The page opens on what a reviewer needs: the verdict, then each regression and improvement
+/// with its numbers, its rule and its plots; then the other rows, folded by suite; then
+/// budgets, notes and the machine. No scripts, nothing loaded from outside.
 pub fn html_with_limit(
     report: &Report<'_>,
     base: Option<&RunRecord>,
@@ -104,6 +110,7 @@ pub fn html_with_limit(
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>Performance: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
         escape_html(&headline)
     );
@@ -111,62 +118,167 @@ pub fn html_with_limit(
     header(&mut out, report);
 
     let rows = sorted_rows(report);
-    let _ = writeln!(out, "<h2>Metrics</h2>");
-    table(&mut out, report, &rows);
-
     let plots = plan_plots(&rows, base, head, history);
-    if !plots.is_empty() {
-        let _ = writeln!(out, "<h2>Plots</h2>");
-        for plot in plots.iter().take(max_plots) {
-            let _ = writeln!(out, "<div class=\"plot\">");
-            match plot {
-                Plot::Distribution { row, base, head } => {
-                    let _ = writeln!(
-                        out,
-                        "<h3><code>{}</code>: samples, base and head</h3>",
-                        escape_html(&row.name)
-                    );
-                    push_svg(&mut out, distribution_svg(row, base, head));
-                }
-                Plot::History {
-                    row_name,
-                    unit,
-                    series,
-                    head,
-                } => {
-                    let _ = writeln!(
-                        out,
-                        "<h3><code>{}</code>: history of the target branch</h3>",
-                        escape_html(row_name)
-                    );
-                    push_svg(&mut out, history_svg(series, *unit, *head));
-                    for &index in &series.change_points {
-                        if let Some((commit, value)) = series.points.get(index) {
-                            let _ = writeln!(
-                                out,
-                                "<p class=\"change-point\">Change point: the level shifts at \
-                                 <code>{}</code> ({}).</p>",
-                                escape_html(commit),
-                                escape_html(&render::format_value(Some(*value), *unit))
-                            );
-                        }
-                    }
-                }
+    let mut plots_left = max_plots;
+    let mut plot_rows = |out: &mut String, names: &[&str]| {
+        for plot in plots.iter().filter(|plot| names.contains(&plot.metric())) {
+            if plots_left == 0 {
+                break;
             }
-            let _ = writeln!(out, "</div>");
+            plots_left -= 1;
+            push_plot(out, plot);
         }
-        if plots.len() > max_plots {
+    };
+    for (verdict, title) in [
+        (Verdict::Regression, "Regressions"),
+        (Verdict::Improvement, "Improvements"),
+    ] {
+        let flagged: Vec<&MetricComparison> = rows
+            .iter()
+            .copied()
+            .filter(|row| row.verdict == verdict)
+            .collect();
+        if flagged.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "<h2>{title} ({})</h2>", flagged.len());
+        for row in flagged {
+            let class = verdict_class(row.verdict);
             let _ = writeln!(
                 out,
-                "<p class=\"meta\">{} plot(s) left out to keep this file small (regressions \
-                 are plotted first).</p>",
-                plots.len() - max_plots
+                "<section class=\"{class}\">\n<h3>{} <code>{}</code></h3>",
+                render::verdict_label(row.verdict),
+                escape_html(&row.name)
             );
+            table(&mut out, &[row], false);
+            let _ = writeln!(out, "<p class=\"rule\">{}</p>", escape_html(&row.rule));
+            plot_rows(&mut out, &[row.name.as_str()]);
+            let _ = writeln!(out, "</section>");
         }
+    }
+    let others: Vec<&MetricComparison> = rows
+        .iter()
+        .copied()
+        .filter(|row| !matches!(row.verdict, Verdict::Regression | Verdict::Improvement))
+        .collect();
+    if report.comparison.is_some() {
+        let _ = writeln!(out, "<h2>Other rows, by suite</h2>");
+        for summary in render::suite_summaries(&others) {
+            let moved = match summary.largest_move {
+                Some((row, change)) => format!(
+                    "; largest move <code>{}</code> {}",
+                    escape_html(&row.name),
+                    escape_html(&render::format_change(Some(change)))
+                ),
+                None => "; nothing moved".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "<details>\n<summary><b>{}</b>: {}{moved}</summary>",
+                summary.suite,
+                escape_html(&summary.counts)
+            );
+            table(&mut out, &summary.rows, true);
+            let names: Vec<&str> = summary.rows.iter().map(|row| row.name.as_str()).collect();
+            plot_rows(&mut out, &names);
+            let _ = writeln!(out, "</details>");
+        }
+    } else {
+        let _ = writeln!(out, "<h2>Measured (nothing to compare with)</h2>");
+        measured_tables(&mut out, head);
+    }
+    let shown = max_plots - plots_left;
+    if plots.len() > shown {
+        let _ = writeln!(
+            out,
+            "<p class=\"meta\">{} plot(s) left out to keep this file small (regressions \
+             are plotted first).</p>",
+            plots.len() - shown
+        );
     }
     footer(&mut out, report);
     out.push_str("</body>\n</html>\n");
     out
+}
+
+fn verdict_class(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Regression => "regression",
+        Verdict::Improvement => "improvement",
+        _ => "",
+    }
+}
+
+/// A plot with its title (and a history plot's change points).
+fn push_plot(out: &mut String, plot: &Plot<'_>) {
+    let _ = writeln!(out, "<div class=\"plot\">");
+    match plot {
+        Plot::Distribution { row, base, head } => {
+            let _ = writeln!(
+                out,
+                "<h3><code>{}</code>: samples, base and head</h3>",
+                escape_html(&row.name)
+            );
+            push_svg(out, distribution_svg(row, base, head));
+        }
+        Plot::History {
+            row_name,
+            unit,
+            series,
+            head,
+        } => {
+            let _ = writeln!(
+                out,
+                "<h3><code>{}</code>: history of the target branch</h3>",
+                escape_html(row_name)
+            );
+            push_svg(out, history_svg(series, *unit, *head));
+            for &index in &series.change_points {
+                if let Some((commit, value)) = series.points.get(index) {
+                    let _ = writeln!(
+                        out,
+                        "<p class=\"change-point\">Change point: the level shifts at \
+                         <code>{}</code> ({}).</p>",
+                        escape_html(commit),
+                        escape_html(&render::format_value(Some(*value), *unit))
+                    );
+                }
+            }
+        }
+    }
+    let _ = writeln!(out, "</div>");
+}
+
+/// A run without a comparison: head's metrics, folded by suite.
+fn measured_tables(out: &mut String, head: &RunRecord) {
+    let mut suites: Vec<crate::record::Suite> = Vec::new();
+    for metric in &head.metrics {
+        if !suites.contains(&metric.suite) {
+            suites.push(metric.suite);
+        }
+    }
+    for suite in suites {
+        let metrics: Vec<_> = head.metrics.iter().filter(|m| m.suite == suite).collect();
+        let _ = writeln!(
+            out,
+            "<details>\n<summary><b>{suite}</b>: {} metrics</summary>\n<table>\n\
+             <tr><th>metric</th><th>head</th></tr>",
+            metrics.len()
+        );
+        for metric in metrics {
+            let value = match &metric.shape {
+                Some(shape) => render::shorten_shapes(shape, shape).1,
+                None => render::format_value(Some(metric.value), metric.unit),
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td><code>{}</code></td><td class=\"num\">{}</td></tr>",
+                escape_html(&metric.name),
+                escape_html(&value)
+            );
+        }
+        let _ = writeln!(out, "</table>\n</details>");
+    }
 }
 
 fn header(out: &mut String, report: &Report<'_>) {
@@ -204,21 +316,6 @@ fn header(out: &mut String, report: &Report<'_>) {
             let _ = writeln!(out, "<p>Baseline: none ({})</p>", escape_html(reason));
         }
     }
-    let env = &head.environment;
-    let _ = writeln!(
-        out,
-        "<p class=\"meta\">Machine class <code>{}</code>; {} ({} cores); {}; {}; services: {} \
-         (Postgres {}, Redis {}); {}.</p>",
-        escape_html(&env.machine_class),
-        escape_html(&env.cpu_model),
-        env.cores,
-        escape_html(&env.os),
-        escape_html(&env.rustc),
-        env.services.mode,
-        escape_html(&env.services.postgres_version),
-        escape_html(&env.services.redis_version),
-        escape_html(env.valgrind.as_deref().unwrap_or("no valgrind")),
-    );
     if let Some(command) = render::reproduce_command(report) {
         let _ = writeln!(
             out,
@@ -271,6 +368,21 @@ fn footer(out: &mut String, report: &Report<'_>) {
     for note in &head.notes {
         let _ = writeln!(out, "<p class=\"meta\">Note: {}</p>", escape_html(note));
     }
+    let env = &head.environment;
+    let _ = writeln!(
+        out,
+        "<p class=\"meta\">Machine class <code>{}</code>; {} ({} cores); {}; {}; services: {} \
+         (Postgres {}, Redis {}); {}.</p>",
+        escape_html(&env.machine_class),
+        escape_html(&env.cpu_model),
+        env.cores,
+        escape_html(&env.os),
+        escape_html(&env.rustc),
+        env.services.mode,
+        escape_html(&env.services.postgres_version),
+        escape_html(&env.services.redis_version),
+        escape_html(env.valgrind.as_deref().unwrap_or("no valgrind")),
+    );
     let _ = writeln!(
         out,
         "<p class=\"meta\">Time: {}.</p>",
@@ -296,45 +408,47 @@ fn sorted_rows<'a>(report: &Report<'a>) -> Vec<&'a MetricComparison> {
     rows
 }
 
-fn table(out: &mut String, report: &Report<'_>, rows: &[&MetricComparison]) {
+/// Rows as a table; `with_names` adds the verdict and metric columns (a section of one row
+/// names it in its title) and the rule.
+fn table(out: &mut String, rows: &[&MetricComparison], with_names: bool) {
     let _ = writeln!(
         out,
-        "<table>\n<tr><th>verdict</th><th>metric</th><th>base</th><th>head</th><th>change</th>\
-         <th>certainty</th><th>rule</th></tr>"
+        "<table>\n<tr>{}<th>base</th><th>head</th><th>change</th><th>certainty</th>{}</tr>",
+        if with_names {
+            "<th>verdict</th><th>metric</th>"
+        } else {
+            ""
+        },
+        if with_names { "<th>rule</th>" } else { "" }
     );
-    if report.comparison.is_none() {
-        for metric in &report.head.metrics {
-            let value = match &metric.shape {
-                Some(shape) => render::shorten_shapes(shape, shape).1,
-                None => render::format_value(Some(metric.value), metric.unit),
-            };
-            let _ = writeln!(
-                out,
-                "<tr><td>-</td><td><code>{}</code></td><td class=\"num\">-</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">-</td><td></td><td></td></tr>",
-                escape_html(&metric.name),
-                escape_html(&value)
-            );
-        }
-    }
     for row in rows {
         let [base, head, change] = render::value_cells(row);
-        let class = match row.verdict {
-            Verdict::Regression => " class=\"regression\"",
-            Verdict::Improvement => " class=\"improvement\"",
-            _ => "",
+        let class = match verdict_class(row.verdict) {
+            "" => String::new(),
+            class => format!(" class=\"{class}\""),
+        };
+        let names = if with_names {
+            format!(
+                "<td>{}</td><td><code>{}</code></td>",
+                render::verdict_label(row.verdict),
+                escape_html(&row.name)
+            )
+        } else {
+            String::new()
+        };
+        let rule = if with_names {
+            format!("<td class=\"rule\">{}</td>", escape_html(&row.rule))
+        } else {
+            String::new()
         };
         let _ = writeln!(
             out,
-            "<tr{class}><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-            render::verdict_label(row.verdict),
-            escape_html(&row.name),
+            "<tr{class}>{names}<td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td>{}</td>{rule}</tr>",
             escape_html(&base),
             escape_html(&head),
             escape_html(&change),
             escape_html(&render::certainty(row)),
-            escape_html(&row.rule)
         );
     }
     let _ = writeln!(out, "</table>");
@@ -355,6 +469,16 @@ enum Plot<'a> {
         series: &'a HistorySeries,
         head: Option<f64>,
     },
+}
+
+impl Plot<'_> {
+    /// The metric plotted.
+    fn metric(&self) -> &str {
+        match self {
+            Plot::Distribution { row, .. } => &row.name,
+            Plot::History { row_name, .. } => row_name,
+        }
+    }
 }
 
 /// Every plot the rows allow, in the rows' order (regressions first): a distribution plot of
@@ -738,6 +862,39 @@ mod tests {
         let regression = page.find("REGRESSION").expect("a regression row");
         let unchanged = page.find("<td>unchanged</td>").expect("an unchanged row");
         assert!(regression < unchanged);
+    }
+
+    /// What a reviewer needs comes first: the verdict, each regression with its rule and
+    /// plots in a section of its own; the other rows folded by suite, after them.
+    #[test]
+    fn the_page_opens_on_the_regressions_and_folds_the_other_rows_by_suite() {
+        let (base, head) = fixture();
+        let comparison = compare(&base, &head, &Thresholds::default());
+        let report = report(&head, &comparison);
+        let page = html(&report, Some(&base), &history());
+        let at = |text: &str| {
+            page.find(text)
+                .unwrap_or_else(|| panic!("{text} not in the page: {page}"))
+        };
+        let regression = at("<section class=\"regression\">");
+        assert!(at("<h1>") < at("Regressions (1)"));
+        assert!(at("Regressions (1)") < regression);
+        let section =
+            &page[regression..regression + page[regression..].find("</section>").unwrap()];
+        assert!(section.contains("io/due_cards/sql_statements"), "{section}");
+        assert!(section.contains("class=\"rule\""), "{section}");
+        assert!(
+            section.contains("history of the target branch"),
+            "the regression's plot is in its section: {section}"
+        );
+        let folded = at("<details>");
+        assert!(regression < folded);
+        assert!(at("<summary><b>wall_time</b>: 2 informational") > regression);
+        assert!(
+            at("<td>unchanged</td>") > folded,
+            "unchanged rows are folded"
+        );
+        assert!(at("Machine class") > folded, "the machine comes last");
     }
 
     #[test]

@@ -476,10 +476,19 @@ fn summary_table(out: &mut String, rows: &[&MetricComparison], width: usize) {
     }
 }
 
-/// One line per suite of the rows that are neither regressions nor improvements: how many of
-/// each verdict, and the largest change among them.
-fn suite_lines(rows: &[&MetricComparison], width: usize) -> Vec<String> {
-    let mut suites: Vec<(crate::record::Suite, Vec<&MetricComparison>)> = Vec::new();
+/// The rows of one suite that are neither regressions nor improvements, in words.
+pub struct SuiteSummary<'a> {
+    pub suite: crate::record::Suite,
+    pub rows: Vec<&'a MetricComparison>,
+    /// How many of each verdict, e.g. `118 unchanged, 2 informational`.
+    pub counts: String,
+    /// The row that moved most, and its change; `None` when nothing moved.
+    pub largest_move: Option<(&'a MetricComparison, f64)>,
+}
+
+/// `rows` grouped by suite (in the order the suites first appear).
+pub fn suite_summaries<'a>(rows: &[&'a MetricComparison]) -> Vec<SuiteSummary<'a>> {
+    let mut suites: Vec<(crate::record::Suite, Vec<&'a MetricComparison>)> = Vec::new();
     for row in rows {
         match suites.iter_mut().find(|(suite, _)| *suite == row.suite) {
             Some((_, rows)) => rows.push(row),
@@ -490,6 +499,8 @@ fn suite_lines(rows: &[&MetricComparison], width: usize) -> Vec<String> {
         .into_iter()
         .map(|(suite, rows)| {
             let counts: Vec<String> = [
+                (Verdict::Regression, "regression"),
+                (Verdict::Improvement, "improvement"),
                 (Verdict::Unchanged, "unchanged"),
                 (Verdict::Informational, "informational"),
                 (Verdict::NotComparable, "not comparable"),
@@ -500,22 +511,39 @@ fn suite_lines(rows: &[&MetricComparison], width: usize) -> Vec<String> {
                 (count > 0).then(|| format!("{count} {word}"))
             })
             .collect();
-            let mut line = format!("  {:<13} {}", suite.to_string(), counts.join(", "));
-            let largest = rows
+            let largest_move = rows
                 .iter()
-                .filter_map(|row| Some((row, row.change_pct.filter(|c| c.is_finite())?)))
+                .filter_map(|row| Some((*row, row.change_pct.filter(|c| c.is_finite())?)))
+                .filter(|(_, change)| *change != 0.0)
                 .max_by(|(_, a), (_, b)| a.abs().total_cmp(&b.abs()));
-            if let Some((row, change)) = largest.filter(|(_, change)| *change != 0.0) {
-                let tail = format!(" {}", format_change(Some(change)));
-                let prefix = format!("{line}; largest move ");
-                let room = width
-                    .saturating_sub(prefix.chars().count() + tail.chars().count())
-                    .max(SUMMARY_NAME_MIN_CHARS);
-                line = format!("{prefix}{}{tail}", shorten_middle(&row.name, room));
-            } else {
-                line.push_str("; nothing moved");
+            SuiteSummary {
+                suite,
+                rows,
+                counts: counts.join(", "),
+                largest_move,
             }
-            line
+        })
+        .collect()
+}
+
+/// One line per suite of the rows that are neither regressions nor improvements: how many of
+/// each verdict, and the largest change among them.
+fn suite_lines(rows: &[&MetricComparison], width: usize) -> Vec<String> {
+    suite_summaries(rows)
+        .into_iter()
+        .map(|summary| {
+            let line = format!("  {:<13} {}", summary.suite.to_string(), summary.counts);
+            match summary.largest_move {
+                Some((row, change)) => {
+                    let tail = format!(" {}", format_change(Some(change)));
+                    let prefix = format!("{line}; largest move ");
+                    let room = width
+                        .saturating_sub(prefix.chars().count() + tail.chars().count())
+                        .max(SUMMARY_NAME_MIN_CHARS);
+                    format!("{prefix}{}{tail}", shorten_middle(&row.name, room))
+                }
+                None => format!("{line}; nothing moved"),
+            }
         })
         .collect()
 }
