@@ -837,11 +837,16 @@ async fn measure_and_report(
     let text = if flags.ci || flags.verbose {
         render::terminal(&report)
     } else {
-        let width = console::Term::stdout()
-            .size_checked()
-            .map(|(_rows, columns)| usize::from(columns))
-            .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
-            .unwrap_or(render::DEFAULT_TERMINAL_WIDTH);
+        // A terminal's width; a pipe or a file has none, and there nothing is shortened.
+        let width = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            console::Term::stdout()
+                .size_checked()
+                .map(|(_rows, columns)| usize::from(columns))
+                .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+                .unwrap_or(render::DEFAULT_TERMINAL_WIDTH)
+        } else {
+            usize::MAX
+        };
         let full_reports = format!(
             "{}, {}",
             layout.out_dir.join("report.md").display(),

@@ -297,7 +297,8 @@ pub fn terminal(report: &Report<'_>) -> String {
     out
 }
 
-/// How wide a terminal summary is when the terminal does not say.
+/// How wide a terminal summary is when the terminal does not say (written to a pipe or a
+/// file, the harness passes `usize::MAX`: nothing is shortened).
 pub const DEFAULT_TERMINAL_WIDTH: usize = 100;
 
 /// The terminal report for a person: the verdict, the regressions and improvements (base,
