@@ -62,8 +62,14 @@ impl Proxy {
         }
     }
 
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+    /// Redis's URL (`redis_url`, which carries the run's password) with the proxy's address
+    /// in place of Redis's (`redis_address`).
+    fn url(&self, redis_url: &str, redis_address: &str) -> String {
+        assert!(
+            redis_url.contains(redis_address),
+            "{redis_address} is not in Redis's URL"
+        );
+        redis_url.replace(redis_address, &format!("127.0.0.1:{}", self.port))
     }
 
     /// Closes every connection, and every new one until [`Proxy::restore`].
@@ -103,7 +109,10 @@ async fn a_review_whose_second_invalidation_is_cut_off_never_serves_the_raced_st
     let proxy = Proxy::start(servers.services().redis_address().to_owned()).await;
     let settings = Settings {
         database_url: servers.settings.database_url.clone(),
-        redis_url: proxy.url(),
+        redis_url: proxy.url(
+            &servers.services().redis_url(),
+            servers.services().redis_address(),
+        ),
         cache_namespace: "partition".to_owned(),
     };
     let service = Arc::new(
