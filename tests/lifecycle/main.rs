@@ -232,13 +232,25 @@ fn warm_cache(runner: &mut Runner, project: &Path) {
     let seed = runner.stores.root.join("seed-target");
     std::fs::create_dir_all(&seed).unwrap();
     for profile in ["debug", "release"] {
-        let status = Command::new("cp")
-            .args(["-a", "--reflink=auto"])
-            .arg(target.join(profile))
-            .arg(seed.join(profile))
-            .status()
-            .expect("cp");
-        assert!(status.success(), "copying the {profile} build failed");
+        // Hard links: the seed is only ever read (restoring copies it into the workspace) and
+        // nothing builds in the shared target directory while this test runs, so the cache
+        // costs no disk (a copy of a debug and a release build filled a CI machine's disk).
+        // A temporary directory on another file system than the target gets a copy.
+        let place = |how: &str| {
+            let _ = std::fs::remove_dir_all(seed.join(profile));
+            Command::new("cp")
+                .args(["-a", how])
+                .arg(target.join(profile))
+                .arg(seed.join(profile))
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("cp")
+                .success()
+        };
+        assert!(
+            place("--link") || place("--reflink=auto"),
+            "copying the {profile} build failed"
+        );
         let _ = std::fs::remove_dir_all(seed.join(profile).join("incremental"));
         for entry in std::fs::read_dir(seed.join(profile).join("deps")).unwrap() {
             let path = entry.unwrap().path();
