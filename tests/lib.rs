@@ -9,6 +9,7 @@ pub mod workflow;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The workspace the tests belong to.
 pub fn workspace_root() -> PathBuf {
@@ -31,9 +32,46 @@ pub fn cargo() -> String {
 }
 
 /// Runs that start services and benchmarks take the machine's two cores: one at a time.
-pub fn heavy() -> MutexGuard<'static, ()> {
+pub fn heavy() -> Heavy {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    let asked = Instant::now();
+    let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    Heavy {
+        _guard: guard,
+        waited: asked.elapsed(),
+        since: Instant::now(),
+    }
+}
+
+/// A heavy test's hold on the machine. Released, it appends a line to
+/// `target/perf-e2e/timings.tsv` (process id, test, seconds waited, seconds held): where a
+/// test binary's time goes, for CI's time budget.
+pub struct Heavy {
+    _guard: MutexGuard<'static, ()>,
+    waited: Duration,
+    since: Instant,
+}
+
+impl Drop for Heavy {
+    fn drop(&mut self) {
+        let thread = std::thread::current();
+        let line = format!(
+            "{}\t{}\t{:.1}\t{:.1}\n",
+            std::process::id(),
+            thread.name().unwrap_or("unnamed"),
+            self.waited.as_secs_f64(),
+            self.since.elapsed().as_secs_f64()
+        );
+        let dir = shared_target_dir().join("perf-e2e");
+        let _ = std::fs::create_dir_all(&dir);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("timings.tsv"));
+        if let Ok(mut file) = file {
+            let _ = std::io::Write::write_all(&mut file, line.as_bytes());
+        }
+    }
 }
 
 /// A git repository holding a copy of this workspace, with one commit.

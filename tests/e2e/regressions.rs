@@ -204,6 +204,16 @@ fn the_parent_is_measured_in_a_removed_worktree_and_nothing_else_moves() {
         run.described
     );
     assert_torn_down(&ready_services(&run.output.stderr));
+    // The run's time names the base's phases too: its build and measurement were this run's.
+    let time = run
+        .output
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("Time: "))
+        .unwrap_or_else(|| panic!("no Time: line\n{}", run.described));
+    for phase in ["services", "head: build", "base: build", "base: io_counts"] {
+        assert!(time.contains(phase), "{phase} missing from {time}");
+    }
     assert_eq!(
         run.worktrees_after.matches("worktree ").count(),
         1,

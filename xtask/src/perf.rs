@@ -427,7 +427,11 @@ async fn measure_in_worktree(
             started.elapsed().as_secs_f64()
         ));
     }
-    let measurement = suites::measure(
+    let seeding = Phase {
+        name: format!("{label}: copy of HEAD's dependencies"),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let mut measurement = suites::measure(
         context,
         &Checkout {
             label,
@@ -438,6 +442,9 @@ async fn measure_in_worktree(
     )
     .await?;
     drop(worktree);
+    if seeded {
+        measurement.phases.insert(0, seeding);
+    }
     Ok(measurement)
 }
 
@@ -717,6 +724,10 @@ async fn measure_and_report(
             let mut measurement =
                 measure_in_worktree(&context, repo, "base", &choice.commit).await?;
             base_paired_side = measurement.paired_side.take();
+            // This run's time includes the base's build and measurement.
+            head_record
+                .phases
+                .extend(measurement.phases.iter().cloned());
             let record = new_record(&choice.commit, false, None, measurement);
             if flags.filter.is_none() {
                 let path = record::store_record(&layout.runs_dir(), &record)?;
