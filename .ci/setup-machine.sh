@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs what a fresh machine of this project's kind lacks, idempotently (check, then act):
-# Redis, a running Docker engine, Chromium, the local Postgres and Redis images (no registry is
-# reachable here, so they are built from Debian's packages), gungraun-runner at the
-# version of the gungraun crate in Cargo.lock, and the workflow linters (zizmor,
-# check-jsonschema) from PyPI in a virtual environment under target/.
+# What CI adds to `cargo xtask setup` on a fresh machine of this project's kind, idempotently
+# (check, then act): the pinned toolchain, a running Docker engine, Chromium (the report's
+# browser test), the local Postgres and Redis images (no registry is reachable here, so they
+# are built from Debian's packages), gungraun-runner on PATH (the workflow-lifecycle test runs
+# the workflows' own install step, which looks there), and the workflow linters (zizmor,
+# check-jsonschema) from PyPI in a virtual environment under target/. Then `cargo xtask setup
+# --services native` installs what the harness itself needs (redis-server, valgrind), as
+# `cargo xtask perf` would on first use.
 #
 # Safe to run again on a machine an earlier run used. Prints one line per step.
 set -euo pipefail
@@ -43,10 +46,9 @@ else
     rustup toolchain install "$pinned" --profile minimal --component clippy,rustfmt
 fi
 
-# 1. Debian packages: redis-server (native services), docker.io (docker services), debootstrap
-#    (to build the local images), chromium (the tests check report.html in a real browser).
+# 1. Debian packages: docker.io (docker services), debootstrap (to build the local images),
+#    chromium (the tests check report.html in a real browser).
 missing=()
-command -v redis-server >/dev/null || missing+=(redis-server)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v chromium >/dev/null || missing+=(chromium)
@@ -54,11 +56,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     apt_install "${missing[@]}"
 else
-    log "redis-server, dockerd, debootstrap and chromium are installed"
-fi
-# A Debian package starts its service; the harness starts its own servers, so stop it.
-if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
-    as_root systemctl stop redis-server || true
+    log "dockerd, debootstrap and chromium are installed"
 fi
 
 # 2. A Docker engine that answers.
@@ -144,5 +142,12 @@ else
     "$tools/bin/pip" install --quiet --disable-pip-version-check \
         "zizmor==$zizmor_version" "check-jsonschema==$check_jsonschema_version" >"$logs/pip.log" 2>&1 \
         || { log "pip install failed; see $logs/pip.log"; exit 1; }
+fi
+# 6. What the harness needs for every services mode the tests use (native servers included).
+log "cargo xtask setup --services native"
+(cd "$root" && cargo xtask setup --services native)
+# A Debian package starts its service; the harness starts its own servers, so stop it.
+if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
+    as_root systemctl stop redis-server || true
 fi
 log "machine ready"

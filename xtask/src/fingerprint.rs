@@ -29,7 +29,14 @@ pub fn capture(metadata: &PerfMetadata, services: &ServicesDescription) -> Envir
         .to_owned(),
         rustc: version_of("rustc", "--version").unwrap_or_else(|| "unknown".to_owned()),
         valgrind: version_of("valgrind", "--version"),
-        gungraun_runner: version_of("gungraun-runner", "--version"),
+        // The runner the instructions suite uses: PATH's, or the harness's own (`setup`).
+        gungraun_runner: {
+            let layout = crate::workspace::Layout::new(None);
+            version_of(
+                crate::setup::runner_program(&layout.root, &layout.target_dir),
+                "--version",
+            )
+        },
         services: services.clone(),
         config_hash: config::measurement_config_hash(metadata),
     }
@@ -75,7 +82,7 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn version_of(program: &str, flag: &str) -> Option<String> {
+fn version_of(program: impl AsRef<std::ffi::OsStr>, flag: &str) -> Option<String> {
     let output = std::process::Command::new(program)
         .arg(flag)
         .output()

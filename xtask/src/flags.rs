@@ -19,7 +19,24 @@ pub enum Command {
     /// Start Postgres and Redis, run the benchmarks, compare with the baseline, report.
     ///
     /// Exit codes: 0 no regression, 1 regression found, 2 harness or usage error.
-    Perf(PerfFlags),
+    Perf(Box<PerfFlags>),
+    /// Install what this machine lacks for `cargo xtask perf` (which does the same when it
+    /// needs to): the native servers and valgrind from the system's packages when running as
+    /// root with apt-get (only when no Docker engine with the images can serve), and
+    /// gungraun-runner at the Cargo.lock version into the harness's own directory
+    /// (`PERF_TOOLS_DIR`, default `~/.cache/perf-harness`). Idempotent.
+    ///
+    /// Exit codes: 0 ready, 2 something is missing that it cannot install (the message gives
+    /// the command).
+    Setup(SetupFlags),
+}
+
+/// `cargo xtask setup`.
+#[derive(Debug, Clone, Args)]
+pub struct SetupFlags {
+    /// How Postgres and Redis will be provided (as `perf --services`).
+    #[arg(long, value_enum, default_value_t = ServicesMode::Auto)]
+    pub services: ServicesMode,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -42,6 +42,8 @@ pub mod provision;
 pub mod publish;
 pub mod record;
 pub mod render;
+#[cfg(feature = "harness")]
+pub mod setup;
 pub mod stats;
 #[cfg(feature = "harness")]
 pub mod store;

@@ -23,7 +23,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let mut shutdown = perf::Shutdown::install()?;
         match flags.command {
-            Command::Perf(perf_flags) => perf::run(perf_flags, &mut shutdown).await,
+            Command::Perf(perf_flags) => perf::run(*perf_flags, &mut shutdown).await,
+            Command::Setup(setup_flags) => {
+                tokio::select! {
+                    ready = xtask::setup::run(&setup_flags) => ready,
+                    signal = shutdown.received() => Err(anyhow::anyhow!("setup stopped by {signal}")),
+                }
+            }
         }
     });
     // A command stopped by a signal may leave a blocking task (a git program it waits for):

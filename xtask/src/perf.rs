@@ -36,7 +36,7 @@ impl Shutdown {
         })
     }
 
-    async fn received(&mut self) -> &'static str {
+    pub async fn received(&mut self) -> &'static str {
         tokio::select! {
             _ = self.interrupt.recv() => "SIGINT",
             _ = self.terminate.recv() => "SIGTERM",
@@ -179,8 +179,15 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
             );
         }
     }
-    let (services, services_phase) =
-        start_services(flags.services, &metadata, &progress, shutdown).await?;
+    let (services, services_phase) = start_services(
+        flags.services,
+        &metadata,
+        selection.as_deref(),
+        &layout,
+        &progress,
+        shutdown,
+    )
+    .await?;
     let run = Run {
         flags: &flags,
         layout: &layout,
@@ -204,6 +211,8 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
 async fn start_services(
     mode: ServicesMode,
     metadata: &PerfMetadata,
+    selection: Option<&str>,
+    layout: &Layout,
     progress: &Progress,
     shutdown: &mut Shutdown,
 ) -> Result<(Services, Phase)> {
@@ -215,6 +224,19 @@ async fn start_services(
     };
     let report_line = |line: &str| progress.line(line);
     let services_started = std::time::Instant::now();
+    // What this machine lacks for the services (native servers when nothing else serves).
+    let setup_logs = layout.target_dir.join("perf-setup");
+    tokio::select! {
+        ready = crate::setup::ensure_services(&options, &setup_logs, progress) => ready?,
+        signal = shutdown.received() => bail!(interrupted(signal)),
+    };
+    if selection.is_none() {
+        // A whole run counts instructions: valgrind and the runner before anything starts.
+        tokio::select! {
+            runner = crate::setup::gungraun_runner(&layout.root, &layout.target_dir, progress) => { runner?; }
+            signal = shutdown.received() => bail!(interrupted(signal)),
+        };
+    }
     let services = tokio::select! {
         started = Services::start(&options, &report_line) => started?,
         signal = shutdown.received() => bail!(interrupted(signal)),
@@ -259,7 +281,15 @@ async fn record_revision(
             render::short_sha(&commit)
         ));
     }
-    let (services, services_phase) = start_services(mode, &metadata, progress, shutdown).await?;
+    let (services, services_phase) = start_services(
+        mode,
+        &metadata,
+        metadata.suites_filter().as_deref(),
+        layout,
+        progress,
+        shutdown,
+    )
+    .await?;
     let measured = tokio::select! {
         measured = measure_revision(&commit, quick, layout, &metadata, &repo, &services, progress) => measured,
         signal = shutdown.received() => Err(anyhow::anyhow!(interrupted(signal))),
@@ -287,7 +317,19 @@ async fn calibrate_head(
     let metadata = config::read_metadata(&layout.root)?;
     let repo = GitRepo::open(&layout.root)?;
     let head = repo.head()?;
-    let (services, _) = start_services(calibrate.services, &metadata, progress, shutdown).await?;
+    let (services, _) = start_services(
+        calibrate.services,
+        &metadata,
+        calibrate
+            .filter
+            .clone()
+            .or_else(|| metadata.suites_filter())
+            .as_deref(),
+        layout,
+        progress,
+        shutdown,
+    )
+    .await?;
     let measured = tokio::select! {
         measured = async {
             let environment = fingerprint::capture(&metadata, services.description());
@@ -1000,7 +1042,10 @@ mod tests {
 
     fn plan(dir: &Path, metadata: &PerfMetadata, args: &[&str]) -> BasePlan {
         let XtaskCommand::Perf(flags) =
-            Xtask::parse_from([&["cargo xtask", "perf"], args].concat()).command;
+            Xtask::parse_from([&["cargo xtask", "perf"], args].concat()).command
+        else {
+            panic!("`perf` parses as the perf command");
+        };
         let layout = Layout {
             root: dir.to_path_buf(),
             target_dir: dir.join("target"),
@@ -1116,7 +1161,9 @@ mod tests {
             target_branch: "mian".to_owned(),
             ..PerfMetadata::default()
         };
-        let XtaskCommand::Perf(flags) = Xtask::parse_from(["cargo xtask", "perf"]).command;
+        let XtaskCommand::Perf(flags) = Xtask::parse_from(["cargo xtask", "perf"]).command else {
+            panic!("`perf` parses as the perf command");
+        };
         let layout = Layout {
             root: dir.path().to_path_buf(),
             target_dir: dir.path().join("target"),

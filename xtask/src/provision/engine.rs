@@ -84,6 +84,20 @@ pub(crate) async fn check() -> EngineCheck {
     }
 }
 
+/// Whether the engine has the image locally (no pull is tried).
+pub(crate) async fn image_present(reference: &str) -> bool {
+    let inspect = async {
+        let docker = testcontainers::core::client::docker_client_instance()
+            .await
+            .ok()?;
+        docker.inspect_image(reference).await.ok()
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), inspect).await,
+        Ok(Some(_))
+    )
+}
+
 /// `REF (image id sha256:..., digest NAME@sha256:...)`, or just `REF` if the engine does not say.
 pub(crate) async fn image_identity(reference: &str) -> String {
     let inspect = async {

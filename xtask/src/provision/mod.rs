@@ -296,6 +296,30 @@ impl Drop for Services {
     }
 }
 
+/// What a start would find, without starting anything: for setup's decisions.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    /// A Docker engine answers.
+    pub docker_answers: bool,
+    /// ... and has both images locally.
+    pub docker_images_present: bool,
+    /// Native servers' programs not on PATH (`postgres`, `redis-server`).
+    pub native_missing: Vec<&'static str>,
+}
+
+/// Looks for what each mode needs (the engine and its images; the native programs).
+pub async fn readiness(options: &ProvisionOptions) -> Readiness {
+    let docker_answers = engine::check().await.answers;
+    let docker_images_present = docker_answers
+        && engine::image_present(&options.postgres_image.reference).await
+        && engine::image_present(&options.redis_image.reference).await;
+    Readiness {
+        docker_answers,
+        docker_images_present,
+        native_missing: native::missing_programs(),
+    }
+}
+
 /// A short reason why native mode cannot serve, for auto mode's messages.
 fn native_unavailable_reason(e: &ProvisionError) -> String {
     match e {

@@ -83,6 +83,23 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// The native servers' programs not on PATH: `postgres` (with `initdb` beside it) and
+/// `redis-server`.
+pub(crate) fn missing_programs() -> Vec<&'static str> {
+    let path = path_dirs();
+    let mut missing = Vec::new();
+    if !path
+        .iter()
+        .any(|d| is_executable(&d.join("postgres")) && is_executable(&d.join("initdb")))
+    {
+        missing.push("postgres");
+    }
+    if !path.iter().any(|d| is_executable(&d.join("redis-server"))) {
+        missing.push("redis-server");
+    }
+    missing
+}
+
 /// Finds the binaries (and, as root, `setpriv` and the `postgres` user).
 pub(crate) fn find() -> Result<NativeBinaries, ProvisionError> {
     let path = path_dirs();

@@ -51,10 +51,10 @@ pub enum SuiteError {
     },
     #[error("cannot start {program}: {detail}")]
     Spawn { program: String, detail: String },
-    #[error(
-        "gungraun-runner is not on PATH ({detail}).\n  fix: cargo install gungraun-runner --version <the gungraun version in Cargo.lock> --locked"
-    )]
-    NoGungraunRunner { detail: String },
+    /// What the instructions suite needs could not be found or installed (the message says
+    /// what and the fix).
+    #[error("{0}")]
+    Setup(String),
     #[error("{suite}: {detail}")]
     Output { suite: &'static str, detail: String },
     #[error("counting I/O: {0}")]
@@ -441,7 +441,10 @@ async fn measure_in_database(
         let started = Instant::now();
         ctx.progress
             .line(&format!("{label}: instructions (gungraun)"));
-        check_gungraun_runner().await?;
+        let runner_dir =
+            crate::setup::gungraun_runner(checkout.dir, &ctx.layout.target_dir, ctx.progress)
+                .await
+                .map_err(|e| SuiteError::Setup(format!("{e:#}")))?;
         for (package, bench_name) in instructions::BENCHES {
             let source = checkout
                 .dir
@@ -459,6 +462,16 @@ async fn measure_in_database(
                 .arg("--")
                 .args(instructions::gungraun_args(filter.pattern()))
                 .env("GUNGRAUN_HOME", raw.join("gungraun").join(bench_name));
+            if let Some(dir) = &runner_dir {
+                // The benchmark binary runs `gungraun-runner` from PATH: the harness's own first.
+                let mut paths = vec![dir.clone()];
+                paths.extend(std::env::split_paths(
+                    &std::env::var_os("PATH").unwrap_or_default(),
+                ));
+                if let Ok(joined) = std::env::join_paths(paths) {
+                    bench.env("PATH", joined);
+                }
+            }
             // Row decoding reads its rows from the seeded database in its setup.
             with_services(&mut bench, &format!("{}:{label}:instructions", ctx.run_id));
             let stdout = run_tool(
@@ -663,24 +676,6 @@ fn check_entry_points(checkout: &Checkout<'_>) -> Result<(), SuiteError> {
         }
     }
     Ok(())
-}
-
-async fn check_gungraun_runner() -> Result<(), SuiteError> {
-    let output = tokio::process::Command::new("gungraun-runner")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| SuiteError::NoGungraunRunner {
-            detail: e.to_string(),
-        })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(SuiteError::NoGungraunRunner {
-            detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        })
-    }
 }
 
 /// A child process of the harness: in `dir`, with the shared target directory, in a process
