@@ -105,3 +105,86 @@ fn instruction_counts_do_not_depend_on_the_length_of_the_binarys_path() {
         }
     }
 }
+
+/// `setup`'s runner in a real run: PATH's `gungraun-runner` is of another version (the
+/// benchmarks would refuse it), the harness's own directory (`PERF_TOOLS_DIR`) has the locked
+/// one. The run must count instructions with its own, say nothing about installing (it is
+/// there), and record that runner's version in the fingerprint.
+#[test]
+fn the_harnesss_own_runner_is_used_when_paths_is_another_version() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let version = xtask::setup::gungraun_version_in_lock(&fixture.root)
+        .unwrap()
+        .expect("Cargo.lock names gungraun");
+    let real = which("gungraun-runner");
+    let tools = tempfile::tempdir().unwrap();
+    let owned = tools
+        .path()
+        .join(format!("gungraun-runner-{version}"))
+        .join("bin");
+    std::fs::create_dir_all(&owned).unwrap();
+    std::os::unix::fs::symlink(&real, owned.join("gungraun-runner")).unwrap();
+    // A runner of another version first on PATH: it answers --version and fails anything else.
+    let wrong = tempfile::tempdir().unwrap();
+    let script = wrong.path().join("gungraun-runner");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'gungraun-runner 0.0.1'; exit 0; fi\n\
+         echo 'the wrong gungraun-runner ran' >&2; exit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(wrong.path().to_path_buf())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let result = run(fixture
+        .xtask(&[
+            "perf",
+            "--quick",
+            "--services",
+            "native",
+            "--base",
+            "none",
+            "--filter",
+            "instructions/review/sm2_schedule",
+            "--out",
+            out.path().to_str().unwrap(),
+        ])
+        .env("PATH", &path)
+        .env(xtask::setup::TOOLS_DIR_VARIABLE, tools.path()));
+    assert_eq!(result.code, Some(0), "{}", result.describe());
+    assert!(
+        !result.stderr.contains("setup: installing"),
+        "the runner was there: {}",
+        result.describe()
+    );
+    let record = perf_tests::read_json(
+        &out.path()
+            .join("filtered")
+            .join(format!("{}.json", fixture.head())),
+    );
+    let metrics = record["metrics"].as_array().unwrap();
+    assert!(
+        metrics
+            .iter()
+            .any(|m| m["name"] == "instructions/review/sm2_schedule/lapse"),
+        "{record:#}"
+    );
+    assert_eq!(
+        record["environment"]["gungraun_runner"],
+        format!("gungraun-runner {version}"),
+        "the fingerprint names the runner that counted"
+    );
+}
+
+/// The first `program` on PATH.
+fn which(program: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{program} is not on PATH"))
+}

@@ -120,7 +120,7 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
         let selection = flags.filter.clone().or_else(|| metadata.suites_filter());
         progress.line("list: building bench-suite to ask its tools for their benchmarks");
         let listed = tokio::select! {
-            listed = suites::listing::list(&layout, selection.as_deref()) => listed?,
+            listed = suites::listing::list(&layout, selection.as_deref(), &progress) => listed?,
             signal = shutdown.received() => bail!(stopped(signal)),
         };
         progress.finish();
@@ -169,7 +169,7 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
         // before any service starts (listing builds what the run builds anyway).
         progress.line(&format!("list: what {selection:?} selects"));
         let listed = tokio::select! {
-            listed = suites::listing::list(&layout, Some(selection)) => listed?,
+            listed = suites::listing::list(&layout, Some(selection), &progress) => listed?,
             signal = shutdown.received() => bail!(interrupted(signal)),
         };
         if listed.is_empty() {

@@ -22,7 +22,11 @@ pub struct Listed {
 
 /// Builds the work tree's `bench-suite` and lists what a run would measure, filtered by
 /// `filter` (a substring of the name, as `--filter` selects), sorted by name.
-pub async fn list(layout: &Layout, filter: Option<&str>) -> Result<Vec<Listed>, SuiteError> {
+pub async fn list(
+    layout: &Layout,
+    filter: Option<&str>,
+    progress: &crate::progress::Progress,
+) -> Result<Vec<Listed>, SuiteError> {
     let raw = layout.raw_dir("list");
     std::fs::create_dir_all(&raw).map_err(|e| SuiteError::Output {
         suite: "list",
@@ -92,7 +96,23 @@ pub async fn list(layout: &Layout, filter: Option<&str>) -> Result<Vec<Listed>, 
         if super::tool_filter(filter, &format!("{prefix}/")) == super::ToolFilter::Skip {
             continue; // not selected, and perhaps not built: do not build it to list it
         }
-        let stdout = bench_list(dir, &layout.target_dir, package, bench, &raw).await?;
+        // Gungraun's `--list` asks its runner: the one the run would use (`setup`).
+        let runner_dir = if prefix == "instructions" {
+            crate::setup::gungraun_runner(dir, &layout.target_dir, progress)
+                .await
+                .map_err(|e| SuiteError::Setup(format!("{e:#}")))?
+        } else {
+            None
+        };
+        let stdout = bench_list(
+            dir,
+            &layout.target_dir,
+            package,
+            bench,
+            &raw,
+            runner_dir.as_deref(),
+        )
+        .await?;
         listed.extend(
             parse_bench_list(&stdout, prefix)
                 .into_iter()
@@ -116,8 +136,10 @@ async fn bench_list(
     package: &str,
     bench: &str,
     raw: &Path,
+    runner_dir: Option<&Path>,
 ) -> Result<String, SuiteError> {
     let mut command = tool_in(cargo_program(), dir, target_dir);
+    super::runner_first_on_path(&mut command, runner_dir);
     command.args([
         "bench",
         "--quiet",

@@ -462,16 +462,7 @@ async fn measure_in_database(
                 .arg("--")
                 .args(instructions::gungraun_args(filter.pattern()))
                 .env("GUNGRAUN_HOME", raw.join("gungraun").join(bench_name));
-            if let Some(dir) = &runner_dir {
-                // The benchmark binary runs `gungraun-runner` from PATH: the harness's own first.
-                let mut paths = vec![dir.clone()];
-                paths.extend(std::env::split_paths(
-                    &std::env::var_os("PATH").unwrap_or_default(),
-                ));
-                if let Ok(joined) = std::env::join_paths(paths) {
-                    bench.env("PATH", joined);
-                }
-            }
+            runner_first_on_path(&mut bench, runner_dir.as_deref());
             // Row decoding reads its rows from the seeded database in its setup.
             with_services(&mut bench, &format!("{}:{label}:instructions", ctx.run_id));
             let stdout = run_tool(
@@ -676,6 +667,23 @@ fn check_entry_points(checkout: &Checkout<'_>) -> Result<(), SuiteError> {
         }
     }
     Ok(())
+}
+
+/// A Gungraun benchmark binary runs `gungraun-runner` from PATH: put the harness's own first
+/// when `setup` chose it.
+pub(crate) fn runner_first_on_path(
+    command: &mut tokio::process::Command,
+    runner_dir: Option<&Path>,
+) {
+    if let Some(dir) = runner_dir {
+        let mut paths = vec![dir.to_path_buf()];
+        paths.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+        if let Ok(joined) = std::env::join_paths(paths) {
+            command.env("PATH", joined);
+        }
+    }
 }
 
 /// A child process of the harness: in `dir`, with the shared target directory, in a process
