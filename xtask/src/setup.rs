@@ -283,22 +283,15 @@ pub async fn ensure_services(
         return Ok(());
     }
     let found = crate::provision::readiness(options).await;
+    // Readiness names each missing program once: `postgres` (with initdb) or `redis-server`.
     let native_missing = found
         .native_missing
         .iter()
-        .map(|program| {
-            if *program == "redis-server" {
-                Package::Redis
-            } else {
-                Package::Postgres
-            }
+        .map(|&program| match program {
+            "redis-server" => Package::Redis,
+            _ => Package::Postgres,
         })
-        .fold(Vec::new(), |mut packages, package| {
-            if !packages.contains(&package) {
-                packages.push(package);
-            }
-            packages
-        });
+        .collect();
     let facts = ServicesFacts {
         mode: options.mode,
         docker_answers: found.docker_answers,
@@ -346,7 +339,7 @@ pub async fn gungraun_runner(
             .as_ref()
             .is_some_and(|dir| runner_version(&dir.join("gungraun-runner")) == wanted),
         wanted,
-        valgrind: on_path("valgrind"),
+        valgrind: crate::provision::program_on_path("valgrind"),
         installer: installer(),
     };
     let logs = target_dir.join("perf-setup");
@@ -449,19 +442,8 @@ fn runner_version(program: &Path) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| {
-            use std::os::unix::fs::PermissionsExt;
-            dir.join(program)
-                .metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
-}
-
 fn installer() -> Installer {
-    if !on_path("apt-get") {
+    if !crate::provision::program_on_path("apt-get") {
         Installer::Unknown
     } else if nix::unistd::geteuid().is_root() {
         Installer::AptAsRoot

@@ -84,30 +84,30 @@ pub(crate) async fn check() -> EngineCheck {
     }
 }
 
-/// Whether the engine has the image locally (no pull is tried).
-pub(crate) async fn image_present(reference: &str) -> bool {
+/// The engine's description of a local image (no pull is tried), within 5 s; None when the
+/// engine does not answer or has no such image.
+async fn inspect_image(reference: &str) -> Option<testcontainers::bollard::models::ImageInspect> {
     let inspect = async {
         let docker = testcontainers::core::client::docker_client_instance()
             .await
             .ok()?;
         docker.inspect_image(reference).await.ok()
     };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(5), inspect).await,
-        Ok(Some(_))
-    )
+    tokio::time::timeout(Duration::from_secs(5), inspect)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Whether the engine has the image locally (no pull is tried).
+pub(crate) async fn image_present(reference: &str) -> bool {
+    inspect_image(reference).await.is_some()
 }
 
 /// `REF (image id sha256:..., digest NAME@sha256:...)`, or just `REF` if the engine does not say.
 pub(crate) async fn image_identity(reference: &str) -> String {
-    let inspect = async {
-        let docker = testcontainers::core::client::docker_client_instance()
-            .await
-            .ok()?;
-        docker.inspect_image(reference).await.ok()
-    };
-    match tokio::time::timeout(Duration::from_secs(5), inspect).await {
-        Ok(Some(image)) => {
+    match inspect_image(reference).await {
+        Some(image) => {
             let mut parts = Vec::new();
             if let Some(id) = image.id {
                 parts.push(format!("image id {id}"));
@@ -121,7 +121,7 @@ pub(crate) async fn image_identity(reference: &str) -> String {
                 format!("{reference} ({})", parts.join(", "))
             }
         }
-        _ => reference.to_owned(),
+        None => reference.to_owned(),
     }
 }
 

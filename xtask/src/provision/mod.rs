@@ -307,6 +307,11 @@ pub struct Readiness {
     pub native_missing: Vec<&'static str>,
 }
 
+/// Whether an executable `program` is on PATH (as native mode looks for its servers).
+pub fn program_on_path(program: &str) -> bool {
+    native::on_path(program)
+}
+
 /// Looks for what each mode needs (the engine and its images; the native programs).
 pub async fn readiness(options: &ProvisionOptions) -> Readiness {
     let docker_answers = engine::check().await.answers;

@@ -83,6 +83,13 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether an executable `program` is in a directory of PATH.
+pub(crate) fn on_path(program: &str) -> bool {
+    path_dirs()
+        .iter()
+        .any(|dir| is_executable(&dir.join(program)))
+}
+
 /// The native servers' programs not on PATH: `postgres` (with `initdb` beside it) and
 /// `redis-server`.
 pub(crate) fn missing_programs() -> Vec<&'static str> {
@@ -94,7 +101,7 @@ pub(crate) fn missing_programs() -> Vec<&'static str> {
     {
         missing.push("postgres");
     }
-    if !path.iter().any(|d| is_executable(&d.join("redis-server"))) {
+    if !on_path("redis-server") {
         missing.push("redis-server");
     }
     missing
