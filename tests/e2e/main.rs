@@ -9,6 +9,7 @@ mod faults;
 mod instructions;
 mod memload;
 mod native;
+mod open_loop;
 mod plans;
 mod regressions;
 mod system;
