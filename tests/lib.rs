@@ -55,22 +55,31 @@ pub struct Heavy {
 impl Drop for Heavy {
     fn drop(&mut self) {
         let thread = std::thread::current();
-        let line = format!(
-            "{}\t{}\t{:.1}\t{:.1}\n",
-            std::process::id(),
+        append_timing(
             thread.name().unwrap_or("unnamed"),
-            self.waited.as_secs_f64(),
-            self.since.elapsed().as_secs_f64()
+            self.waited,
+            self.since.elapsed(),
         );
-        let dir = shared_target_dir().join("perf-e2e");
-        let _ = std::fs::create_dir_all(&dir);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("timings.tsv"));
-        if let Ok(mut file) = file {
-            let _ = std::io::Write::write_all(&mut file, line.as_bytes());
-        }
+    }
+}
+
+/// Appends `pid\tname\twaited\theld` (seconds) to `target/perf-e2e/timings.tsv`, where CI's
+/// time can be read after a run (a passing test's output is not shown).
+pub fn append_timing(name: &str, waited: Duration, held: Duration) {
+    let line = format!(
+        "{}\t{name}\t{:.1}\t{:.1}\n",
+        std::process::id(),
+        waited.as_secs_f64(),
+        held.as_secs_f64()
+    );
+    let dir = shared_target_dir().join("perf-e2e");
+    let _ = std::fs::create_dir_all(&dir);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("timings.tsv"));
+    if let Ok(mut file) = file {
+        let _ = std::io::Write::write_all(&mut file, line.as_bytes());
     }
 }
 
@@ -123,6 +132,26 @@ impl Fixture {
             .status()
             .expect("cargo build");
         assert!(build.success(), "building xtask in the fixture failed");
+        // And what its runs build, once, through the harness's own listing (which builds the
+        // `suite` binary and every benchmark as a run does): the first test to measure would
+        // otherwise build them in release from nothing, and a test that measures another
+        // revision first (`baseline record`) would build them for it without HEAD's compiled
+        // dependencies to start from, then the next test a second time for HEAD.
+        let started = Instant::now();
+        let listed = fixture
+            .xtask(&["perf", "--list"])
+            .stdout(Stdio::null())
+            .output()
+            .expect("cargo xtask perf --list");
+        assert!(
+            listed.status.success(),
+            "cargo xtask perf --list in the fixture failed: {}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        eprintln!(
+            "fixture: the harness and the suite's release build ready in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
         fixture
     }
 

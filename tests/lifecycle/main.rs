@@ -20,11 +20,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use perf_tests::workflow::github::BOT;
 use perf_tests::workflow::{Event, PullRequest, Runner, WorkflowRun, git_in};
-use perf_tests::{cargo, copy_workspace, heavy, read_json, shared_target_dir};
+use perf_tests::{append_timing, cargo, copy_workspace, heavy, read_json, shared_target_dir};
 use xtask::publish::STICKY_MARKER;
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -190,6 +190,11 @@ impl Lifecycle {
     }
 
     fn time(&self, step: &str, started: Instant) {
+        append_timing(
+            &format!("lifecycle: {step}"),
+            Duration::ZERO,
+            started.elapsed(),
+        );
         eprintln!(
             "lifecycle: {step} took {:.0} s ({:.0} s in all)",
             started.elapsed().as_secs_f64(),
@@ -261,6 +266,11 @@ fn warm_cache(runner: &mut Runner, project: &Path) {
         }
     }
     runner.seed_cache(project, "perf-baseline.yml", vec![("target", seed)]);
+    append_timing(
+        "lifecycle: the cache seeded from the shared target directory",
+        Duration::ZERO,
+        started.elapsed(),
+    );
     eprintln!(
         "lifecycle: the cache was seeded from the shared target directory in {:.0} s",
         started.elapsed().as_secs_f64()

@@ -526,6 +526,11 @@ impl Runner {
         } else {
             "success"
         };
+        crate::append_timing(
+            &format!("workflow: {} run {id}: {conclusion}", workflow.name),
+            std::time::Duration::ZERO,
+            started.elapsed(),
+        );
         eprintln!(
             "workflow: {} run {id}: {conclusion} in {:.0} s",
             workflow.name,
@@ -801,6 +806,11 @@ impl Runner {
                     json!({ "outcome": outcome, "conclusion": conclusion, "outputs": outputs });
             }
             let seconds = started.elapsed().as_secs_f64();
+            crate::append_timing(
+                &format!("workflow:   {}", step.name),
+                std::time::Duration::ZERO,
+                started.elapsed(),
+            );
             eprintln!(
                 "workflow:   {}: {outcome}{} in {seconds:.1} s",
                 step.name,
