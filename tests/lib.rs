@@ -138,16 +138,7 @@ impl Fixture {
         // revision first (`baseline record`) would build them for it without HEAD's compiled
         // dependencies to start from, then the next test a second time for HEAD.
         let started = Instant::now();
-        let listed = fixture
-            .xtask(&["perf", "--list"])
-            .stdout(Stdio::null())
-            .output()
-            .expect("cargo xtask perf --list");
-        assert!(
-            listed.status.success(),
-            "cargo xtask perf --list in the fixture failed: {}",
-            String::from_utf8_lossy(&listed.stderr)
-        );
+        checked(fixture.xtask(&["perf", "--list"]).stdout(Stdio::null()));
         eprintln!(
             "fixture: the harness and the suite's release build ready in {:.0} s",
             started.elapsed().as_secs_f64()

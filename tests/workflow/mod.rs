@@ -805,11 +805,12 @@ impl Runner {
                 context.contexts["steps"][id] =
                     json!({ "outcome": outcome, "conclusion": conclusion, "outputs": outputs });
             }
-            let seconds = started.elapsed().as_secs_f64();
+            let took = started.elapsed();
+            let seconds = took.as_secs_f64();
             crate::append_timing(
                 &format!("workflow:   {}", step.name),
                 std::time::Duration::ZERO,
-                started.elapsed(),
+                took,
             );
             eprintln!(
                 "workflow:   {}: {outcome}{} in {seconds:.1} s",
