@@ -140,12 +140,9 @@ async fn bench_list(
 ) -> Result<String, SuiteError> {
     let mut command = tool_in(cargo_program(), dir, target_dir);
     super::runner_first_on_path(&mut command, runner_dir);
-    command.args(["bench", "--quiet", "--package", package, "--bench", bench]);
-    // The features a run builds it with (the render benchmark without the harness's), so
-    // listing builds nothing a run would not.
     command
-        .args(super::instructions::cargo_feature_args(package))
-        .args(["--", "--list"]);
+        .args(super::bench_target_args(package, bench))
+        .args(["--quiet", "--", "--list"]);
     run_tool(
         command,
         &format!("cargo bench --bench {bench} -- --list"),

@@ -457,8 +457,7 @@ async fn measure_in_database(
             }
             let mut bench = tool(&cargo, checkout);
             bench
-                .args(["bench", "--package", package, "--bench", bench_name])
-                .args(instructions::cargo_feature_args(package))
+                .args(bench_target_args(package, bench_name))
                 .arg("--")
                 .args(instructions::gungraun_args(filter.pattern()))
                 .env("GUNGRAUN_HOME", raw.join("gungraun").join(bench_name));
@@ -526,6 +525,15 @@ fn prepare_args(seed: &Seed) -> Vec<String> {
         "--cards".to_owned(),
         seed.cards.to_string(),
     ]
+}
+
+/// `cargo bench --package <package> --bench <bench>` with the features runs build that
+/// benchmark with: building, listing and running a benchmark all take its target from here, so
+/// none of them builds a variant the others do not use.
+pub(crate) fn bench_target_args<'a>(package: &'a str, bench: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["bench", "--package", package, "--bench", bench];
+    args.extend(instructions::cargo_feature_args(package));
+    args
 }
 
 /// Which of a checkout's binaries a run needs: the `suite` binary always, the benchmarks only
@@ -598,8 +606,8 @@ async fn build_bench_suite(
         }
         let mut build_bench = tool_in(&cargo, dir, target_dir);
         build_bench
-            .args(["bench", "--package", package, "--bench", bench, "--no-run"])
-            .args(instructions::cargo_feature_args(package));
+            .args(bench_target_args(package, bench))
+            .arg("--no-run");
         run_tool(
             build_bench,
             &format!("{label}: cargo bench --package {package} --bench {bench} --no-run"),
