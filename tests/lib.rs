@@ -31,6 +31,17 @@ pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
+/// A command that starts cargo as a shell would: without the variables `cargo test` set for
+/// this package, which would make it rebuild what a build from a shell (CI's setup, a
+/// workflow's job) made, and that build rebuild it back ([`xtask::cargo_env`]).
+pub fn cargo_command() -> Command {
+    let mut command = Command::new(cargo());
+    for name in xtask::cargo_env::package_variables() {
+        command.env_remove(name);
+    }
+    command
+}
+
 /// Runs that start services and benchmarks take the machine's two cores: one at a time.
 pub fn heavy() -> Heavy {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -125,7 +136,7 @@ impl Fixture {
         fixture.git(&["init", "--quiet", "--initial-branch=main"]);
         fixture.commit_all("fixture: the workspace under test");
         // Build the harness once, so the first test does not pay for it under a timeout.
-        let build = Command::new(cargo())
+        let build = cargo_command()
             .args(["build", "--quiet", "--package", "xtask"])
             .current_dir(&fixture.root)
             .env("CARGO_TARGET_DIR", shared_target_dir())
@@ -194,7 +205,7 @@ impl Fixture {
 
     /// `cargo <args>` in the fixture, building into the shared target directory.
     pub fn cargo(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(cargo());
+        let mut command = cargo_command();
         command
             .args(args)
             .current_dir(&self.root)

@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use perf_tests::workflow::github::BOT;
 use perf_tests::workflow::{Event, PullRequest, Runner, WorkflowRun, git_in};
-use perf_tests::{append_timing, cargo, copy_workspace, heavy, read_json, shared_target_dir};
+use perf_tests::{
+    append_timing, cargo_command, copy_workspace, heavy, read_json, shared_target_dir,
+};
 use xtask::publish::STICKY_MARKER;
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -209,8 +211,9 @@ impl Lifecycle {
 /// (about 10 minutes on 2 cores); with it the jobs build the workspace's own crates only, as
 /// they do on GitHub once a cache exists. The builds are those the jobs make (the harness in
 /// debug, the `suite` binary in release), in the tests' shared target directory, where the
-/// e2e tests have usually made them already; test executables and incremental state are left
-/// out of the copy.
+/// e2e tests have usually made them already, by a cargo without this test's package variables
+/// (a job's environment has none: with them, every job rebuilt `ring` and all above it, 45 s
+/// of each job's minute); test executables and incremental state are left out of the copy.
 fn warm_cache(runner: &mut Runner, project: &Path) {
     let started = Instant::now();
     let target = shared_target_dir();
@@ -226,7 +229,7 @@ fn warm_cache(runner: &mut Runner, project: &Path) {
             "suite",
         ],
     ] {
-        let status = Command::new(cargo())
+        let status = cargo_command()
             .args(args)
             .current_dir(project)
             .env("CARGO_TARGET_DIR", &target)

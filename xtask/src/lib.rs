@@ -18,6 +18,7 @@ pub mod baseline_command;
 pub mod bmf;
 #[cfg(feature = "harness")]
 pub mod calibrate;
+pub mod cargo_env;
 pub mod compare;
 pub mod config;
 #[cfg(feature = "harness")]

@@ -525,7 +525,11 @@ async fn install_runner(
     let file =
         std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = tokio::process::Command::new(cargo)
+    let mut install = tokio::process::Command::new(cargo);
+    for name in crate::cargo_env::package_variables() {
+        install.env_remove(name);
+    }
+    let status = install
         .args([
             "install",
             "gungraun-runner",

@@ -713,6 +713,9 @@ fn tool_in(
         .env("CARGO_TERM_COLOR", "never")
         .stdin(Stdio::null())
         .process_group(0);
+    for name in crate::cargo_env::package_variables() {
+        command.env_remove(name);
+    }
     command
 }
 
