@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# What CI adds to `cargo xtask setup` on a fresh machine of this project's kind, idempotently
-# (check, then act): the pinned toolchain, a running Docker engine, Chromium (the report's
-# browser test), the local Postgres and Redis images (no registry is reachable here, so they
-# are built from Debian's packages), gungraun-runner on PATH (the workflow-lifecycle test runs
-# the workflows' own install step, which looks there), and the workflow linters (zizmor,
-# check-jsonschema) from PyPI in a virtual environment under target/. Then `cargo xtask setup
-# --services native` installs what the harness itself needs (redis-server, valgrind), as
-# `cargo xtask perf` would on first use.
+# What the tests add to `cargo xtask setup` on a fresh machine of this project's kind,
+# idempotently (check, then act): the pinned toolchain, a running Docker engine, Chromium (the
+# report's browser test), the local Postgres and Redis images (no registry is reachable here, so
+# they are built from Debian's packages), gungraun-runner on PATH (the workflow-lifecycle test
+# runs the workflows' own install step, which looks there). Then `cargo xtask setup --services
+# native` installs what the harness itself needs (redis-server, valgrind), as `cargo xtask perf`
+# would on first use.
+#
+# `cargo test --workspace` runs it once per test binary that needs the machine
+# (`perf_tests::prepare_machine`), so the README's test command needs no step before it; CI's
+# `.ci/run` runs it first, to time it apart from the tests.
 #
 # Safe to run again on a machine an earlier run used. Prints one line per step.
 set -euo pipefail
@@ -125,25 +128,7 @@ if [ -n "$want" ] && [ "$have" != "$want" ]; then
 else
     log "gungraun-runner ${have:-?} matches gungraun ${want:-?}"
 fi
-# 5. Workflow linters at pinned versions, in target/ci-tools (a Python virtual environment).
-tools="$root/target/ci-tools"
-zizmor_version=1.32.0
-check_jsonschema_version=0.39.0
-if "$tools/bin/zizmor" --version 2>/dev/null | grep -qxF "zizmor $zizmor_version" \
-    && "$tools/bin/check-jsonschema" --version 2>/dev/null | grep -qF "version $check_jsonschema_version"; then
-    log "zizmor $zizmor_version and check-jsonschema $check_jsonschema_version are installed"
-else
-    log "installing zizmor $zizmor_version and check-jsonschema $check_jsonschema_version into $tools"
-    python3 -m venv "$tools" >"$logs/venv.log" 2>&1 || {
-        log "python3 -m venv failed (see $logs/venv.log): installing python3-venv"
-        apt_install python3-venv
-        python3 -m venv "$tools"
-    }
-    "$tools/bin/pip" install --quiet --disable-pip-version-check \
-        "zizmor==$zizmor_version" "check-jsonschema==$check_jsonschema_version" >"$logs/pip.log" 2>&1 \
-        || { log "pip install failed; see $logs/pip.log"; exit 1; }
-fi
-# 6. What the harness needs for every services mode the tests use (native servers included).
+# 5. What the harness needs for every services mode the tests use (native servers included).
 log "cargo xtask setup --services native"
 (cd "$root" && cargo xtask setup --services native)
 # A Debian package starts its service; the harness starts its own servers, so stop it.

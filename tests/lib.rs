@@ -42,6 +42,35 @@ pub fn cargo_command() -> Command {
     command
 }
 
+/// Prepares this machine for the tests that need more than cargo, once per test binary:
+/// `.ci/setup-machine.sh` (idempotent: check, then act) gives them a Docker engine with the
+/// local images, Chromium, `gungraun-runner` on `PATH`, and what `cargo xtask setup --services
+/// native` installs. So `cargo test --workspace` on a fresh machine needs no step before it,
+/// and on a prepared one this costs a few seconds of checks. The script's lines go to the
+/// terminal (a child's output is not captured by the test harness); a failure panics with them.
+pub fn prepare_machine() {
+    static PREPARED: OnceLock<()> = OnceLock::new();
+    PREPARED.get_or_init(|| {
+        let started = Instant::now();
+        let script = workspace_root().join(".ci").join("setup-machine.sh");
+        let mut command = Command::new("bash");
+        command.arg(&script).current_dir(workspace_root());
+        for name in xtask::cargo_env::package_variables() {
+            command.env_remove(name);
+        }
+        let status = command
+            .stdin(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run bash {}: {e}", script.display()));
+        assert!(
+            status.success(),
+            "preparing the machine for the tests failed ({status}): see the [setup] lines \
+             above; `bash .ci/setup-machine.sh` runs the same steps on their own"
+        );
+        append_timing("prepare_machine", Duration::ZERO, started.elapsed());
+    });
+}
+
 /// Runs that start services and benchmarks take the machine's two cores: one at a time.
 pub fn heavy() -> Heavy {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -118,6 +147,7 @@ extern "C" fn remove_fixture_dir() {
 
 impl Fixture {
     fn create() -> Self {
+        prepare_machine();
         let dir = tempfile::Builder::new()
             .prefix("perf-e2e-")
             .tempdir()

@@ -17,6 +17,7 @@ pub struct TestServices {
 impl TestServices {
     /// Starts native Postgres and Redis and seeds a database of `size`.
     pub async fn start(size: SeedSize) -> Self {
+        crate::prepare_machine();
         let options = ProvisionOptions {
             mode: ServicesMode::Native,
             postgres_image: ImageChoice {
@@ -28,9 +29,9 @@ impl TestServices {
                 override_variable: "PERF_REDIS_IMAGE",
             },
         };
-        let services = Services::start(&options, &|_| {})
-            .await
-            .expect("native Postgres and Redis (run .ci/setup-machine.sh on a new machine)");
+        let services = Services::start(&options, &|_| {}).await.expect(
+            "native Postgres and Redis (the tests ran .ci/setup-machine.sh; see its [setup] lines)",
+        );
         let mut admin = PgConnection::connect(&services.postgres_url("postgres"))
             .await
             .expect("admin connection");

@@ -121,7 +121,7 @@ fn managed_containers() -> Vec<String> {
         .expect("docker ps");
     assert!(
         output.status.success(),
-        "docker ps failed: is a Docker engine running? run .ci/setup-machine.sh"
+        "docker ps failed: is a Docker engine running? (the tests ran .ci/setup-machine.sh)"
     );
     let mut ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -193,6 +193,7 @@ fn containers_are_published_on_loopback_only_and_want_the_runs_password() {
         ImageChoice, ProvisionOptions, ServerProcesses, Services, ServicesMode,
     };
 
+    perf_tests::prepare_machine();
     let _heavy = heavy();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -209,7 +210,7 @@ fn containers_are_published_on_loopback_only_and_want_the_runs_password() {
         };
         let services = Services::start(&options, &|_| {})
             .await
-            .expect("docker services (run .ci/setup-machine.sh on a new machine)");
+            .expect("docker services (the tests ran .ci/setup-machine.sh; see its [setup] lines)");
         let ServerProcesses::Docker { postgres, redis } = services.server_processes() else {
             panic!("containers expected");
         };

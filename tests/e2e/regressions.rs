@@ -270,7 +270,7 @@ fn chromium(page: &Path, width: u32, height: u32, screenshot: &Path) -> String {
             .args(extra)
             .arg(format!("file://{}", page.display()))
             .output()
-            .expect("chromium (installed by .ci/setup-machine.sh)");
+            .expect("chromium (the tests ran .ci/setup-machine.sh, which installs it)");
         assert!(
             output.status.success(),
             "chromium {extra:?}: {}",

@@ -103,6 +103,7 @@ struct Lifecycle {
 
 impl Lifecycle {
     fn new() -> Self {
+        perf_tests::prepare_machine();
         let started = Instant::now();
         let dir = tempfile::Builder::new()
             .prefix("perf-lifecycle-")
