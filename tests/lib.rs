@@ -36,9 +36,7 @@ pub fn cargo() -> String {
 /// workflow's job) made, and that build rebuild it back ([`xtask::cargo_env`]).
 pub fn cargo_command() -> Command {
     let mut command = Command::new(cargo());
-    for name in xtask::cargo_env::package_variables() {
-        command.env_remove(name);
-    }
+    xtask::cargo_env::remove_package_variables(&mut command);
     command
 }
 
@@ -53,12 +51,9 @@ pub fn prepare_machine() {
     PREPARED.get_or_init(|| {
         let started = Instant::now();
         let script = workspace_root().join(".ci").join("setup-machine.sh");
-        let mut command = Command::new("bash");
-        command.arg(&script).current_dir(workspace_root());
-        for name in xtask::cargo_env::package_variables() {
-            command.env_remove(name);
-        }
-        let status = command
+        let status = xtask::cargo_env::remove_package_variables(&mut Command::new("bash"))
+            .arg(&script)
+            .current_dir(workspace_root())
             .stdin(Stdio::null())
             .status()
             .unwrap_or_else(|e| panic!("cannot run bash {}: {e}", script.display()));

@@ -10,6 +10,7 @@
 //! build as one started from a shell, as on a CI runner.
 
 use std::ffi::OsString;
+use std::process::Command;
 
 /// Whether cargo sets `name` for the package it builds, runs or tests (the variables of
 /// "Environment variables Cargo sets for crates" that describe one package, and those of its
@@ -31,13 +32,21 @@ pub fn set_by_cargo_for_a_package(name: &str) -> bool {
     NAMES.contains(&name) || PREFIXES.iter().any(|prefix| name.starts_with(prefix))
 }
 
-/// The variables of this process's environment that [`set_by_cargo_for_a_package`] names: a
-/// command that starts cargo removes each (`env_remove`).
+/// The variables of this process's environment that [`set_by_cargo_for_a_package`] names.
 pub fn package_variables() -> Vec<OsString> {
     std::env::vars_os()
         .map(|(name, _)| name)
         .filter(|name| name.to_str().is_some_and(set_by_cargo_for_a_package))
         .collect()
+}
+
+/// Removes [`package_variables`] from what `command` inherits: every command that starts cargo
+/// (or a script that does) goes through this (a tokio command through `as_std_mut`).
+pub fn remove_package_variables(command: &mut Command) -> &mut Command {
+    for name in package_variables() {
+        command.env_remove(name);
+    }
+    command
 }
 
 #[cfg(test)]

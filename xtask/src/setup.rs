@@ -526,9 +526,7 @@ async fn install_runner(
         std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut install = tokio::process::Command::new(cargo);
-    for name in crate::cargo_env::package_variables() {
-        install.env_remove(name);
-    }
+    crate::cargo_env::remove_package_variables(install.as_std_mut());
     let status = install
         .args([
             "install",

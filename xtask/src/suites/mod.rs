@@ -713,9 +713,7 @@ fn tool_in(
         .env("CARGO_TERM_COLOR", "never")
         .stdin(Stdio::null())
         .process_group(0);
-    for name in crate::cargo_env::package_variables() {
-        command.env_remove(name);
-    }
+    crate::cargo_env::remove_package_variables(command.as_std_mut());
     command
 }
 
