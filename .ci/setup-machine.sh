@@ -14,25 +14,7 @@
 # Safe to run again on a machine an earlier run used. Prints one line per step.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/.." && pwd)"
-logs="$root/target/setup-logs"
-mkdir -p "$logs"
-
-log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-apt_updated=no
-apt_install() {
-    if [ "$apt_updated" = no ]; then
-        as_root apt-get update -q >/dev/null
-        apt_updated=yes
-    fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # 0. The toolchain rust-toolchain.toml pins. A machine whose rustup has that version only as
 #    "stable" gets it linked under its own name (no download); any other machine installs it.

@@ -4,16 +4,7 @@
 # idempotently (check, then act). Only CI needs them: the tests do not.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/.." && pwd)"
-logs="$root/target/setup-logs"
-mkdir -p "$logs"
-
-log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Workflow linters at pinned versions, in target/ci-tools (a Python virtual environment).
 tools="$root/target/ci-tools"
@@ -26,8 +17,7 @@ else
     log "installing zizmor $zizmor_version and check-jsonschema $check_jsonschema_version into $tools"
     python3 -m venv "$tools" >"$logs/venv.log" 2>&1 || {
         log "python3 -m venv failed (see $logs/venv.log): installing python3-venv"
-        as_root apt-get update -q >/dev/null
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
+        apt_install python3-venv
         python3 -m venv "$tools"
     }
     "$tools/bin/pip" install --quiet --disable-pip-version-check \
