@@ -113,12 +113,17 @@ where
         }
         let last = BuiltFrom::read(&marker_path);
         if last.as_ref().map(|last| &last.sources) != Some(&built_from.sources) {
-            // Until the marker is rewritten the directory holds no build of known sources: a
-            // failed build is never attributed to either checkout.
-            remove_marker(&marker_path)?;
-            if last.is_none_or(|last| last.place != built_from.place) {
+            if needs_cleaning(last.as_ref(), &built_from.place) {
                 clean_workspace_packages(dir, target_dir).await?;
             }
+            // Until the build succeeds the marker names this place and no sources: a failed
+            // build is never attributed to any sources, and the next build from this place
+            // (the failure fixed) needs no cleaning, only what cargo finds changed.
+            BuiltFrom {
+                sources: UNFINISHED.to_owned(),
+                place: built_from.place.clone(),
+            }
+            .write(&marker_path)?;
             build().await?;
             built_from.write(&marker_path)?;
             built_here = true;
@@ -191,8 +196,19 @@ pub async fn seed_from(
     Ok(true)
 }
 
+/// Whether the workspace's crates must be cleaned before a build from `place`: unless the last
+/// build (finished or not) was made there, where cargo's comparison of modification times is
+/// right. Without a marker nothing is known of what built the outputs.
+fn needs_cleaning(last: Option<&BuiltFrom>, place: &str) -> bool {
+    last.is_none_or(|last| last.place != place)
+}
+
+/// The first line of `perf-built-from` while a build runs, and after one that failed.
+const UNFINISHED: &str = "unfinished";
+
 /// What the workspace's crates in a target directory were last built from: the sources'
-/// digest and the checkout's absolute path, one per line of `perf-built-from`.
+/// digest (or [`UNFINISHED`]) and the checkout's absolute path, one per line of
+/// `perf-built-from`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct BuiltFrom {
     sources: String,
@@ -288,14 +304,6 @@ fn try_lock(file: &File, path: &Path, exclusivity: Exclusivity) -> Result<bool, 
         Ok(()) => Ok(true),
         Err(TryLockError::WouldBlock) => Ok(false),
         Err(TryLockError::Error(e)) => Err(io_error("lock", path, e)),
-    }
-}
-
-fn remove_marker(path: &Path) -> Result<(), SuiteError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error("remove", path, e)),
     }
 }
 
@@ -475,7 +483,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_build_of_other_sources_leaves_no_marker() {
+    async fn a_failed_build_names_no_sources_and_its_place_builds_again_without_cleaning() {
         let target = tempfile::tempdir().unwrap();
         let marker = target.path().join("perf-built-from");
         let a = checkout("pub fn f() {}");
@@ -497,7 +505,31 @@ mod tests {
                 .await
                 .is_err()
         );
-        assert_eq!(BuiltFrom::read(&marker), None);
+        let after_failure = BuiltFrom::read(&marker).unwrap();
+        assert_eq!(
+            after_failure.sources, UNFINISHED,
+            "no sources may claim the build"
+        );
+        assert_eq!(
+            after_failure.place,
+            std::path::absolute(b.path()).unwrap().display().to_string()
+        );
+
+        // `b` fixed in place: no cleaning (the outputs of its earlier builds stay, and cargo
+        // rebuilds what changed); from anywhere else, or with no marker, the crates are cleaned.
+        assert!(!needs_cleaning(Some(&after_failure), &after_failure.place));
+        assert!(needs_cleaning(Some(&after_failure), "/another/checkout"));
+        assert!(needs_cleaning(None, &after_failure.place));
+        write(b.path(), "bench-suite/src/lib.rs", "pub fn f() { fixed() }");
+        drop(
+            build_checkout(b.path(), target.path(), |_| {}, || async { Ok(()) })
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            BuiltFrom::read(&marker).unwrap().sources,
+            sources_digest(b.path()).unwrap()
+        );
     }
 
     #[tokio::test]
