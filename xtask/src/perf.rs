@@ -164,10 +164,12 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
     ));
 
     let selection = flags.filter.clone().or_else(|| metadata.suites_filter());
+    let mut first_phases = Vec::new();
     if let Some(selection) = &selection {
         // A selection that selects nothing would measure nothing and pass the gate: refuse it
         // before any service starts (listing builds what the run builds anyway).
         progress.line(&format!("list: what {selection:?} selects"));
+        let listing_started = std::time::Instant::now();
         let listed = tokio::select! {
             listed = suites::listing::list(&layout, Some(selection), &progress) => listed?,
             signal = shutdown.received() => bail!(interrupted(signal)),
@@ -178,6 +180,12 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
                 describe_selection(flags.filter.as_deref(), &metadata)
             );
         }
+        // Listing builds HEAD (the measuring build then finds it done): a phase of its own, so
+        // that the time line shows where the build went.
+        first_phases.push(Phase {
+            name: "list: build and list".to_owned(),
+            seconds: listing_started.elapsed().as_secs_f64(),
+        });
     }
     let (services, services_phase) = start_services(
         flags.services,
@@ -188,6 +196,7 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
         shutdown,
     )
     .await?;
+    first_phases.push(services_phase);
     let run = Run {
         flags: &flags,
         layout: &layout,
@@ -198,7 +207,7 @@ pub async fn run(flags: PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
         progress: &progress,
     };
     let outcome = tokio::select! {
-        outcome = measure_and_report(&run, base_plan, services_phase) => outcome,
+        outcome = measure_and_report(&run, base_plan, first_phases) => outcome,
         signal = shutdown.received() => Err(anyhow::anyhow!(interrupted(signal))),
     };
     tear_down(services, &progress).await;
@@ -672,7 +681,7 @@ struct Run<'a> {
 async fn measure_and_report(
     run: &Run<'_>,
     base_plan: BasePlan,
-    services_phase: Phase,
+    first_phases: Vec<Phase>,
 ) -> Result<Outcome> {
     let Run {
         flags,
@@ -717,7 +726,7 @@ async fn measure_and_report(
         head.branch.clone(),
         head_measurement,
     );
-    head_record.phases.insert(0, services_phase);
+    head_record.phases.splice(0..0, first_phases);
 
     let mut passed_over = Vec::new();
     let to_measure = match base_plan {
