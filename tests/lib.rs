@@ -298,14 +298,39 @@ impl RunOutput {
     }
 }
 
-/// Runs a command to completion (an owned `Command` or a `&mut` one).
+/// Runs a command to completion (an owned `Command` or a `&mut` one). Its duration, and the
+/// harness's own `Time:` line when it printed one, go to `timings.tsv`: where a test's minutes
+/// went, readable after a CI run whose output is not shown.
 pub fn run(mut command: impl std::borrow::BorrowMut<Command>) -> RunOutput {
-    let output = command.borrow_mut().output().expect("spawn cargo xtask");
-    RunOutput {
+    let command = command.borrow_mut();
+    let started = Instant::now();
+    let output = command.output().expect("spawn cargo xtask");
+    let result = RunOutput {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    };
+    let arguments: Vec<String> = command
+        .get_args()
+        .map(|argument| argument.to_string_lossy().into_owned())
+        .collect();
+    let phases = result
+        .stdout
+        .lines()
+        .chain(result.stderr.lines())
+        .find_map(|line| line.strip_prefix("Time: "))
+        .map(|phases| format!(" ({phases})"))
+        .unwrap_or_default();
+    append_timing(
+        &format!(
+            "  run: {} exit {:?}{phases}",
+            arguments.join(" "),
+            result.code
+        ),
+        Duration::ZERO,
+        started.elapsed(),
+    );
+    result
 }
 
 /// A service the harness reported ready, parsed from its progress line
