@@ -213,8 +213,8 @@ impl Lifecycle {
 /// they do on GitHub once a cache exists. The builds are those the jobs make (the harness in
 /// debug, the `suite` binary in release), in the tests' shared target directory, where the
 /// e2e tests have usually made them already, by a cargo without this test's package variables
-/// (a job's environment has none: with them, the jobs also rebuilt `ring` and all above it,
-/// and the lifecycle took about 1,000 s instead of 800); test executables and incremental
+/// (a job's environment has none: with them, every job also rebuilt `ring` and all above it,
+/// about 200 s over the lifecycle when it was measured); test executables and incremental
 /// state are left out of the copy.
 fn warm_cache(runner: &mut Runner, project: &Path) {
     let started = Instant::now();

@@ -8,8 +8,10 @@
 //! test's) can silently run each other's binaries: a checkout whose files are older than the
 //! other's build reuses that build. This module makes that impossible:
 //! - the target directory remembers what sources its workspace crates were last built from (a
-//!   hash of everything cargo builds them from), and a checkout with other sources first has
-//!   cargo clean those crates, so they are rebuilt from its own sources;
+//!   hash of everything cargo builds them from, or that a build there did not finish) and in
+//!   which checkout; a checkout with other sources in another place first has cargo clean those
+//!   crates, so they are rebuilt from its own sources (in the same place cargo's comparison of
+//!   modification times is right, so it only rebuilds what changed);
 //! - a lock file in the target directory is held exclusively while a checkout is built and
 //!   shared while its binaries are used, so no other run rebuilds them under a measurement,
 //!   and two runs of the same sources still measure side by side.
