@@ -247,7 +247,7 @@ fn history_finds_the_commit_a_small_persistent_shift_came_with() {
     let line = shift_lines[0];
     assert!(line.contains("+0.80%"), "{line}");
     assert!(line.contains("instructions/sm2/schedule"), "{line}");
-    assert!(line.contains(&commits[8][..12]), "{line}");
+    assert!(line.contains(&commits[8][..10]), "{line}");
     assert!(line.contains("history step 8"), "{line}");
     assert!(
         !history.stdout.contains("io/due_cards"),

@@ -331,6 +331,63 @@ pub fn image_choices(images: &Images) -> (ImageChoice, ImageChoice) {
     )
 }
 
+/// One command's configuration, built once in `main` from its flags, `[workspace.metadata.perf]`
+/// and the environment, and passed to every command: where things are (`layout`), what the
+/// configuration says (`metadata`: thresholds, budgets, branches, seed, suites), this
+/// machine's class, and how services are provided (mode and images).
+#[cfg(feature = "harness")]
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub layout: crate::workspace::Layout,
+    pub metadata: PerfMetadata,
+    /// `machine_class`, or `auto`'s derivation from this machine's CPU.
+    pub machine_class: String,
+    pub provision: crate::provision::ProvisionOptions,
+}
+
+#[cfg(feature = "harness")]
+impl Config {
+    /// The configuration of the workspace the harness runs in, with outputs in `out` (default
+    /// `<target>/perf`) and services provided as `services` says.
+    pub fn load(
+        out: Option<&Path>,
+        services: crate::provision::ServicesMode,
+    ) -> Result<Self, ConfigError> {
+        let layout = crate::workspace::Layout::new(out);
+        let metadata = read_metadata(&layout.root)?;
+        let (postgres_image, redis_image) = image_choices(&metadata.images);
+        Ok(Self {
+            machine_class: crate::fingerprint::machine_class(&metadata),
+            provision: crate::provision::ProvisionOptions {
+                mode: services,
+                postgres_image,
+                redis_image,
+            },
+            layout,
+            metadata,
+        })
+    }
+
+    /// What a run measures: `--filter` when given, else the configured `suites`, else
+    /// everything (`None`).
+    pub fn selection(&self, filter: Option<&str>) -> Option<String> {
+        filter
+            .map(str::to_owned)
+            .or_else(|| self.metadata.suites_filter())
+    }
+
+    /// How a selection that selects nothing is named in its error: the flag, or the key.
+    pub fn describe_selection(&self, filter: Option<&str>) -> String {
+        match filter {
+            Some(filter) => format!("--filter {filter:?}"),
+            None => format!(
+                "`suites = {:?}` in [workspace.metadata.perf]",
+                self.metadata.suites
+            ),
+        }
+    }
+}
+
 /// A short hash of what changes the measured data (seed sizes) and what is measured
 /// (`suites`), so that records measured on different data or selections are never compared.
 pub fn measurement_config_hash(metadata: &PerfMetadata) -> String {

@@ -31,6 +31,32 @@ pub enum Command {
     Setup(SetupFlags),
 }
 
+/// How a command that measures measures: declared once, flattened into `perf`, `calibrate`
+/// and `baseline record`.
+#[derive(Debug, Clone, Args)]
+pub struct MeasureFlags {
+    /// Shorter wall-time measurement (for PRs and laptops); deterministic suites are unchanged.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// How Postgres and Redis are provided.
+    #[arg(long, value_enum, default_value_t = ServicesMode::Auto)]
+    pub services: ServicesMode,
+}
+
+/// What a run measures and where its outputs go: declared once, flattened into `perf` and
+/// `calibrate`.
+#[derive(Debug, Clone, Args)]
+pub struct SelectFlags {
+    /// Only benchmarks and scenarios whose name contains this text.
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+
+    /// Where records (`runs/`), reports and `calibration.json` go. Default: `target/perf`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
 /// `cargo xtask setup`.
 #[derive(Debug, Clone, Args)]
 pub struct SetupFlags {
@@ -46,13 +72,8 @@ pub struct PerfFlags {
     #[command(subcommand)]
     pub action: Option<PerfAction>,
 
-    /// Shorter wall-time measurement (for PRs and laptops); deterministic suites are unchanged.
-    #[arg(long)]
-    pub quick: bool,
-
-    /// How Postgres and Redis are provided.
-    #[arg(long, value_enum, default_value_t = ServicesMode::Auto)]
-    pub services: ServicesMode,
+    #[command(flatten)]
+    pub measure: MeasureFlags,
 
     /// The revision to compare with (any git revision; `none` to skip the comparison).
     /// Default: the merge-base with the target branch (its first parent when HEAD is on it
@@ -61,18 +82,13 @@ pub struct PerfFlags {
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
 
-    /// Only benchmarks and scenarios whose name contains this text.
-    #[arg(long, value_name = "PATTERN")]
-    pub filter: Option<String>,
+    #[command(flatten)]
+    pub select: SelectFlags,
 
     /// List the benchmarks and scenarios (as `--filter` selects them) and exit: builds
     /// `bench-suite`, starts no server, measures nothing.
     #[arg(long)]
     pub list: bool,
-
-    /// Where records (`runs/`) and reports go. Default: `target/perf`.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
 
     /// Accept this run's regressions and broken budgets as intended: the exit code says
     /// success, and the record and the report say who accepted them and why.
@@ -168,18 +184,10 @@ pub struct CalibrateFlags {
     /// How many times HEAD is measured (at least 2; each run is compared with the one before).
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=100))]
     pub runs: u32,
-    /// Shorter wall-time measurement; deterministic suites are unchanged.
-    #[arg(long)]
-    pub quick: bool,
-    /// How Postgres and Redis are provided.
-    #[arg(long, value_enum, default_value_t = ServicesMode::Auto)]
-    pub services: ServicesMode,
-    /// Only benchmarks and scenarios whose name contains this text.
-    #[arg(long, value_name = "PATTERN")]
-    pub filter: Option<String>,
-    /// Where `calibration.json` goes. Default: `target/perf`.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub measure: MeasureFlags,
+    #[command(flatten)]
+    pub select: SelectFlags,
 }
 
 /// `cargo xtask perf history`.
@@ -241,12 +249,8 @@ pub enum BaselineCommand {
     Record {
         /// Any git revision (branch, tag, sha) of the target branch.
         rev: String,
-        /// Shorter wall-time measurement; deterministic suites are unchanged.
-        #[arg(long)]
-        quick: bool,
-        /// How Postgres and Redis are provided.
-        #[arg(long, value_enum, default_value_t = ServicesMode::Auto)]
-        services: ServicesMode,
+        #[command(flatten)]
+        measure: MeasureFlags,
     },
     /// Keep the newest records of each machine class, remove the others (one commit).
     Prune {

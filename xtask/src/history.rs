@@ -2,36 +2,13 @@
 //! stored records (baseline branch, one machine class) of a revision and its first-parent
 //! ancestors, and finds in each metric's series the change points (`stats::change_points`)
 //! that a per-PR threshold lets through one small step at a time, and every change of a plan
-//! shape. `find_shifts` and `render_history` are pure; `run` does the git and the printing.
+//! shape. Pure: `commands::history` reads the records (`baseline::Lineage`) and prints.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use anyhow::{Result, bail};
-
-use crate::baseline::{BaselineError, GitRepo};
-use crate::compare;
-use crate::config;
-use crate::exit::Outcome;
-use crate::fingerprint;
 use crate::record::{MetricKind, RunRecord, Unit};
 use crate::stats::{self, ChangePointOptions};
-use crate::store::BaselineStore;
-use crate::workspace::Layout;
-
-/// What `cargo xtask perf history` was asked.
-#[derive(Debug, Clone)]
-pub struct HistoryRequest {
-    /// The newest commit of the history (default: the target branch).
-    pub rev: Option<String>,
-    /// How many first-parent commits back from `rev` are read.
-    pub depth: u32,
-    /// Only metrics whose name contains this text.
-    pub metric: Option<String>,
-    /// Whose records (default: this machine's class).
-    pub machine_class: Option<String>,
-    pub options: ChangePointOptions,
-}
 
 /// A commit of the history that has a record.
 #[derive(Debug, Clone, PartialEq)]
@@ -258,7 +235,7 @@ pub fn render_history(
 }
 
 fn describe_point(point: &Point) -> String {
-    let short = &point.commit[..point.commit.len().min(12)];
+    let short = crate::render::short_sha(&point.commit);
     if point.subject.is_empty() {
         short.to_owned()
     } else {
@@ -272,70 +249,6 @@ fn format_value(value: f64) -> String {
     } else {
         format!("{value:.2}")
     }
-}
-
-/// Reads the history and prints what it holds. Always a success when it could be read: the
-/// history informs, the per-PR gate fails builds.
-pub fn run(request: &HistoryRequest, layout: &Layout) -> Result<Outcome> {
-    let metadata = config::read_metadata(&layout.root)?;
-    let repo = GitRepo::open(&layout.root)?;
-    let store = BaselineStore::open(&layout.root, &metadata.baseline_branch)?;
-    let rev = request
-        .rev
-        .clone()
-        .unwrap_or_else(|| metadata.target_branch.clone());
-    let tip = match repo.resolve(&rev) {
-        Ok(tip) => tip,
-        Err(BaselineError::UnknownRevision { detail, .. }) => bail!(
-            "--rev {rev:?} does not name a commit in this repository ({detail}).\n  fix: pass a branch, tag or sha (default: the target branch, `{}`; fetch it first if it is remote)",
-            metadata.target_branch
-        ),
-        Err(error) => return Err(error.into()),
-    };
-    let machine_class = request
-        .machine_class
-        .clone()
-        .unwrap_or_else(|| fingerprint::machine_class(&metadata));
-    let mut commits = repo.first_parent_ancestors(&tip, request.depth.saturating_sub(1))?;
-    commits.reverse();
-    commits.push(tip.clone());
-    let mut records: Vec<(RunRecord, String)> = Vec::new();
-    let mut left_out = Vec::new();
-    for commit in &commits {
-        match store.get(&machine_class, commit) {
-            Ok(Some(record)) => records.push((record, repo.subject(commit).unwrap_or_default())),
-            Ok(None) => {}
-            Err(error) => left_out.push(format!("{}: {error}", &commit[..12])),
-        }
-    }
-    // Only records measured like the newest one: a new toolchain or server version shifts
-    // counts without any commit being to blame.
-    if let Some((newest, _)) = records.last().cloned() {
-        records.retain(|(record, _)| {
-            let mismatches =
-                compare::fingerprint_mismatches(&record.environment, &newest.environment);
-            if !mismatches.is_empty() {
-                left_out.push(format!(
-                    "{}: measured differently from the newest record ({})",
-                    &record.commit[..12],
-                    mismatches.join("; ")
-                ));
-            }
-            mismatches.is_empty()
-        });
-    }
-    let findings = find_shifts(&records, request.metric.as_deref(), &request.options);
-    let source = format!(
-        "the last {} first-parent commits of {rev} ({}), machine class {machine_class}, on {}",
-        commits.len(),
-        &tip[..12],
-        store.branch()
-    );
-    print!(
-        "{}",
-        render_history(&findings, &source, &request.options, &left_out)
-    );
-    Ok(Outcome::Success)
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
-//! The perf harness behind `cargo xtask perf`: one module per step of the data flow
-//! (see ARCHITECTURE.md):
+//! The perf harness behind `cargo xtask perf` (see ARCHITECTURE.md). `main` builds one
+//! `config::Config` and runs one of `commands`; a measuring command runs the stages of
+//! `pipeline`:
 //!
-//! config -> provision -> (seed, run suites: `suites`) -> record -> baseline -> compare ->
-//! render -> exit code.
+//! baseline lookup -> selection check -> services (`provision`) -> collect (`suites` ->
+//! `record`) -> judge (`compare`, `stats`) -> report (`render`, `html`, `bmf`) -> `publish` ->
+//! exit code.
 //!
-//! `compare`, `stats` and `render` are pure; only `provision` starts services; only `baseline`
-//! and `store` (the baseline branch) know git.
+//! `compare`, `stats` and `render` are pure; only `provision` starts services (and knows
+//! Docker); only `baseline/` knows git; only `publish` talks to GitHub.
 //!
 //! Without the default `harness` feature only the pure steps and their data are built
 //! (`config`, `record`, `compare`, `stats`, `render`): the harness builds its own `render`
@@ -13,12 +15,12 @@
 
 #[cfg(feature = "harness")]
 pub mod baseline;
-#[cfg(feature = "harness")]
-pub mod baseline_command;
 pub mod bmf;
 #[cfg(feature = "harness")]
 pub mod calibrate;
 pub mod cargo_env;
+#[cfg(feature = "harness")]
+pub mod commands;
 pub mod compare;
 pub mod config;
 #[cfg(feature = "harness")]
@@ -34,7 +36,7 @@ pub mod html;
 #[cfg(feature = "harness")]
 pub mod outputs;
 #[cfg(feature = "harness")]
-pub mod perf;
+pub mod pipeline;
 #[cfg(feature = "harness")]
 pub mod progress;
 #[cfg(feature = "harness")]
@@ -45,9 +47,9 @@ pub mod record;
 pub mod render;
 #[cfg(feature = "harness")]
 pub mod setup;
-pub mod stats;
 #[cfg(feature = "harness")]
-pub mod store;
+pub mod shutdown;
+pub mod stats;
 #[cfg(feature = "harness")]
 pub mod suites;
 #[cfg(feature = "harness")]

@@ -17,11 +17,8 @@ use backon::{ExponentialBuilder, Retryable};
 use octocrab::{FromResponse, Octocrab, Page};
 use serde::Deserialize;
 
-use crate::exit::Outcome;
-use crate::flags::PublishFlags;
 use crate::record;
 use crate::render;
-use crate::workspace::Layout;
 
 /// The first line of the sticky comment's body, hidden when GitHub renders it: how the comment
 /// is found again.
@@ -300,26 +297,6 @@ impl fmt::Display for Published {
             ),
         }
     }
-}
-
-/// `cargo xtask perf publish`: exit 0 when the comment was created, updated, or saved as an
-/// artifact because the token may not comment; every error exits 2.
-pub async fn run(flags: &PublishFlags) -> anyhow::Result<Outcome> {
-    let environment = PublishEnvironment::from_process()?;
-    let source = match &flags.from_artifact {
-        Some(dir) => CommentSource::Artifact {
-            dir: Layout::new(Some(dir)).out_dir,
-        },
-        None => CommentSource::Report {
-            dir: Layout::new(flags.report.as_deref()).out_dir,
-        },
-    };
-    let published = publish(&source, flags.pr, &environment).await?;
-    match &published {
-        Published::SavedAsArtifact { .. } => eprintln!("warning: {published}"),
-        _ => println!("publish: {published}"),
-    }
-    Ok(Outcome::Success)
 }
 
 /// Publishes `source` on pull request `pr` (default: the event's, or the artifact's): appends

@@ -248,22 +248,18 @@ fn install_command(packages: &[Package], sudo: bool) -> String {
 }
 
 /// `cargo xtask setup`: both checks and installs up front, then one line saying what is ready.
-pub async fn run(flags: &crate::flags::SetupFlags) -> Result<crate::exit::Outcome> {
-    let progress = Progress::new();
-    let layout = crate::workspace::Layout::new(None);
-    let metadata = crate::config::read_metadata(&layout.root)?;
-    let (postgres_image, redis_image) = crate::config::image_choices(&metadata.images);
-    let options = ProvisionOptions {
-        mode: flags.services,
-        postgres_image,
-        redis_image,
-    };
+pub async fn run(
+    config: &crate::config::Config,
+    progress: &Progress,
+) -> Result<crate::exit::Outcome> {
+    let layout = &config.layout;
+    let options = &config.provision;
     let logs = layout.target_dir.join("perf-setup");
-    ensure_services(&options, &logs, &progress).await?;
-    let runner = gungraun_runner(&layout.root, &layout.target_dir, &progress).await?;
+    ensure_services(options, &logs, progress).await?;
+    let runner = gungraun_runner(&layout.root, &layout.target_dir, progress).await?;
     progress.line(&format!(
         "setup: ready for --services {}; gungraun-runner {}",
-        flags.services,
+        options.mode,
         match runner {
             Some(dir) => format!("in {}", dir.display()),
             None => "on PATH".to_owned(),

@@ -1,6 +1,6 @@
-//! Git: which commit is measured (HEAD, dirty or not), which commit is the baseline and how it
-//! was chosen, where stored records of a commit are, and checking a base revision out in a
-//! worktree to measure it. The only module that knows git.
+//! Git access: which commit is measured (HEAD, dirty or not), the default base and how it was
+//! chosen, first-parent ancestors, revision resolution, subjects, and checking a revision out
+//! in a worktree to measure it. With `store`, the only code that knows git.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,6 +32,14 @@ pub enum BaselineError {
     Record(#[from] RecordError),
 }
 
+/// The repository `path` is in, or an error naming the fix.
+pub fn discover(path: &Path) -> Result<Repository, BaselineError> {
+    Repository::discover(path).map_err(|e| BaselineError::NotARepository {
+        path: path.to_path_buf(),
+        detail: e.message().to_owned(),
+    })
+}
+
 /// The commit a run measures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeadState {
@@ -54,12 +62,12 @@ pub struct GitRepo {
 
 impl GitRepo {
     pub fn open(path: &Path) -> Result<Self, BaselineError> {
-        Repository::discover(path)
-            .map(|repo| Self { repo })
-            .map_err(|e| BaselineError::NotARepository {
-                path: path.to_path_buf(),
-                detail: e.message().to_owned(),
-            })
+        discover(path).map(|repo| Self { repo })
+    }
+
+    /// The repository's work tree (its git directory when it has none).
+    pub fn root(&self) -> &Path {
+        self.repo.workdir().unwrap_or_else(|| self.repo.path())
     }
 
     /// HEAD's commit, whether the work tree has changes (untracked files count; ignored ones
@@ -151,8 +159,8 @@ impl GitRepo {
     }
 
     /// Who accepts a regression: `named` (`--accepted-by`) when given, else git's
-    /// `user.name`, else `unknown`. Never an environment variable of the CI: on a push,
-    /// `GITHUB_ACTOR` is the pusher, not whoever accepted.
+    /// `user.name`, else `unknown`. Never an environment variable of the CI (on a push, the
+    /// CI's actor is the pusher, not whoever accepted).
     pub fn acceptor(&self, named: Option<&str>) -> String {
         named
             .map(str::trim)
@@ -195,11 +203,7 @@ impl GitRepo {
     /// Checks `commit` out (detached) at `dir` with `git worktree add`, replacing whatever a
     /// previous, interrupted run left there. The worktree is removed when the guard drops.
     pub fn add_worktree(&self, commit: &str, dir: &Path) -> Result<Worktree, BaselineError> {
-        let repo_root = self
-            .repo
-            .workdir()
-            .unwrap_or_else(|| self.repo.path())
-            .to_path_buf();
+        let repo_root = self.root().to_path_buf();
         let worktree = Worktree {
             repo_root,
             dir: dir.to_path_buf(),

@@ -1,23 +1,43 @@
 //! `cargo xtask perf baseline ...`: what maintainers do with the baseline branch (list, show,
 //! fetch, push, add a run's record, prune), each one call into `store` and a few lines of
-//! output. No measuring and no services here.
+//! output; and `baseline record`, which measures a revision (services started as for a run)
+//! and stores its record.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::baseline::GitRepo;
-use crate::config;
+use crate::baseline::store::{FetchOutcome, PushResult, PutOutcome};
+use crate::baseline::{BaselineStore, GitRepo};
+use crate::config::Config;
 use crate::exit::Outcome;
-use crate::fingerprint;
-use crate::flags::BaselineCommand;
-use crate::record;
-use crate::store::{BaselineStore, FetchOutcome, PushResult, PutOutcome};
-use crate::workspace::Layout;
+use crate::flags::{BaselineCommand, MeasureFlags};
+use crate::pipeline::collect::{self, Measuring};
+use crate::pipeline::services;
+use crate::progress::{Progress, ProgressStyleChoice};
+use crate::record::{self, RunRecord};
+use crate::render::short_sha;
+use crate::shutdown::Shutdown;
 
-/// Runs one baseline command in the workspace of `layout`.
-pub fn run(command: &BaselineCommand, layout: &Layout) -> Result<Outcome> {
-    let metadata = config::read_metadata(&layout.root)?;
+/// Runs one baseline command; every one listens for SIGINT and SIGTERM (a push to a remote
+/// that hangs, a lock wait).
+pub async fn run(
+    config: &Config,
+    command: &BaselineCommand,
+    shutdown: &mut Shutdown,
+) -> Result<Outcome> {
+    if let BaselineCommand::Record { rev, measure } = command {
+        return record_revision(config, rev, measure, shutdown).await;
+    }
+    let (command, config) = (command.clone(), config.clone());
+    shutdown
+        .until_stopped_blocking("baseline", move || keep(&config, &command))
+        .await
+}
+
+/// The commands that keep records (every one but `record`): one store call each.
+fn keep(config: &Config, command: &BaselineCommand) -> Result<Outcome> {
+    let (layout, metadata) = (&config.layout, &config.metadata);
     let store = BaselineStore::open(&layout.root, &metadata.baseline_branch)?;
     match command {
         BaselineCommand::List => {
@@ -36,7 +56,7 @@ pub fn run(command: &BaselineCommand, layout: &Layout) -> Result<Outcome> {
             let commit = GitRepo::open(&layout.root)?.resolve(rev)?;
             let machine_class = machine_class
                 .clone()
-                .unwrap_or_else(|| fingerprint::machine_class(&metadata));
+                .unwrap_or_else(|| config.machine_class.clone());
             let record = store.get(&machine_class, &commit)?.with_context(|| {
                 format!(
                     "no record of {commit} for machine class {machine_class} on {}.\n  fix: `cargo xtask perf baseline list` shows what is stored; `baseline fetch` gets the remote's records",
@@ -91,7 +111,7 @@ pub fn run(command: &BaselineCommand, layout: &Layout) -> Result<Outcome> {
             print_put_outcome(&store, store.put(&record)?);
         }
         BaselineCommand::Record { .. } => {
-            unreachable!("`baseline record` measures, so perf::run handles it")
+            unreachable!("`baseline record` measures: `run` handles it")
         }
         BaselineCommand::Prune { keep } => {
             let outcome = store.prune(*keep)?;
@@ -106,6 +126,88 @@ pub fn run(command: &BaselineCommand, layout: &Layout) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// `cargo xtask perf baseline record <rev>`: measures `rev` (in the work tree when it is the
+/// clean HEAD, else in a worktree) and stores its record on the baseline branch and in the runs
+/// directory. Everything that can fail on bad input (the revision, the store) is checked before
+/// services start.
+async fn record_revision(
+    config: &Config,
+    rev: &str,
+    measure: &MeasureFlags,
+    shutdown: &mut Shutdown,
+) -> Result<Outcome> {
+    let progress = Progress::with_style(ProgressStyleChoice::detect(false));
+    let layout = &config.layout;
+    let _claimed = crate::outputs::claim(&layout.out_dir)?;
+    let repo = GitRepo::open(&layout.root)?;
+    let commit = repo
+        .resolve(rev)
+        .with_context(|| format!("baseline record {rev}"))?;
+    let store = BaselineStore::open(&layout.root, &config.metadata.baseline_branch)?;
+    let machine_class = &config.machine_class;
+    if store.get(machine_class, &commit)?.is_some() {
+        progress.line(&format!(
+            "{} already has a record of {} for {machine_class}: a new measurement replaces it",
+            store.branch(),
+            short_sha(&commit)
+        ));
+    }
+    let selection = config.metadata.suites_filter();
+    let (services, services_phase) = services::start(
+        config,
+        measure.services,
+        selection.as_deref(),
+        &progress,
+        shutdown,
+    )
+    .await?;
+    let measuring = Measuring {
+        config,
+        services: &services,
+        progress: &progress,
+        quick: measure.quick,
+        selection: selection.as_deref(),
+    };
+    let measured = shutdown
+        .until_interrupted(measure_revision(&measuring, &repo, &commit))
+        .await;
+    services::tear_down(services, &progress).await;
+    let mut record = measured?;
+    record.phases.insert(0, services_phase);
+    let path = record::store_record(&layout.runs_dir(), &record)?;
+    progress.line(&format!("record stored at {}", path.display()));
+    progress.finish();
+    print_put_outcome(&store, store.put(&record)?);
+    Ok(Outcome::Success)
+}
+
+/// Measures `commit` with every configured suite: in the work tree when it is its clean HEAD
+/// (built in the workspace's target directory: what CI caches after recording main is then
+/// what its PRs build on), else in a worktree of its own.
+async fn measure_revision(
+    measuring: &Measuring<'_>,
+    repo: &GitRepo,
+    commit: &str,
+) -> Result<RunRecord> {
+    let context = measuring.suite_context(collect::run_id(), false);
+    let head = repo.head()?;
+    let measurement = if head.commit == commit && !head.dirty {
+        measuring.progress.line(&format!(
+            "record: measuring {} in the work tree (its clean HEAD)",
+            short_sha(commit)
+        ));
+        measuring.in_work_tree(&context, "record", commit).await?
+    } else {
+        collect::in_worktree(&context, repo, "record", commit).await?
+    };
+    let revision = crate::baseline::HeadState {
+        commit: commit.to_owned(),
+        dirty: false,
+        branch: None,
+    };
+    Ok(measuring.record(&measuring.environment(), &revision, measurement))
 }
 
 /// Says what storing a record did.

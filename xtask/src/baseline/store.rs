@@ -18,6 +18,7 @@ use git2::{
     Branch, ErrorCode, ObjectType, Oid, Remote, Repository, Signature, TreeWalkMode, TreeWalkResult,
 };
 
+use super::git::{BaselineError, discover};
 use crate::record::{self, RecordError, RunRecord};
 
 /// The branch the store uses unless told otherwise.
@@ -38,10 +39,8 @@ const DIR_MODE: i32 = 0o040000;
 /// Errors of the baseline store. Every message names the problem and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error(
-        "{path} is not inside a git repository ({detail}).\n  fix: run from a git clone of the project"
-    )]
-    NotARepository { path: PathBuf, detail: String },
+    #[error(transparent)]
+    NotARepository(#[from] BaselineError),
     #[error(
         "{branch:?} is not a valid name for the baseline branch.\n  fix: pass a name `git check-ref-format --branch` accepts, such as {DEFAULT_BRANCH:?}"
     )]
@@ -228,10 +227,7 @@ impl BaselineStore {
                 branch: branch.to_owned(),
             });
         }
-        let repo = Repository::discover(repo_dir).map_err(|e| StoreError::NotARepository {
-            path: repo_dir.to_path_buf(),
-            detail: e.message().to_owned(),
-        })?;
+        let repo = discover(repo_dir)?;
         Ok(Self {
             repo,
             branch: branch.to_owned(),

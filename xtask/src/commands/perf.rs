@@ -1,0 +1,157 @@
+//! `cargo xtask perf`: measure HEAD, compare it with the right base, report, and gate. Reads as
+//! its stages: everything that can fail on bad input (the config, the revisions, stored
+//! records, the selection) is checked before any service starts; then **collect** (services
+//! up, HEAD and when needed the base measured, services down whatever happened, including
+//! SIGINT and SIGTERM), **judge** (pure), **report** (the record stored, every format written,
+//! the terminal's text) and **publish** (`--ci`: the job summary and the PR comment).
+
+use anyhow::Result;
+
+use crate::baseline::GitRepo;
+use crate::baseline::lookup::{self, BaseRequest};
+use crate::config::Config;
+use crate::exit::Outcome;
+use crate::flags::PerfFlags;
+use crate::outputs;
+use crate::pipeline::collect::{self, Collected, Measuring, RunRequest};
+use crate::pipeline::judge;
+use crate::pipeline::report::{self, RunReport, TerminalStyle};
+use crate::pipeline::{selection, services};
+use crate::progress::{Progress, ProgressStyleChoice};
+use crate::record;
+use crate::render::{self, short_sha};
+use crate::shutdown::Shutdown;
+
+/// Runs the whole pipeline.
+pub async fn run(config: &Config, flags: &PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
+    let progress = Progress::with_style(ProgressStyleChoice::detect(flags.ci));
+    let layout = &config.layout;
+    // Before anything can fail: no older verdict may stay where this run's report goes.
+    let claimed = outputs::claim(&layout.out_dir)?;
+    outputs::set_aside_previous_reports(&claimed, &layout.out_dir)?;
+    let repo = GitRepo::open(&layout.root)?;
+    let head = repo.head()?;
+    let request = BaseRequest {
+        base: flags.base.as_deref(),
+        paired: flags.paired,
+    };
+    let plan = lookup::choose_base(
+        &repo,
+        &head,
+        request,
+        &config.metadata,
+        &config.machine_class,
+        &layout.runs_dir(),
+    )?;
+    progress.line(&format!(
+        "head {}{}; {}",
+        short_sha(&head.commit),
+        if head.dirty { " (dirty)" } else { "" },
+        plan.describe()
+    ));
+    let filter = flags.select.filter.as_deref();
+    let selection = config.selection(filter);
+    let mut first_phases = Vec::new();
+    if let Some(selection) = &selection {
+        first_phases.push(selection::check(config, filter, selection, &progress, shutdown).await?);
+    }
+    let (services, services_phase) = services::start(
+        config,
+        flags.measure.services,
+        selection.as_deref(),
+        &progress,
+        shutdown,
+    )
+    .await?;
+    first_phases.push(services_phase);
+    let measuring = Measuring {
+        config,
+        services: &services,
+        progress: &progress,
+        quick: flags.measure.quick,
+        selection: selection.as_deref(),
+    };
+    let request = RunRequest {
+        paired_rounds: flags.paired.then_some(flags.paired_rounds),
+        filtered: filter.is_some(),
+    };
+    let collected = shutdown
+        .until_interrupted(collect::collect(
+            &measuring,
+            &repo,
+            &head,
+            plan,
+            first_phases,
+            request,
+        ))
+        .await;
+    services::tear_down(services, &progress).await;
+    let judged = judge_and_report(config, flags, &repo, collected?, &progress)?;
+    if flags.ci {
+        let markdown = render::markdown(&judged.1.view());
+        shutdown
+            .until_stopped(crate::publish::after_ci_run(&layout.out_dir, &markdown))
+            .await?;
+    }
+    drop(claimed);
+    Ok(judged.0)
+}
+
+/// Judges what was collected, stores HEAD's record (with its acceptance), writes every report
+/// format and prints the terminal's text.
+fn judge_and_report(
+    config: &Config,
+    flags: &PerfFlags,
+    repo: &GitRepo,
+    collected: Collected,
+    progress: &Progress,
+) -> Result<(Outcome, RunReport)> {
+    let layout = &config.layout;
+    let Collected {
+        mut head,
+        base,
+        history,
+        paired,
+    } = collected;
+    let filtered = flags.select.filter.is_some();
+    let scope = judge::Scope {
+        filtered,
+        selected: config.selection(flags.select.filter.as_deref()).is_some(),
+    };
+    let mut judgement = judge::judge(
+        &head,
+        base.record.as_ref(),
+        &config.metadata,
+        &history.values(),
+        &paired,
+        scope,
+    );
+    if let Some(reason) = &flags.accept
+        && !judgement.accept(reason, repo.acceptor(flags.accepted_by.as_deref()))
+    {
+        progress.line("--accept: no regression and no broken budget to accept");
+    }
+    let outcome = judgement.outcome();
+    head.acceptance = judgement.acceptance;
+    // A filtered run measured only part of the suites: never a baseline candidate.
+    let record_dir = if filtered {
+        layout.out_dir.join("filtered")
+    } else {
+        layout.runs_dir()
+    };
+    let record_path = record::store_record(&record_dir, &head)?;
+    let report = RunReport {
+        head,
+        baseline: base.disclosure,
+        comparison: judgement.comparison,
+        budgets: judgement.budgets,
+        record_path: Some(record_path.display().to_string()),
+        base: base.record,
+        history: crate::html::history_series(&history.records, &Default::default()),
+    };
+    report::write_all(&report, &layout.out_dir)?;
+    progress.finish();
+    let style = TerminalStyle::detect(flags.ci, flags.verbose);
+    print!("{}", report::terminal_text(&report, style, &layout.out_dir));
+    Ok((outcome, report))
+}
