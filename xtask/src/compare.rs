@@ -441,67 +441,7 @@ fn compare_metric(
 ) -> MetricComparison {
     let change = relative_change_pct(base.value, head.value);
     let (verdict, rule) = match head.kind {
-        MetricKind::Deterministic => {
-            let (threshold, source) = match thresholds.for_metric(&head.name) {
-                Some((key, pct)) => (pct, format!(" (thresholds.metrics {key:?})")),
-                None => match head.suite {
-                    Suite::Instructions => (thresholds.instructions_pct, String::new()),
-                    Suite::IoCounts
-                    | Suite::Memory
-                    | Suite::WallTime
-                    | Suite::Load
-                    | Suite::Plans => (thresholds.io_counts_pct, String::new()),
-                },
-            };
-            // Only instruction counts learn a band: a count of statements, commands or
-            // allocations is exact, and must not grow however noisy its history looks.
-            let band = (head.suite == Suite::Instructions)
-                .then(|| history.get(&head.name))
-                .flatten()
-                .map(|values| stats::noise_band(values));
-            let band_or_none = band.unwrap_or_else(|| stats::noise_band(&[]));
-            let direction = head.direction();
-            // The band judges growth; a metric that is better higher is judged on its fall.
-            let judged = match direction {
-                Direction::HigherIsBetter => band_or_none.judge(-change, threshold),
-                Direction::LowerIsBetter | Direction::Unchanging => {
-                    band_or_none.judge(change, threshold)
-                }
-            };
-            let verdict = match (judged, direction) {
-                (CountVerdict::Regression, _) => Verdict::Regression,
-                (CountVerdict::Improvement, Direction::Unchanging) => Verdict::Regression,
-                (CountVerdict::Improvement, _) => Verdict::Improvement,
-                (CountVerdict::Unchanged, _) => Verdict::Unchanged,
-            };
-            let mut rule = match (direction, threshold == 0.0) {
-                (Direction::LowerIsBetter, true) => format!(
-                    "deterministic count: any growth is a regression (threshold 0%{source})"
-                ),
-                (Direction::HigherIsBetter, true) => format!(
-                    "deterministic count, higher is better: any fall is a regression (threshold 0%{source})"
-                ),
-                (Direction::Unchanging, true) => format!(
-                    "deterministic count that describes the scenario: any change is a regression (threshold 0%{source})"
-                ),
-                (Direction::LowerIsBetter, false) => {
-                    format!("deterministic count: change beyond ±{threshold}%{source}")
-                }
-                (Direction::HigherIsBetter, false) => format!(
-                    "deterministic count, higher is better: change beyond ±{threshold}%{source}"
-                ),
-                (Direction::Unchanging, false) => format!(
-                    "deterministic count that describes the scenario: any change beyond ±{threshold}%{source} is a regression"
-                ),
-            };
-            if let Some(band) = band.filter(|band| band.pct > threshold) {
-                rule = format!(
-                    "deterministic count: change beyond its noise band ±{:.2}% (from {} target-branch records; threshold {threshold}%{source})",
-                    band.pct, band.samples
-                );
-            }
-            (verdict, rule)
-        }
+        MetricKind::Deterministic => judge_count(head, change, thresholds, history),
         MetricKind::Statistical => (Verdict::Informational, statistical_rule(head.suite)),
         MetricKind::Categorical => match (&base.shape, &head.shape) {
             (Some(base_shape), Some(head_shape)) => plan_verdict(base_shape, head_shape),
@@ -536,6 +476,77 @@ fn compare_metric(
         base_shape: base.shape.clone(),
         head_shape: head.shape.clone(),
         paired: None,
+    }
+}
+
+/// The verdict on a deterministic count that moved by `change` percent, and its rule in
+/// words: its threshold (per metric, else per kind), widened to its noise band for
+/// instruction counts, judged in the metric's direction.
+fn judge_count(
+    head: &Metric,
+    change: f64,
+    thresholds: &Thresholds,
+    history: &History,
+) -> (Verdict, String) {
+    let (threshold, source) = match thresholds.for_metric(&head.name) {
+        Some((key, pct)) => (pct, format!(" (thresholds.metrics {key:?})")),
+        None => match head.suite {
+            Suite::Instructions => (thresholds.instructions_pct, String::new()),
+            Suite::IoCounts | Suite::Memory | Suite::WallTime | Suite::Load | Suite::Plans => {
+                (thresholds.io_counts_pct, String::new())
+            }
+        },
+    };
+    // Only instruction counts learn a band: a count of statements, commands or
+    // allocations is exact, and must not grow however noisy its history looks.
+    let band = (head.suite == Suite::Instructions)
+        .then(|| history.get(&head.name))
+        .flatten()
+        .map(|values| stats::noise_band(values));
+    let band_or_none = band.unwrap_or_else(|| stats::noise_band(&[]));
+    let direction = head.direction();
+    // The band judges growth; a metric that is better higher is judged on its fall.
+    let judged = match direction {
+        Direction::HigherIsBetter => band_or_none.judge(-change, threshold),
+        Direction::LowerIsBetter | Direction::Unchanging => band_or_none.judge(change, threshold),
+    };
+    let verdict = match (judged, direction) {
+        (CountVerdict::Regression, _) => Verdict::Regression,
+        (CountVerdict::Improvement, Direction::Unchanging) => Verdict::Regression,
+        (CountVerdict::Improvement, _) => Verdict::Improvement,
+        (CountVerdict::Unchanged, _) => Verdict::Unchanged,
+    };
+    let rule = match band.filter(|band| band.pct > threshold) {
+        Some(band) => format!(
+            "deterministic count: change beyond its noise band ±{:.2}% (from {} target-branch records; threshold {threshold}%{source})",
+            band.pct, band.samples
+        ),
+        None => count_rule(direction, threshold, &source),
+    };
+    (verdict, rule)
+}
+
+/// The rule of a deterministic count judged against its threshold alone.
+fn count_rule(direction: Direction, threshold: f64, source: &str) -> String {
+    match (direction, threshold == 0.0) {
+        (Direction::LowerIsBetter, true) => {
+            format!("deterministic count: any growth is a regression (threshold 0%{source})")
+        }
+        (Direction::HigherIsBetter, true) => format!(
+            "deterministic count, higher is better: any fall is a regression (threshold 0%{source})"
+        ),
+        (Direction::Unchanging, true) => format!(
+            "deterministic count that describes the scenario: any change is a regression (threshold 0%{source})"
+        ),
+        (Direction::LowerIsBetter, false) => {
+            format!("deterministic count: change beyond ±{threshold}%{source}")
+        }
+        (Direction::HigherIsBetter, false) => {
+            format!("deterministic count, higher is better: change beyond ±{threshold}%{source}")
+        }
+        (Direction::Unchanging, false) => format!(
+            "deterministic count that describes the scenario: any change beyond ±{threshold}%{source} is a regression"
+        ),
     }
 }
 

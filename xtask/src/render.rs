@@ -705,56 +705,7 @@ pub fn markdown(report: &Report<'_>) -> String {
         head.profile
     );
     if let Some(comparison) = report.comparison {
-        let section = |out: &mut String, title: &str, rows: Vec<&MetricComparison>| {
-            if rows.is_empty() {
-                return;
-            }
-            let _ = writeln!(out, "### {title}\n");
-            markdown_table(out, &rows);
-            let _ = writeln!(out);
-        };
-        let of = |verdict: Verdict| -> Vec<&MetricComparison> {
-            comparison
-                .rows
-                .iter()
-                .filter(|r| r.verdict == verdict)
-                .collect()
-        };
-        section(&mut out, "Regressions", of(Verdict::Regression));
-        section(&mut out, "Improvements", of(Verdict::Improvement));
-        let folded: Vec<&MetricComparison> = comparison
-            .rows
-            .iter()
-            .filter(|r| !matches!(r.verdict, Verdict::Regression | Verdict::Improvement))
-            .collect();
-        if !folded.is_empty() {
-            let _ = writeln!(
-                out,
-                "<details><summary>{} unchanged, informational or new rows</summary>\n",
-                folded.len()
-            );
-            markdown_table(&mut out, &folded);
-            let _ = writeln!(out, "\n</details>\n");
-        }
-        let changed_plans: Vec<&MetricComparison> = comparison
-            .rows
-            .iter()
-            .filter(|r| matches!((&r.base_shape, &r.head_shape), (Some(b), Some(h)) if b != h))
-            .collect();
-        if !changed_plans.is_empty() {
-            let _ = writeln!(out, "### Changed plans\n");
-            for row in changed_plans {
-                let _ = writeln!(
-                    out,
-                    "`{}` ({}): {}\n\n```\nbase: {}\nhead: {}\n```\n",
-                    row.name,
-                    verdict_label(row.verdict),
-                    row.rule,
-                    row.base_shape.as_deref().unwrap_or_default(),
-                    row.head_shape.as_deref().unwrap_or_default()
-                );
-            }
-        }
+        markdown_comparison(&mut out, comparison);
         if let Some(command) = reproduce_command(report) {
             let _ = writeln!(
                 out,
@@ -763,29 +714,7 @@ pub fn markdown(report: &Report<'_>) -> String {
         }
     }
     if !report.budgets.is_empty() {
-        let mut budgets: Vec<&BudgetCheck> = report.budgets.iter().collect();
-        budgets.sort_by_key(|b| !b.broken);
-        let _ = writeln!(out, "### Budgets: {}\n", budget_counts(report.budgets));
-        let _ = writeln!(
-            out,
-            "| | metric | value | limit | |\n|---|---|---:|---|---|"
-        );
-        for budget in budgets {
-            let _ = writeln!(
-                out,
-                "| {} | `{}` | {} | {} | {} |",
-                match (budget.broken, budget.value) {
-                    (true, _) => "**broken**",
-                    (false, Some(_)) => "kept",
-                    (false, None) => "not measured",
-                },
-                budget.metric,
-                budget.value.map_or("-".to_owned(), |v| format!("{v}")),
-                budget.limit,
-                budget.detail.lines().next().unwrap_or_default()
-            );
-        }
-        let _ = writeln!(out);
+        markdown_budgets(&mut out, report.budgets);
     }
     if let Some(acceptance) = &head.acceptance {
         let _ = writeln!(
@@ -817,6 +746,88 @@ pub fn markdown(report: &Report<'_>) -> String {
         env.valgrind.as_deref().unwrap_or("no valgrind"),
     );
     out
+}
+
+/// The comparison's sections of the Markdown: regressions, improvements, the other rows
+/// folded, and every changed plan with both shapes.
+fn markdown_comparison(out: &mut String, comparison: &Comparison) {
+    let section = |out: &mut String, title: &str, rows: Vec<&MetricComparison>| {
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "### {title}\n");
+        markdown_table(out, &rows);
+        let _ = writeln!(out);
+    };
+    let of = |verdict: Verdict| -> Vec<&MetricComparison> {
+        comparison
+            .rows
+            .iter()
+            .filter(|r| r.verdict == verdict)
+            .collect()
+    };
+    section(out, "Regressions", of(Verdict::Regression));
+    section(out, "Improvements", of(Verdict::Improvement));
+    let folded: Vec<&MetricComparison> = comparison
+        .rows
+        .iter()
+        .filter(|r| !matches!(r.verdict, Verdict::Regression | Verdict::Improvement))
+        .collect();
+    if !folded.is_empty() {
+        let _ = writeln!(
+            out,
+            "<details><summary>{} unchanged, informational or new rows</summary>\n",
+            folded.len()
+        );
+        markdown_table(out, &folded);
+        let _ = writeln!(out, "\n</details>\n");
+    }
+    let changed_plans: Vec<&MetricComparison> = comparison
+        .rows
+        .iter()
+        .filter(|r| matches!((&r.base_shape, &r.head_shape), (Some(b), Some(h)) if b != h))
+        .collect();
+    if !changed_plans.is_empty() {
+        let _ = writeln!(out, "### Changed plans\n");
+        for row in changed_plans {
+            let _ = writeln!(
+                out,
+                "`{}` ({}): {}\n\n```\nbase: {}\nhead: {}\n```\n",
+                row.name,
+                verdict_label(row.verdict),
+                row.rule,
+                row.base_shape.as_deref().unwrap_or_default(),
+                row.head_shape.as_deref().unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// The budgets' section of the Markdown, broken ones first.
+fn markdown_budgets(out: &mut String, checks: &[BudgetCheck]) {
+    let mut budgets: Vec<&BudgetCheck> = checks.iter().collect();
+    budgets.sort_by_key(|b| !b.broken);
+    let _ = writeln!(out, "### Budgets: {}\n", budget_counts(checks));
+    let _ = writeln!(
+        out,
+        "| | metric | value | limit | |\n|---|---|---:|---|---|"
+    );
+    for budget in budgets {
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} | {} |",
+            match (budget.broken, budget.value) {
+                (true, _) => "**broken**",
+                (false, Some(_)) => "kept",
+                (false, None) => "not measured",
+            },
+            budget.metric,
+            budget.value.map_or("-".to_owned(), |v| format!("{v}")),
+            budget.limit,
+            budget.detail.lines().next().unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out);
 }
 
 /// How sure a row's change is: "exact count", the paired test's interval of the change, or

@@ -107,6 +107,36 @@ pub fn choose_base(
         metadata.max_ancestor_distance
     };
     let store = BaselineStore::open(repo.root(), &metadata.baseline_branch)?;
+    let nearest = nearest_stored(repo, &store, &choice, distance, machine_class, runs_dir)?;
+    if let Some(stored) = nearest {
+        return Ok(stored);
+    }
+    let searched = if distance == 0 {
+        String::new()
+    } else {
+        format!(" or its {distance} nearest first-parent ancestors")
+    };
+    Ok(BasePlan::Measure {
+        passed_over: vec![format!(
+            "no stored record of {}{searched} for machine class {machine_class} (on {} or in {})",
+            short_sha(&choice.commit),
+            store.branch(),
+            runs_dir.display()
+        )],
+        choice,
+    })
+}
+
+/// The stored record of `choice` or, within `distance`, of its nearest first-parent ancestor
+/// with one (on the baseline branch, else in `runs_dir`), as the plan that uses it.
+fn nearest_stored(
+    repo: &GitRepo,
+    store: &BaselineStore,
+    choice: &BaseChoice,
+    distance: u32,
+    machine_class: &str,
+    runs_dir: &Path,
+) -> anyhow::Result<Option<BasePlan>> {
     let candidates = std::iter::once(choice.commit.clone())
         .chain(repo.first_parent_ancestors(&choice.commit, distance)?)
         .enumerate();
@@ -136,28 +166,15 @@ pub fn choose_base(
                 ),
             }
         };
-        return Ok(BasePlan::Stored {
+        return Ok(Some(BasePlan::Stored {
             choice: chosen,
-            fallback: choice,
+            fallback: choice.clone(),
             source,
             record: Box::new(record),
             passed_over,
-        });
+        }));
     }
-    let searched = if distance == 0 {
-        String::new()
-    } else {
-        format!(" or its {distance} nearest first-parent ancestors")
-    };
-    Ok(BasePlan::Measure {
-        passed_over: vec![format!(
-            "no stored record of {}{searched} for machine class {machine_class} (on {} or in {})",
-            short_sha(&choice.commit),
-            store.branch(),
-            runs_dir.display()
-        )],
-        choice,
-    })
+    Ok(None)
 }
 
 /// The base commit the request names, or the default one; `None` for nothing to compare with.

@@ -65,47 +65,8 @@ fn keep(config: &Config, command: &BaselineCommand) -> Result<Outcome> {
             })?;
             println!("{}", serde_json::to_string_pretty(&record)?);
         }
-        BaselineCommand::Fetch { remote } => match store.fetch(remote)? {
-            FetchOutcome::NothingToFetch => {
-                println!(
-                    "{remote} has no {} branch: nothing to fetch",
-                    store.branch()
-                )
-            }
-            FetchOutcome::UpToDate => println!("{} is up to date with {remote}", store.branch()),
-            FetchOutcome::FastForwarded { store_commit } => {
-                println!("{} fast-forwarded to {store_commit}", store.branch())
-            }
-            FetchOutcome::Merged {
-                store_commit,
-                replaced_by_remote,
-            } => {
-                println!("{} merged with {remote} at {store_commit}", store.branch());
-                for path in replaced_by_remote {
-                    println!("  {path}: {remote}'s record kept");
-                }
-            }
-        },
-        BaselineCommand::Push { remote } => {
-            let outcome = store.push(remote)?;
-            match outcome.result {
-                PushResult::Pushed { store_commit } => println!(
-                    "pushed {} to {remote} at {store_commit} ({} attempt{})",
-                    store.branch(),
-                    outcome.attempts,
-                    if outcome.attempts == 1 { "" } else { "s" }
-                ),
-                PushResult::AlreadyUpToDate => {
-                    println!("{remote} already has {}", store.branch())
-                }
-                PushResult::NothingToPush => {
-                    println!("no local {} branch: nothing to push", store.branch())
-                }
-            }
-            for path in outcome.replaced_by_remote {
-                println!("  {path}: {remote}'s record kept");
-            }
-        }
+        BaselineCommand::Fetch { remote } => fetch(&store, remote)?,
+        BaselineCommand::Push { remote } => push(&store, remote)?,
         BaselineCommand::Add { file } => {
             let record = read_record_file(file)?;
             print_put_outcome(&store, store.put(&record)?);
@@ -126,6 +87,55 @@ fn keep(config: &Config, command: &BaselineCommand) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// `baseline fetch`: the remote's branch merged into the local one.
+fn fetch(store: &BaselineStore, remote: &str) -> Result<()> {
+    match store.fetch(remote)? {
+        FetchOutcome::NothingToFetch => {
+            println!(
+                "{remote} has no {} branch: nothing to fetch",
+                store.branch()
+            )
+        }
+        FetchOutcome::UpToDate => println!("{} is up to date with {remote}", store.branch()),
+        FetchOutcome::FastForwarded { store_commit } => {
+            println!("{} fast-forwarded to {store_commit}", store.branch())
+        }
+        FetchOutcome::Merged {
+            store_commit,
+            replaced_by_remote,
+        } => {
+            println!("{} merged with {remote} at {store_commit}", store.branch());
+            for path in replaced_by_remote {
+                println!("  {path}: {remote}'s record kept");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `baseline push`: the local branch pushed, merged and retried when another push won.
+fn push(store: &BaselineStore, remote: &str) -> Result<()> {
+    let outcome = store.push(remote)?;
+    match outcome.result {
+        PushResult::Pushed { store_commit } => println!(
+            "pushed {} to {remote} at {store_commit} ({} attempt{})",
+            store.branch(),
+            outcome.attempts,
+            if outcome.attempts == 1 { "" } else { "s" }
+        ),
+        PushResult::AlreadyUpToDate => {
+            println!("{remote} already has {}", store.branch())
+        }
+        PushResult::NothingToPush => {
+            println!("no local {} branch: nothing to push", store.branch())
+        }
+    }
+    for path in outcome.replaced_by_remote {
+        println!("  {path}: {remote}'s record kept");
+    }
+    Ok(())
 }
 
 /// `cargo xtask perf baseline record <rev>`: measures `rev` (in the work tree when it is the
