@@ -286,6 +286,63 @@ mod tests {
         assert!(text.contains("moved up to 30.8%"), "{text}");
     }
 
+    /// Four A/A runs: an I/O count that alarms, an instruction count that moves within its
+    /// threshold, a plan that took two shapes, wall time that moved, and a steady count.
+    fn calibration_fixture() -> Calibration {
+        use MetricKind::{Deterministic, Statistical};
+        let plan = |shape: &str| Metric {
+            name: "plans/due_cards_first_page".to_owned(),
+            suite: Suite::Plans,
+            unit: Unit::Nodes,
+            kind: MetricKind::Categorical,
+            value: 4.0,
+            interval: None,
+            samples: Vec::new(),
+            shape: Some(shape.to_owned()),
+        };
+        let index = "Limit(Index Scan[review_cards_user_due on review_cards])";
+        let sort = "Limit(Sort(Seq Scan[review_cards]))";
+        let runs = [
+            (10.0, 1000.0, 100.0, index),
+            (11.0, 1004.0, 112.5, index),
+            (11.0, 1000.0, 95.0, sort),
+            (11.0, 1002.0, 101.0, index),
+        ];
+        let records: Vec<RunRecord> = runs
+            .iter()
+            .map(|&(io, instructions, wall, shape)| {
+                let mut record = record(&[
+                    ("io/due_cards/sql_statements", Deterministic, io),
+                    ("io/word_by_id/sql_statements", Deterministic, 1.0),
+                    (
+                        "instructions/cache/decode/word",
+                        Deterministic,
+                        instructions,
+                    ),
+                    ("wall_time/query/due_cards", Statistical, wall),
+                ]);
+                record.metrics.push(plan(shape));
+                record
+            })
+            .collect();
+        let thresholds: Thresholds =
+            toml::from_str("instructions_pct = 1.0\nio_counts_pct = 0.0").expect("thresholds");
+        summarize(&records, &thresholds)
+    }
+
+    /// What `perf calibrate` prints, pinned.
+    #[test]
+    fn rendered_calibration_snapshot() {
+        insta::assert_snapshot!(render_calibration(&calibration_fixture()));
+    }
+
+    /// `calibration.json` as `perf calibrate` writes it (`serde_json::to_vec_pretty`), pinned.
+    #[test]
+    fn calibration_json_snapshot() {
+        let json = serde_json::to_vec_pretty(&calibration_fixture()).expect("serializes");
+        insta::assert_snapshot!(String::from_utf8(json).expect("UTF-8"));
+    }
+
     #[test]
     fn identical_runs_give_no_false_alarm() {
         let same = || record(&[("io/a/sql_statements", MetricKind::Deterministic, 10.0)]);

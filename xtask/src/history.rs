@@ -347,6 +347,71 @@ mod tests {
         assert_eq!((shift.records_before, shift.records_after), (6, 7));
     }
 
+    /// 24 records: an instruction count that creeps up twice, an I/O count that drops, wall
+    /// time that shifts, a flat count, and a plan whose shape changes once.
+    fn history_fixture() -> Vec<(RunRecord, String)> {
+        (0..24_i32)
+            .map(|i| {
+                let mut wall = count(
+                    "wall_time/query/due_cards",
+                    if i < 12 { 250_000.0 } else { 275_500.5 },
+                );
+                wall.suite = Suite::WallTime;
+                wall.unit = Unit::Nanoseconds;
+                wall.kind = MetricKind::Statistical;
+                let mut io = count(
+                    "io/due_cards/sql_statements",
+                    if i < 16 { 31.0 } else { 30.0 },
+                );
+                io.suite = Suite::IoCounts;
+                io.unit = Unit::Statements;
+                let commit = format!("{:02x}{}", 0xa0 + i, "3f9c2a7d".repeat(5))[..40].to_owned();
+                let metrics = vec![
+                    count(
+                        "instructions/cache/decode/word",
+                        (2_400.0 * 1.008_f64.powi(i / 8)).round(),
+                    ),
+                    count("instructions/sm2/schedule", 5_000.0),
+                    io,
+                    wall,
+                    plan(if i < 20 {
+                        "Limit(Index Scan[review_cards_user_due on review_cards])"
+                    } else {
+                        "Limit(Sort(Seq Scan[review_cards]))"
+                    }),
+                ];
+                (test_record(&commit, metrics), format!("commit {i}"))
+            })
+            .collect()
+    }
+
+    /// What `perf history` prints, pinned: the source, what was left out, every shift
+    /// (largest first) and the plan shape change.
+    #[test]
+    fn rendered_history_snapshot() {
+        let records = history_fixture();
+        let options = ChangePointOptions::default();
+        let findings = find_shifts(&records, None, &options);
+        let source = format!(
+            "the last 26 first-parent commits of main ({}), machine class linux-x86_64-2c-0000abcd, on perf-baselines",
+            &records.last().unwrap().0.commit[..12]
+        );
+        let left_out = [
+            "9e1f00c4b2d7: measured differently from the newest record (rustc: base \"rustc 1.94.0\", head \"rustc 1.95.0\")"
+                .to_owned(),
+        ];
+        insta::assert_snapshot!(render_history(&findings, &source, &options, &left_out));
+    }
+
+    /// Too few records for a shift, a filter that selects one metric, and no shift.
+    #[test]
+    fn rendered_short_history_snapshot() {
+        let records: Vec<_> = history_fixture().into_iter().take(3).collect();
+        let options = ChangePointOptions::default();
+        let findings = find_shifts(&records, Some("io/"), &options);
+        insta::assert_snapshot!(render_history(&findings, "main", &options, &[]));
+    }
+
     #[test]
     fn plan_shape_changes_are_listed_where_they_happen() {
         let records: Vec<_> = (0..4)

@@ -936,6 +936,103 @@ mod tests {
         assert!(page.len() < full.len());
     }
 
+    /// The whole page, pinned: a regression and an improvement with their history plots and
+    /// change points, wall-time samples of both sides, the other rows folded by suite, a
+    /// broken and a kept budget, notes, the machine and the time (fixed values only).
+    #[test]
+    fn page_snapshot() {
+        let base = record(
+            "1111111111111111111111111111111111111111",
+            vec![
+                wall("wall_time/query/due_cards", 256_000.0),
+                wall("wall_time/cache/l1_hit", 40.0),
+                count("io/due_cards/sql_statements", 30.0),
+                count("io/dashboard_cold/sql_statements", 12.0),
+                count("io/word_by_id/sql_statements", 1.0),
+            ],
+        );
+        let mut head = record(
+            "2222222222222222222222222222222222222222",
+            vec![
+                wall("wall_time/query/due_cards", 259_000.0),
+                wall("wall_time/cache/l1_hit", 40.0),
+                count("io/due_cards/sql_statements", 31.0),
+                count("io/dashboard_cold/sql_statements", 10.0),
+                count("io/word_by_id/sql_statements", 1.0),
+            ],
+        );
+        head.phases = vec![
+            crate::record::Phase {
+                name: "head: build".to_owned(),
+                seconds: 42.5,
+            },
+            crate::record::Phase {
+                name: "head: measure".to_owned(),
+                seconds: 97.25,
+            },
+        ];
+        head.notes
+            .push("server resources were not measured: external servers".to_owned());
+        // 12 commits of the target branch: each count steps once, after the sixth.
+        let history_records: Vec<RunRecord> = (0..12)
+            .map(|i| {
+                let late = i >= 6;
+                record(
+                    &format!("{:02x}{}", 0xa0 + i, "5e6c1b94".repeat(5))[..40],
+                    vec![
+                        count(
+                            "io/due_cards/sql_statements",
+                            if late { 31.0 } else { 30.0 },
+                        ),
+                        count(
+                            "io/dashboard_cold/sql_statements",
+                            if late { 12.0 } else { 14.0 },
+                        ),
+                        count("io/word_by_id/sql_statements", 1.0),
+                    ],
+                )
+            })
+            .collect();
+        let history = history_series(&history_records, &ChangePointOptions::default());
+        let budgets = crate::compare::check_budgets(
+            &head,
+            &[
+                crate::config::Budget {
+                    metric: "io/word_by_id/sql_statements".to_owned(),
+                    max: Some(0.0),
+                    min: None,
+                },
+                crate::config::Budget {
+                    metric: "io/dashboard_cold/sql_statements".to_owned(),
+                    max: Some(20.0),
+                    min: None,
+                },
+            ],
+            false,
+        );
+        let comparison = compare(&base, &head, &Thresholds::default());
+        let report = Report {
+            head: &head,
+            baseline: BaselineDisclosure::Used {
+                commit: "1111111111111111111111111111111111111111".to_owned(),
+                how_chosen: "merge-base of HEAD and refs/heads/main".to_owned(),
+                source: "measured in a git worktree in this run".to_owned(),
+                passed_over: vec!["no stored record in target/perf/runs".to_owned()],
+            },
+            comparison: Some(&comparison),
+            budgets: &budgets,
+            record_path: Some(
+                "target/perf/runs/2222222222222222222222222222222222222222.json".to_owned(),
+            ),
+        };
+        let page = html(&report, Some(&base), &history);
+        assert!(page.contains("Regressions (1)"), "{page}");
+        assert!(page.contains("Improvements (1)"), "{page}");
+        assert!(page.contains("class=\"change-point\""), "{page}");
+        assert!(page.contains("samples, base and head"), "{page}");
+        insta::assert_snapshot!(page);
+    }
+
     #[test]
     fn without_a_comparison_every_head_metric_is_listed() {
         let (_, head) = fixture();

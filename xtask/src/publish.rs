@@ -1354,6 +1354,80 @@ mod tests {
         assert!(error.to_string().contains(RETRY_BASE_ENV), "{error}");
     }
 
+    /// `report.md` as `perf` renders it: `regressions` counts that grew, `improvements`
+    /// that shrank and `unchanged` that stayed, on fixed commits.
+    fn report_markdown(regressions: usize, improvements: usize, unchanged: usize) -> String {
+        use crate::record::{Metric, MetricKind, Suite, Unit, test_record};
+        let metric = |i: usize, value: f64| Metric {
+            name: format!("io/scenario_{i:04}/sql_statements"),
+            suite: Suite::IoCounts,
+            unit: Unit::Statements,
+            kind: MetricKind::Deterministic,
+            value,
+            interval: None,
+            samples: Vec::new(),
+            shape: None,
+        };
+        let all = regressions + improvements + unchanged;
+        let base = test_record(
+            "1111111111111111111111111111111111111111",
+            (0..all).map(|i| metric(i, 100.0)).collect(),
+        );
+        let head = test_record(
+            "2222222222222222222222222222222222222222",
+            (0..all)
+                .map(|i| {
+                    let value = if i < regressions {
+                        101.0
+                    } else if i < regressions + improvements {
+                        90.0
+                    } else {
+                        100.0
+                    };
+                    metric(i, value)
+                })
+                .collect(),
+        );
+        let comparison = crate::compare::compare(&base, &head, &Default::default());
+        render::markdown(&render::Report {
+            head: &head,
+            baseline: render::BaselineDisclosure::Used {
+                commit: base.commit.clone(),
+                how_chosen: "merge-base of HEAD and refs/heads/main".to_owned(),
+                source: "stored record on perf-baselines".to_owned(),
+                passed_over: Vec::new(),
+            },
+            comparison: Some(&comparison),
+            budgets: &[],
+            record_path: None,
+        })
+    }
+
+    /// The sticky comment's body for a report that fits: the marker, then `report.md` as is.
+    #[test]
+    fn comment_body_snapshot() {
+        let markdown = report_markdown(1, 1, 2);
+        let body = comment_body(&markdown);
+        assert_eq!(body, format!("{STICKY_MARKER}\n{markdown}"));
+        insta::assert_snapshot!(body);
+    }
+
+    /// The body for a report over GitHub's limit: the marker, the headline, every
+    /// regression, as many other rows as fit, and lines counting the rows left out.
+    #[test]
+    fn oversize_comment_body_snapshot() {
+        let markdown = report_markdown(20, 600, 900);
+        assert!(
+            markdown.len() > GITHUB_COMMENT_MAX_CHARS,
+            "{}",
+            markdown.len()
+        );
+        let body = comment_body(&markdown);
+        assert!(body.len() <= GITHUB_COMMENT_MAX_CHARS, "{}", body.len());
+        assert!(body.contains("row(s) of this table left out"), "{body}");
+        insta::assert_snapshot!(body);
+    }
+
     #[test]
     fn the_comment_body_starts_with_the_marker_once_and_fits() {
         let body = comment_body("## Performance: No regression\n");
