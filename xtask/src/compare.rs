@@ -1320,31 +1320,16 @@ mod tests {
     }
 
     fn record(metrics: Vec<Metric>) -> RunRecord {
-        serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "commit": "c", "dirty": false, "branch": null,
-            "created_at": "2026-01-01T00:00:00Z", "profile": "quick",
-            "environment": environment("15.1", "7.0.1"),
-            "phases": [], "metrics": metrics,
-        }))
-        .unwrap()
-    }
-
-    fn environment(postgres: &str, redis: &str) -> serde_json::Value {
-        serde_json::json!({
-            "machine_class": "linux-x86_64-2c", "cpu_model": "cpu", "cores": 2, "os": "linux",
-            "rustc": "rustc 1.95.0", "valgrind": "valgrind-3.19.0", "gungraun_runner": null,
-            "services": {
-                "mode": "native", "reason": "", "postgres_version": postgres,
-                "redis_version": redis, "postgres_image": null, "redis_image": null
-            },
-            "config_hash": "abcd",
-        })
+        record::test_record("c", metrics)
     }
 
     #[test]
     fn fingerprints_compare_major_versions_only() {
         let env = |pg: &str, redis: &str| -> Environment {
-            serde_json::from_value(environment(pg, redis)).unwrap()
+            record::TestRecord::new("c")
+                .server_versions(pg, redis)
+                .build()
+                .environment
         };
         assert!(
             fingerprint_mismatches(&env("15.1 (Debian)", "7.0.1"), &env("15.18", "7.2.4"))

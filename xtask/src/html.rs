@@ -701,29 +701,9 @@ mod tests {
     use super::*;
     use crate::compare::compare;
     use crate::config::Thresholds;
-    use crate::record::{Metric, Suite};
+    use crate::record::{Metric, Suite, test_record as record};
 
     const HOSTILE: &str = "<script>alert(1)</script>";
-
-    fn record(commit: &str, metrics: Vec<Metric>) -> RunRecord {
-        serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "commit": commit, "dirty": false, "branch": "main",
-            "created_at": "2026-01-01T00:00:00Z", "profile": "quick",
-            "environment": {
-                "machine_class": "linux-x86_64-2c-0000abcd", "cpu_model": "cpu", "cores": 2,
-                "os": "linux x86_64", "rustc": "rustc 1.95.0", "valgrind": "valgrind-3.19.0",
-                "gungraun_runner": "gungraun-runner 0.20.0",
-                "services": {
-                    "mode": "native", "reason": "--services native",
-                    "postgres_version": "15.18", "redis_version": "7.0.15",
-                    "postgres_image": null, "redis_image": null
-                },
-                "config_hash": "0123456789abcdef"
-            },
-            "phases": [], "metrics": metrics,
-        }))
-        .expect("a valid record")
-    }
 
     fn wall(name: &str, center: f64) -> Metric {
         let samples: Vec<f64> = (0..20)

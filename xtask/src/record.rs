@@ -469,25 +469,85 @@ pub fn json_schema() -> serde_json::Value {
     schema
 }
 
-/// A record of `commit` on a fixed environment, holding `metrics`: for unit tests that need
-/// records and care only about their metrics (those of `history`, `calibrate` and `bmf`).
+/// A record for tests, on a fixed environment (a 2-core Linux machine of class
+/// `linux-x86_64-2c-0000abcd`, rustc 1.95.0, valgrind, native Postgres 15.18 and Redis 7.0.15),
+/// made on 2026-01-01 on `main` with the quick profile, clean, without phases or metrics unless
+/// told: the one fixture of xtask's unit tests. Fields it has no setter for are public on the
+/// [`RunRecord`] it builds.
+#[cfg(test)]
+pub(crate) struct TestRecord(RunRecord);
+
+#[cfg(test)]
+impl TestRecord {
+    pub(crate) fn new(commit: &str) -> Self {
+        Self(RunRecord {
+            schema_version: SCHEMA_VERSION,
+            commit: commit.to_owned(),
+            dirty: false,
+            branch: Some("main".to_owned()),
+            created_at: DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+                .expect("a date")
+                .with_timezone(&Utc),
+            profile: Profile::Quick,
+            environment: Environment {
+                machine_class: "linux-x86_64-2c-0000abcd".to_owned(),
+                cpu_model: "cpu".to_owned(),
+                cores: 2,
+                os: "linux x86_64".to_owned(),
+                rustc: "rustc 1.95.0".to_owned(),
+                valgrind: Some("valgrind-3.19.0".to_owned()),
+                gungraun_runner: Some("gungraun-runner 0.20.0".to_owned()),
+                services: ServicesDescription {
+                    mode: ServicesMode::Native,
+                    reason: "--services native".to_owned(),
+                    postgres_version: "15.18".to_owned(),
+                    redis_version: "7.0.15".to_owned(),
+                    postgres_image: None,
+                    redis_image: None,
+                },
+                config_hash: "0123456789abcdef".to_owned(),
+            },
+            phases: Vec::new(),
+            metrics: Vec::new(),
+            notes: Vec::new(),
+            acceptance: None,
+        })
+    }
+
+    pub(crate) fn machine_class(mut self, machine_class: &str) -> Self {
+        machine_class.clone_into(&mut self.0.environment.machine_class);
+        self
+    }
+
+    /// `created_at` in RFC 3339, e.g. `2026-01-02T00:00:00Z`.
+    pub(crate) fn created_at(mut self, created_at: &str) -> Self {
+        self.0.created_at = DateTime::parse_from_rfc3339(created_at)
+            .expect("an RFC 3339 date")
+            .with_timezone(&Utc);
+        self
+    }
+
+    /// The servers' versions, as `SHOW server_version` and `INFO server` give them.
+    pub(crate) fn server_versions(mut self, postgres: &str, redis: &str) -> Self {
+        postgres.clone_into(&mut self.0.environment.services.postgres_version);
+        redis.clone_into(&mut self.0.environment.services.redis_version);
+        self
+    }
+
+    pub(crate) fn metrics(mut self, metrics: Vec<Metric>) -> Self {
+        self.0.metrics = metrics;
+        self
+    }
+
+    pub(crate) fn build(self) -> RunRecord {
+        self.0
+    }
+}
+
+/// [`TestRecord`] of `commit` holding `metrics`: for tests that care only about the metrics.
 #[cfg(test)]
 pub(crate) fn test_record(commit: &str, metrics: Vec<Metric>) -> RunRecord {
-    let mut record: RunRecord = serde_json::from_value(serde_json::json!({
-        "schema_version": SCHEMA_VERSION, "commit": commit, "dirty": false,
-        "branch": "main", "created_at": "2026-11-01T00:00:00Z", "profile": "quick",
-        "environment": {
-            "machine_class": "c", "cpu_model": "cpu", "cores": 2, "os": "linux",
-            "rustc": "rustc", "valgrind": null, "gungraun_runner": null,
-            "services": { "mode": "native", "reason": "", "postgres_version": "15",
-                          "redis_version": "7", "postgres_image": null, "redis_image": null },
-            "config_hash": "h"
-        },
-        "phases": [], "metrics": []
-    }))
-    .expect("a test record");
-    record.metrics = metrics;
-    record
+    TestRecord::new(commit).metrics(metrics).build()
 }
 
 #[cfg(test)]

@@ -298,6 +298,7 @@ mod tests {
     use super::*;
     use crate::fingerprint;
     use crate::flags::{Command as XtaskCommand, Xtask};
+    use crate::record::TestRecord;
 
     fn git(dir: &Path, args: &[&str]) -> String {
         let output = Command::new("git")
@@ -332,23 +333,7 @@ mod tests {
     }
 
     fn record_of(commit: &str, machine_class: &str) -> RunRecord {
-        serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "commit": commit, "dirty": false, "branch": "main",
-            "created_at": "2026-11-01T00:00:00Z", "profile": "quick",
-            "environment": {
-                "machine_class": machine_class, "cpu_model": "cpu", "cores": 2,
-                "os": "linux", "rustc": "rustc", "valgrind": null, "gungraun_runner": null,
-                "services": {
-                    "mode": "native", "reason": "--services native",
-                    "postgres_version": "15.18", "redis_version": "7.0.15",
-                    "postgres_image": null, "redis_image": null
-                },
-                "config_hash": "0123456789abcdef"
-            },
-            "phases": [],
-            "metrics": [],
-        }))
-        .unwrap()
+        TestRecord::new(commit).machine_class(machine_class).build()
     }
 
     /// The base `cargo xtask perf <args>` would choose in `dir`.

@@ -11,6 +11,7 @@ use tempfile::TempDir;
 
 use super::sync::merge_files;
 use super::*;
+use crate::record::{Metric, MetricKind, Suite, TestRecord, Unit};
 
 const REF: &str = "refs/heads/perf-baselines";
 
@@ -28,25 +29,21 @@ fn record(machine_class: &str, n: u32) -> RunRecord {
 }
 
 fn record_created(machine_class: &str, n: u32, created_at: &str) -> RunRecord {
-    serde_json::from_value(serde_json::json!({
-        "schema_version": 1, "commit": sha(n), "dirty": false, "branch": "main",
-        "created_at": created_at, "profile": "quick",
-        "environment": {
-            "machine_class": machine_class, "cpu_model": "cpu", "cores": 2,
-            "os": "linux x86_64", "rustc": "rustc 1.95.0", "valgrind": null,
-            "gungraun_runner": null,
-            "services": {
-                "mode": "native", "reason": "--services native",
-                "postgres_version": "15.18", "redis_version": "7.0.15",
-                "postgres_image": null, "redis_image": null
-            },
-            "config_hash": "0123456789abcdef"
-        },
-        "phases": [],
-        "metrics": [{ "name": "io/due_cards/sql_statements", "suite": "io_counts",
-                      "unit": "statements", "kind": "deterministic", "value": 30.0 }],
-    }))
-    .expect("a valid record")
+    let metric = Metric {
+        name: "io/due_cards/sql_statements".to_owned(),
+        suite: Suite::IoCounts,
+        unit: Unit::Statements,
+        kind: MetricKind::Deterministic,
+        value: 30.0,
+        interval: None,
+        samples: Vec::new(),
+        shape: None,
+    };
+    TestRecord::new(&sha(n))
+        .machine_class(machine_class)
+        .created_at(created_at)
+        .metrics(vec![metric])
+        .build()
 }
 
 /// A project checkout: a non-bare repository with one committed file on its branch.
