@@ -10,6 +10,47 @@ use std::fmt::Write as _;
 use crate::record::{MetricKind, RunRecord, Unit};
 use crate::stats::{self, ChangePointOptions};
 
+/// One metric's values along the target branch, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistorySeries {
+    pub metric: String,
+    /// (short commit, value) of each record that has the metric.
+    pub points: Vec<(String, f64)>,
+    /// Indices into `points` of the first value after each persistent shift.
+    pub change_points: Vec<usize>,
+}
+
+/// The history of every numeric metric in `records` (oldest first), with its change points
+/// (`stats::change_points`). A record without a metric is left out of that metric's points.
+pub fn history_series(records: &[RunRecord], options: &ChangePointOptions) -> Vec<HistorySeries> {
+    let mut series: BTreeMap<&str, Vec<(String, f64)>> = BTreeMap::new();
+    for record in records {
+        for metric in &record.metrics {
+            if metric.kind == MetricKind::Categorical || !metric.value.is_finite() {
+                continue;
+            }
+            series.entry(&metric.name).or_default().push((
+                crate::render::short_sha(&record.commit).to_owned(),
+                metric.value,
+            ));
+        }
+    }
+    series
+        .into_iter()
+        .map(|(metric, points)| {
+            let values: Vec<f64> = points.iter().map(|(_, value)| *value).collect();
+            HistorySeries {
+                metric: metric.to_owned(),
+                change_points: stats::change_points(&values, options)
+                    .into_iter()
+                    .map(|change| change.index)
+                    .collect(),
+                points,
+            }
+        })
+        .collect()
+}
+
 /// A commit of the history that has a record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {

@@ -7,60 +7,18 @@
 //! and this run's head value. At most [`MAX_PLOTS`] plots are drawn, regressions first; the
 //! page says how many were left out. Every text from outside is escaped ([`escape_html`]).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use crate::compare::{MetricComparison, Verdict};
+use crate::history::HistorySeries;
 use crate::record::{MetricKind, RunRecord, Unit};
 use crate::render::{self, BaselineDisclosure, Report};
-use crate::stats::{self, ChangePointOptions};
 
 /// How many plots a page holds at most, so that the file stays small.
 pub const MAX_PLOTS: usize = 40;
-
-/// One metric's values along the target branch, oldest first.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistorySeries {
-    pub metric: String,
-    /// (short commit, value) of each record that has the metric.
-    pub points: Vec<(String, f64)>,
-    /// Indices into `points` of the first value after each persistent shift.
-    pub change_points: Vec<usize>,
-}
-
-/// The history of every numeric metric in `records` (oldest first), with its change points
-/// (`stats::change_points`). A record without a metric is left out of that metric's points.
-pub fn history_series(records: &[RunRecord], options: &ChangePointOptions) -> Vec<HistorySeries> {
-    let mut series: BTreeMap<&str, Vec<(String, f64)>> = BTreeMap::new();
-    for record in records {
-        for metric in &record.metrics {
-            if metric.kind == MetricKind::Categorical || !metric.value.is_finite() {
-                continue;
-            }
-            series
-                .entry(&metric.name)
-                .or_default()
-                .push((render::short_sha(&record.commit).to_owned(), metric.value));
-        }
-    }
-    series
-        .into_iter()
-        .map(|(metric, points)| {
-            let values: Vec<f64> = points.iter().map(|(_, value)| *value).collect();
-            HistorySeries {
-                metric: metric.to_owned(),
-                change_points: stats::change_points(&values, options)
-                    .into_iter()
-                    .map(|change| change.index)
-                    .collect(),
-                points,
-            }
-        })
-        .collect()
-}
 
 /// `text` safe inside HTML element content and quoted attribute values.
 pub fn escape_html(text: &str) -> String {
@@ -701,7 +659,9 @@ mod tests {
     use super::*;
     use crate::compare::compare;
     use crate::config::Thresholds;
+    use crate::history::history_series;
     use crate::record::{Metric, Suite, test_record as record};
+    use crate::stats::ChangePointOptions;
 
     const HOSTILE: &str = "<script>alert(1)</script>";
 

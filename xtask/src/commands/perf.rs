@@ -147,7 +147,7 @@ fn judge_and_report(
         budgets: judgement.budgets,
         record_path: Some(record_path.display().to_string()),
         base: base.record,
-        history: crate::html::history_series(&history.records, &Default::default()),
+        history: crate::history::history_series(&history.records, &Default::default()),
     };
     report::write_all(&report, &layout.out_dir)?;
     progress.finish();

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::compare::{BudgetCheck, Comparison};
-use crate::html::HistorySeries;
+use crate::history::HistorySeries;
 use crate::record::{self, RunRecord};
 use crate::render::{self, BaselineDisclosure, Report};
 
