@@ -118,43 +118,7 @@ pub fn render_calibration(calibration: &Calibration) -> String {
         if comparisons == 1 { "" } else { "s" },
         calibration.metrics.len()
     );
-    let alarmed: Vec<&MetricCalibration> = calibration
-        .metrics
-        .iter()
-        .filter(|m| m.false_alarms > 0)
-        .collect();
-    if alarmed.is_empty() {
-        let _ = writeln!(
-            out,
-            "no false alarm: 0 of {} judgements",
-            calibration.comparisons()
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "{} false alarm{} in {} judgements:",
-            calibration.false_alarms(),
-            if calibration.false_alarms() == 1 {
-                ""
-            } else {
-                "s"
-            },
-            calibration.comparisons()
-        );
-        for metric in &alarmed {
-            let _ = writeln!(
-                out,
-                "  {}  {}/{} comparisons ({:.0}%), moved up to {:.3}%  fix: a per-benchmark threshold above that, `\"{}\" = {:.2}` under [workspace.metadata.perf.thresholds.metrics]",
-                metric.name,
-                metric.false_alarms,
-                metric.comparisons,
-                100.0 * metric.false_alarms as f64 / metric.comparisons.max(1) as f64,
-                metric.max_change_pct,
-                metric.name,
-                (metric.max_change_pct * 1.5).max(0.01),
-            );
-        }
-    }
+    false_alarm_lines(&mut out, calibration);
     let moved: Vec<&MetricCalibration> = calibration
         .metrics
         .iter()
@@ -198,6 +162,48 @@ pub fn render_calibration(calibration: &Calibration) -> String {
         );
     }
     out
+}
+
+/// The false alarms, per metric with the per-benchmark threshold that would quiet it, or the
+/// line saying there were none.
+fn false_alarm_lines(out: &mut String, calibration: &Calibration) {
+    let alarmed: Vec<&MetricCalibration> = calibration
+        .metrics
+        .iter()
+        .filter(|m| m.false_alarms > 0)
+        .collect();
+    if alarmed.is_empty() {
+        let _ = writeln!(
+            out,
+            "no false alarm: 0 of {} judgements",
+            calibration.comparisons()
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{} false alarm{} in {} judgements:",
+            calibration.false_alarms(),
+            if calibration.false_alarms() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            calibration.comparisons()
+        );
+        for metric in &alarmed {
+            let _ = writeln!(
+                out,
+                "  {}  {}/{} comparisons ({:.0}%), moved up to {:.3}%  fix: a per-benchmark threshold above that, `\"{}\" = {:.2}` under [workspace.metadata.perf.thresholds.metrics]",
+                metric.name,
+                metric.false_alarms,
+                metric.comparisons,
+                100.0 * metric.false_alarms as f64 / metric.comparisons.max(1) as f64,
+                metric.max_change_pct,
+                metric.name,
+                (metric.max_change_pct * 1.5).max(0.01),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -102,12 +102,6 @@ pub fn find_shifts(
     metric_filter: Option<&str>,
     options: &ChangePointOptions,
 ) -> HistoryFindings {
-    struct Series {
-        unit: Unit,
-        kind: MetricKind,
-        values: Vec<f64>,
-        shapes: Vec<Option<String>>,
-    }
     let mut series: BTreeMap<&str, Series> = BTreeMap::new();
     for (index, (record, _)) in records.iter().enumerate() {
         for metric in &record.metrics {
@@ -138,47 +132,77 @@ pub fn find_shifts(
     };
     for (name, series) in series {
         if series.kind == MetricKind::Categorical {
-            let mut previous: Option<&String> = None;
-            for (index, shape) in series.shapes.iter().enumerate() {
-                let Some(shape) = shape else { continue };
-                if let Some(before) = previous.filter(|before| *before != shape) {
-                    findings.shape_changes.push(ShapeChange {
-                        metric: name.to_owned(),
-                        at: points[index].clone(),
-                        before: before.clone(),
-                        after: shape.clone(),
-                    });
-                }
-                previous = Some(shape);
-            }
-            continue;
-        }
-        let changes = stats::change_points(&series.values, options);
-        let present: Vec<usize> = (0..series.values.len())
-            .filter(|&i| series.values[i].is_finite())
-            .collect();
-        let mut segment_start = present.first().copied().unwrap_or(0);
-        for (number, change) in changes.iter().enumerate() {
-            let segment_end = changes
-                .get(number + 1)
-                .map_or(series.values.len(), |next| next.index);
-            let count =
-                |from: usize, to: usize| present.iter().filter(|&&i| i >= from && i < to).count();
-            findings.shifts.push(Shift {
-                metric: name.to_owned(),
-                unit: series.unit,
-                kind: series.kind,
-                at: points[change.index].clone(),
-                median_before: change.median_before,
-                median_after: change.median_after,
-                change_pct: change.change_pct,
-                records_before: count(segment_start, change.index),
-                records_after: count(change.index, segment_end),
-            });
-            segment_start = change.index;
+            findings
+                .shape_changes
+                .extend(shape_changes(name, &series, &points));
+        } else {
+            findings
+                .shifts
+                .extend(shifts(name, &series, &points, options));
         }
     }
     findings
+}
+
+/// One metric along the records: its value (NaN where a record lacks it) and plan shape.
+struct Series {
+    unit: Unit,
+    kind: MetricKind,
+    values: Vec<f64>,
+    shapes: Vec<Option<String>>,
+}
+
+/// Every change of a plan's shape between consecutive records that have it.
+fn shape_changes(name: &str, series: &Series, points: &[Point]) -> Vec<ShapeChange> {
+    let mut changes = Vec::new();
+    let mut previous: Option<&String> = None;
+    for (index, shape) in series.shapes.iter().enumerate() {
+        let Some(shape) = shape else { continue };
+        if let Some(before) = previous.filter(|before| *before != shape) {
+            changes.push(ShapeChange {
+                metric: name.to_owned(),
+                at: points[index].clone(),
+                before: before.clone(),
+                after: shape.clone(),
+            });
+        }
+        previous = Some(shape);
+    }
+    changes
+}
+
+/// The persistent shifts of a numeric series, with how many records lie on each side.
+fn shifts(
+    name: &str,
+    series: &Series,
+    points: &[Point],
+    options: &ChangePointOptions,
+) -> Vec<Shift> {
+    let changes = stats::change_points(&series.values, options);
+    let present: Vec<usize> = (0..series.values.len())
+        .filter(|&i| series.values[i].is_finite())
+        .collect();
+    let count = |from: usize, to: usize| present.iter().filter(|&&i| i >= from && i < to).count();
+    let mut segment_start = present.first().copied().unwrap_or(0);
+    let mut shifts = Vec::new();
+    for (number, change) in changes.iter().enumerate() {
+        let segment_end = changes
+            .get(number + 1)
+            .map_or(series.values.len(), |next| next.index);
+        shifts.push(Shift {
+            metric: name.to_owned(),
+            unit: series.unit,
+            kind: series.kind,
+            at: points[change.index].clone(),
+            median_before: change.median_before,
+            median_after: change.median_after,
+            change_pct: change.change_pct,
+            records_before: count(segment_start, change.index),
+            records_after: count(change.index, segment_end),
+        });
+        segment_start = change.index;
+    }
+    shifts
 }
 
 /// The findings as text for a terminal: where the history comes from, then every shift
@@ -215,6 +239,22 @@ pub fn render_history(
             options.min_segment_len.max(1)
         );
     }
+    shift_lines(&mut out, findings, options);
+    for change in &findings.shape_changes {
+        let _ = writeln!(
+            out,
+            "plan shape of {} changed at {}:\n    before: {}\n    after:  {}",
+            change.metric,
+            describe_point(&change.at),
+            change.before,
+            change.after
+        );
+    }
+    out
+}
+
+/// The persistent shifts, largest first, or the line saying there were none.
+fn shift_lines(out: &mut String, findings: &HistoryFindings, options: &ChangePointOptions) {
     let mut shifts: Vec<&Shift> = findings.shifts.iter().collect();
     shifts.sort_by(|a, b| {
         b.change_pct
@@ -262,17 +302,6 @@ pub fn render_history(
             );
         }
     }
-    for change in &findings.shape_changes {
-        let _ = writeln!(
-            out,
-            "plan shape of {} changed at {}:\n    before: {}\n    after:  {}",
-            change.metric,
-            describe_point(&change.at),
-            change.before,
-            change.after
-        );
-    }
-    out
 }
 
 fn describe_point(point: &Point) -> String {

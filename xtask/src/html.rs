@@ -76,17 +76,56 @@ pub fn html_with_limit(
     header(&mut out, report);
 
     let rows = sorted_rows(report);
-    let plots = plan_plots(&rows, base, head, history);
-    let mut plots_left = max_plots;
-    let mut plot_rows = |out: &mut String, names: &[&str]| {
-        for plot in plots.iter().filter(|plot| names.contains(&plot.metric())) {
-            if plots_left == 0 {
+    let mut plots = PlotBudget {
+        plots: plan_plots(&rows, base, head, history),
+        left: max_plots,
+    };
+    flagged_sections(&mut out, &rows, &mut plots);
+    if report.comparison.is_some() {
+        other_rows_by_suite(&mut out, &rows, &mut plots);
+    } else {
+        let _ = writeln!(out, "<h2>Measured (nothing to compare with)</h2>");
+        measured_tables(&mut out, head);
+    }
+    let shown = max_plots - plots.left;
+    if plots.plots.len() > shown {
+        let _ = writeln!(
+            out,
+            "<p class=\"meta\">{} plot(s) left out to keep this file small (regressions \
+             are plotted first).</p>",
+            plots.plots.len() - shown
+        );
+    }
+    footer(&mut out, report);
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+/// The plots a page may hold, in the order they are drawn, and how many more it may draw.
+struct PlotBudget<'a> {
+    plots: Vec<Plot<'a>>,
+    left: usize,
+}
+
+impl PlotBudget<'_> {
+    /// Draws the plots of the metrics `names` while the budget lasts.
+    fn draw(&mut self, out: &mut String, names: &[&str]) {
+        for plot in self
+            .plots
+            .iter()
+            .filter(|plot| names.contains(&plot.metric()))
+        {
+            if self.left == 0 {
                 break;
             }
-            plots_left -= 1;
+            self.left -= 1;
             push_plot(out, plot);
         }
-    };
+    }
+}
+
+/// A section per regression, then per improvement: its row, its rule, its plots.
+fn flagged_sections(out: &mut String, rows: &[&MetricComparison], plots: &mut PlotBudget<'_>) {
     for (verdict, title) in [
         (Verdict::Regression, "Regressions"),
         (Verdict::Improvement, "Improvements"),
@@ -108,55 +147,42 @@ pub fn html_with_limit(
                 render::verdict_label(row.verdict),
                 escape_html(&row.name)
             );
-            table(&mut out, &[row], false);
+            table(out, &[row], false);
             let _ = writeln!(out, "<p class=\"rule\">{}</p>", escape_html(&row.rule));
-            plot_rows(&mut out, &[row.name.as_str()]);
+            plots.draw(out, &[row.name.as_str()]);
             let _ = writeln!(out, "</section>");
         }
     }
+}
+
+/// The rows neither regressed nor improved, folded by suite (`<details>`) with their plots.
+fn other_rows_by_suite(out: &mut String, rows: &[&MetricComparison], plots: &mut PlotBudget<'_>) {
     let others: Vec<&MetricComparison> = rows
         .iter()
         .copied()
         .filter(|row| !matches!(row.verdict, Verdict::Regression | Verdict::Improvement))
         .collect();
-    if report.comparison.is_some() {
-        let _ = writeln!(out, "<h2>Other rows, by suite</h2>");
-        for summary in render::suite_summaries(&others) {
-            let moved = match summary.largest_move {
-                Some((row, change)) => format!(
-                    "; largest move <code>{}</code> {}",
-                    escape_html(&row.name),
-                    escape_html(&render::format_change(Some(change)))
-                ),
-                None => "; nothing moved".to_owned(),
-            };
-            let _ = writeln!(
-                out,
-                "<details>\n<summary><b>{}</b>: {}{moved}</summary>",
-                summary.suite,
-                escape_html(&summary.counts)
-            );
-            table(&mut out, &summary.rows, true);
-            let names: Vec<&str> = summary.rows.iter().map(|row| row.name.as_str()).collect();
-            plot_rows(&mut out, &names);
-            let _ = writeln!(out, "</details>");
-        }
-    } else {
-        let _ = writeln!(out, "<h2>Measured (nothing to compare with)</h2>");
-        measured_tables(&mut out, head);
-    }
-    let shown = max_plots - plots_left;
-    if plots.len() > shown {
+    let _ = writeln!(out, "<h2>Other rows, by suite</h2>");
+    for summary in render::suite_summaries(&others) {
+        let moved = match summary.largest_move {
+            Some((row, change)) => format!(
+                "; largest move <code>{}</code> {}",
+                escape_html(&row.name),
+                escape_html(&render::format_change(Some(change)))
+            ),
+            None => "; nothing moved".to_owned(),
+        };
         let _ = writeln!(
             out,
-            "<p class=\"meta\">{} plot(s) left out to keep this file small (regressions \
-             are plotted first).</p>",
-            plots.len() - shown
+            "<details>\n<summary><b>{}</b>: {}{moved}</summary>",
+            summary.suite,
+            escape_html(&summary.counts)
         );
+        table(out, &summary.rows, true);
+        let names: Vec<&str> = summary.rows.iter().map(|row| row.name.as_str()).collect();
+        plots.draw(out, &names);
+        let _ = writeln!(out, "</details>");
     }
-    footer(&mut out, report);
-    out.push_str("</body>\n</html>\n");
-    out
 }
 
 fn verdict_class(verdict: Verdict) -> &'static str {
