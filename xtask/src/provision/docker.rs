@@ -172,13 +172,7 @@ pub(crate) async fn start(
         .unwrap_or(0);
     let session = format!("{}-{nanos}", std::process::id());
     let password = probe::run_password()?;
-    // Loopback when the engine's ports land in this network namespace: an engine on this
-    // machine, and either not inside a container or inside one whose engine runs beside us
-    // (its bridge is ours). A harness in a container using the host's engine socket reaches
-    // the containers through the bridge's gateway, so there the engine's default stays.
-    let loopback = engine_is_local(&engine.host)
-        && (!std::path::Path::new("/.dockerenv").exists()
-            || std::path::Path::new("/sys/class/net/docker0").exists());
+    let loopback = ports_on_loopback(engine);
     progress(&format!(
         "services: container ports published on {}",
         if loopback {
@@ -200,33 +194,15 @@ pub(crate) async fn start(
         "services: starting containers from {} and {}",
         postgres_image.reference, redis_image.reference
     ));
-    // Both run to completion (no cancellation halfway through a create), then errors count.
-    let (pg, rd) = tokio::join!(
-        start_container(
-            Service::Postgres,
-            postgres_image,
-            &session,
-            &password,
-            loopback
-        ),
-        start_container(Service::Redis, redis_image, &session, &password, loopback),
-    );
-    let mut first_error = None;
-    match pg {
-        Ok(c) => {
-            servers.ids.push(c.id().to_owned());
-            servers.postgres = Some(c);
-        }
-        Err(e) => first_error = Some(e),
-    }
-    match rd {
-        Ok(c) => {
-            servers.ids.push(c.id().to_owned());
-            servers.redis = Some(c);
-        }
-        Err(e) => first_error = first_error.or(Some(e)),
-    }
-    if let Some(e) = first_error {
+    if let Err(e) = start_both(
+        &mut servers,
+        postgres_image,
+        redis_image,
+        &password,
+        loopback,
+    )
+    .await
+    {
         // Also removes a container a failed start may have created but not handed back.
         if let Err(cleanup) = servers.teardown().await {
             progress(&format!(
@@ -260,6 +236,55 @@ pub(crate) async fn start(
             Err(e)
         }
     }
+}
+
+/// Whether containers publish their ports on 127.0.0.1 only: when the engine's ports land in
+/// this network namespace (an engine on this machine, and either not inside a container or
+/// inside one whose engine runs beside us: its bridge is ours). A harness in a container using
+/// the host's engine socket reaches the containers through the bridge's gateway, so there the
+/// engine's default stays.
+fn ports_on_loopback(engine: &EngineCheck) -> bool {
+    engine_is_local(&engine.host)
+        && (!std::path::Path::new("/.dockerenv").exists()
+            || std::path::Path::new("/sys/class/net/docker0").exists())
+}
+
+/// Creates and starts both containers, each run to completion (no cancellation halfway through
+/// a create); the first error, after both are done. What started is in `servers`.
+async fn start_both(
+    servers: &mut DockerServers,
+    postgres_image: &ImageChoice,
+    redis_image: &ImageChoice,
+    password: &str,
+    loopback: bool,
+) -> Result<(), ProvisionError> {
+    let session = servers.session.clone();
+    let (pg, rd) = tokio::join!(
+        start_container(
+            Service::Postgres,
+            postgres_image,
+            &session,
+            password,
+            loopback
+        ),
+        start_container(Service::Redis, redis_image, &session, password, loopback),
+    );
+    let mut first_error = None;
+    match pg {
+        Ok(c) => {
+            servers.ids.push(c.id().to_owned());
+            servers.postgres = Some(c);
+        }
+        Err(e) => first_error = Some(e),
+    }
+    match rd {
+        Ok(c) => {
+            servers.ids.push(c.id().to_owned());
+            servers.redis = Some(c);
+        }
+        Err(e) => first_error = first_error.or(Some(e)),
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Waits until both containers answer; the returned `Started` has `Backend::None` for the
