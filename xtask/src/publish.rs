@@ -27,7 +27,7 @@ pub const STICKY_MARKER: &str = "<!-- perf-harness:sticky-comment -->";
 /// The most characters GitHub accepts in the body of an issue or pull request comment.
 pub const GITHUB_COMMENT_MAX_CHARS: usize = 65_536;
 
-/// The report a run writes in its output directory (`perf.rs`).
+/// The report a run writes in its output directory (`pipeline::report`).
 pub const REPORT_FILE: &str = "report.md";
 
 /// The artifact directory, inside the report directory, of a comment that could not be posted.
