@@ -155,7 +155,7 @@ pub(crate) fn percent_encode(s: &str) -> String {
 }
 
 /// A server URL split so the database (path) can be replaced: `prefix` is
-/// `scheme://[userinfo@]host[:port]`, `query` is empty or starts with `?`.
+/// `scheme://[userinfo@]host[:port]`, `query` is empty or starts with `?` (or `#`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct UrlParts {
     pub scheme: String,
@@ -169,59 +169,54 @@ pub(crate) struct UrlParts {
 }
 
 impl UrlParts {
-    pub(crate) fn parse(url: &str) -> Result<UrlParts, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| "no scheme:// at the start".to_owned())?;
-        if scheme.is_empty()
-            || !scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        {
-            return Err(format!("invalid scheme {scheme:?}"));
-        }
-        let (before_query, query) = match rest.find(['?', '#']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let (authority, path) = match before_query.find('/') {
-            Some(i) => (&before_query[..i], &before_query[i + 1..]),
-            None => (before_query, ""),
-        };
-        let (userinfo, hostport) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
-        };
-        let (host, port) = if let Some(stripped) = hostport.strip_prefix('[') {
-            let end = stripped
-                .find(']')
-                .ok_or_else(|| "unclosed [ in host".to_owned())?;
-            let host = &hostport[..end + 2];
-            let after = &stripped[end + 1..];
-            let port = match after.strip_prefix(':') {
-                Some("") => None,
-                Some(p) => Some(p),
-                None if after.is_empty() => None,
-                None => return Err(format!("unexpected {after:?} after the host")),
-            };
-            (host, port)
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) if !p.is_empty() => (h, Some(p)),
-                Some((h, _)) => (h, None),
-                None => (hostport, None),
+    /// Parses `scheme://[userinfo@]host[:port][/path][?query][#fragment]` with the `url` crate
+    /// (WHATWG URL rules: a Postgres or Redis URL has an opaque host, kept as written). The
+    /// error says what is wrong; the caller names the variable and shows an example.
+    pub(crate) fn parse(input: &str) -> Result<UrlParts, String> {
+        let url = url::Url::parse(input).map_err(|error| match error {
+            url::ParseError::RelativeUrlWithoutBase => "no scheme:// at the start".to_owned(),
+            url::ParseError::InvalidPort => {
+                "invalid port: a port is a number from 0 to 65535 (e.g. :5432)".to_owned()
             }
+            url::ParseError::InvalidIpv6Address => {
+                "invalid IPv6 host: write it in brackets, e.g. [::1]".to_owned()
+            }
+            url::ParseError::EmptyHost => {
+                "no host before the port: name the server, e.g. localhost:5432".to_owned()
+            }
+            other => other.to_string(),
+        })?;
+        if !url.has_authority() {
+            return Err("no scheme:// at the start".to_owned());
+        }
+        // `url` lowercases the scheme; keep it as written, so that `POSTGRES://` is named as
+        // written when it is refused.
+        let written = input.trim_start_matches(|c: char| c <= ' ');
+        let scheme = written
+            .get(..url.scheme().len())
+            .filter(|scheme| scheme.eq_ignore_ascii_case(url.scheme()))
+            .unwrap_or(url.scheme());
+        let userinfo = match (url.username(), url.password()) {
+            ("", None) => None,
+            (user, None) => Some(user.to_owned()),
+            (user, Some(password)) => Some(format!("{user}:{password}")),
         };
-        let port = port
-            .map(|p| p.parse::<u16>().map_err(|_| format!("invalid port {p:?}")))
-            .transpose()?;
+        let mut query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
+        if let Some(fragment) = url.fragment() {
+            query.push('#');
+            query.push_str(fragment);
+        }
         Ok(UrlParts {
             scheme: scheme.to_owned(),
-            userinfo: userinfo.map(str::to_owned),
-            host: host.to_owned(),
-            port,
-            path: path.to_owned(),
-            query: query.to_owned(),
+            userinfo,
+            host: url.host_str().unwrap_or_default().to_owned(),
+            port: url.port(),
+            path: url
+                .path()
+                .strip_prefix('/')
+                .unwrap_or(url.path())
+                .to_owned(),
+            query,
         })
     }
 
@@ -327,8 +322,67 @@ mod tests {
         assert_eq!(p.with_path("y"), "postgresql://[::1]/y");
         let p = UrlParts::parse("redis://127.0.0.1:6379").unwrap();
         assert_eq!(p.address(6379), "127.0.0.1:6379");
-        assert!(UrlParts::parse("localhost:5432").is_err());
-        assert!(UrlParts::parse("postgres://h:notaport/db").is_err());
+        assert_eq!(p.with_path("0"), "redis://127.0.0.1:6379/0");
+    }
+
+    #[test]
+    fn url_parts_keep_what_they_do_not_replace() {
+        // A Unix-socket URL: no host, the default address.
+        let p = UrlParts::parse("postgres:///db?host=/var/run/postgresql").unwrap();
+        assert_eq!(p.host, "");
+        assert_eq!(p.address(5432), "localhost:5432");
+        assert_eq!(
+            p.with_path("perf"),
+            "postgres:///perf?host=/var/run/postgresql"
+        );
+        // Host and scheme as written (a Postgres URL's host is opaque, so not lowercased), an
+        // empty port, a user without a password, a query and a fragment.
+        let p = UrlParts::parse("POSTGRES://app@DB.Example:/Main?sslmode=require#x").unwrap();
+        assert_eq!(p.scheme, "POSTGRES");
+        assert_eq!(p.userinfo.as_deref(), Some("app"));
+        assert_eq!(p.address(5432), "DB.Example:5432");
+        assert_eq!(p.path, "Main");
+        assert_eq!(
+            p.with_path("y"),
+            "POSTGRES://app@DB.Example/y?sslmode=require#x"
+        );
+        assert_eq!(
+            p.redacted(),
+            "POSTGRES://app@DB.Example/Main?sslmode=require#x"
+        );
+        // Redis: a password without a user, a database number, a path still encoded.
+        let p = UrlParts::parse("redis://:pw@[::1]:6380/2").unwrap();
+        assert_eq!(p.address(6379), "[::1]:6380");
+        assert_eq!(p.redacted(), "redis://:***@[::1]:6380/2");
+        let p = UrlParts::parse("postgres://h/perf%20run").unwrap();
+        assert_eq!(p.path, "perf%20run");
+        assert_eq!(p.with_path(&p.path), "postgres://h/perf%20run");
+    }
+
+    #[test]
+    fn bad_urls_are_refused_with_what_is_wrong() {
+        for (url, problem) in [
+            ("localhost:5432", "no scheme:// at the start"),
+            ("postgres:/db", "no scheme:// at the start"),
+            ("db.example/main", "no scheme:// at the start"),
+            ("", "no scheme:// at the start"),
+            (
+                "postgres://h:notaport/db",
+                "invalid port: a port is a number",
+            ),
+            ("postgres://h:65536/db", "invalid port: a port is a number"),
+            ("postgres://[::1/db", "invalid IPv6 host"),
+            ("postgres://[::1]x/db", "invalid IPv6 host"),
+            ("postgres://:5432/db", "no host before the port"),
+        ] {
+            let error = UrlParts::parse(url).unwrap_err();
+            assert!(error.starts_with(problem), "{url:?}: {error}");
+        }
+        assert_eq!(
+            redact("postgres://app:s3cret@h:notaport/db"),
+            "<unparsable URL, not shown>",
+            "a password in a URL that does not parse is never shown"
+        );
     }
 
     #[test]
