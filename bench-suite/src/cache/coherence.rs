@@ -34,7 +34,7 @@ use redis::RedisResult;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::l2::{RedisOptions, bounded};
+use super::redis_options::{RedisOptions, bounded};
 
 /// A cache that wants the run's invalidations: its L1 and lookups in flight.
 pub(crate) trait Evictor: Send + Sync {

@@ -35,6 +35,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, IntoConnectionInfo, RedisError, RedisResult, Script};
 
 use super::coherence::{Shared, Subscription};
+use super::redis_options::{RedisOptions, bounded};
 
 /// KEYS: value key, generation key, per entry; ARGV: value, TTL (s), generation the read saw
 /// (`""` = none), per entry. Sets each value whose generation is unchanged; returns 1 (set)
@@ -77,39 +78,6 @@ pub const DEL_CHUNK: usize = 4096;
 
 static FILL: LazyLock<Script> = LazyLock::new(|| Script::new(FILL_SCRIPT));
 static INVALIDATE: LazyLock<Script> = LazyLock::new(|| Script::new(INVALIDATE_SCRIPT));
-
-/// How the Redis connection behaves when Redis is slow or gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisOptions {
-    /// Bound of one TCP connect (also of each reconnect attempt).
-    pub connection_timeout: Duration,
-    /// Bound of one command's answer on a live connection.
-    pub response_timeout: Duration,
-    /// Reconnect attempts after a lost connection before the pending commands fail; the next
-    /// command starts a new round, so the cache recovers whenever Redis is back.
-    pub reconnect_retries: usize,
-    /// Longest pause between reconnect attempts.
-    pub reconnect_max_delay: Duration,
-    /// Bound of a whole cache operation's Redis step (waiting for a reconnect included); also
-    /// of each subscription attempt.
-    pub operation_timeout: Duration,
-    /// First pause before the invalidation subscriber subscribes again after its connection
-    /// dropped; doubled after each failed attempt, up to `reconnect_max_delay`.
-    pub resubscribe_min_delay: Duration,
-}
-
-impl Default for RedisOptions {
-    fn default() -> Self {
-        Self {
-            connection_timeout: Duration::from_millis(500),
-            response_timeout: Duration::from_millis(500),
-            reconnect_retries: 2,
-            reconnect_max_delay: Duration::from_millis(500),
-            operation_timeout: Duration::from_secs(1),
-            resubscribe_min_delay: Duration::from_millis(50),
-        }
-    }
-}
 
 /// A handle on Redis shared by all caches of a process (cloning shares the connection).
 #[derive(Clone)]
@@ -384,21 +352,6 @@ pub(crate) struct GuardedSetItem<'a> {
     pub value: Vec<u8>,
     pub ttl_secs: u64,
     pub seen_generation: Option<&'a [u8]>,
-}
-
-/// `operation` bounded by `limit`; running out of time is an I/O time-out error.
-pub(crate) async fn bounded<T>(
-    what: &'static str,
-    limit: Duration,
-    operation: impl Future<Output = RedisResult<T>>,
-) -> RedisResult<T> {
-    match tokio::time::timeout(limit, operation).await {
-        Ok(result) => result,
-        Err(_) => Err(RedisError::from(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("redis {what}: no answer within {limit:?}"),
-        ))),
-    }
 }
 
 #[cfg(test)]

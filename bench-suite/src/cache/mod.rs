@@ -21,6 +21,7 @@ mod error;
 mod flight;
 mod key;
 mod l2;
+mod redis_options;
 mod stats;
 mod typed;
 
@@ -33,6 +34,7 @@ pub use key::{
     EntryTtls, KeySpace, RedisKey, entry_ttls, invalidation_channel, jitter_permille, jittered,
     key_hash,
 };
-pub use l2::{DEL_CHUNK, RedisL2, RedisOptions};
+pub use l2::{DEL_CHUNK, RedisL2};
+pub use redis_options::RedisOptions;
 pub use stats::CacheStats;
 pub use typed::TypedCache;
