@@ -10,7 +10,8 @@
 
 use std::path::Path;
 
-use super::{SuiteError, build_bench_suite, build_guard, cargo_program, run_tool, tool_in};
+use super::child::{run_tool, tool_in};
+use super::{SuiteError, build_bench_suite, build_guard, cargo_program};
 use crate::workspace::Layout;
 
 /// One benchmark or scenario: its name as recorded, and what it is (when the tool says).

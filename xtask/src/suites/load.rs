@@ -13,14 +13,14 @@
 //! servers whose statistics cannot be read, are said to be unmeasured in the record's notes).
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::provision::ServerProcesses;
 use crate::record::{Metric, MetricKind, Suite, Unit};
 
+use super::SuiteError;
+use super::child::Interactive;
 use super::resources::{self, Sampler, ServerUsage};
-use super::{GroupGuard, SuiteError, finish, program_of};
 
 /// The mix `suite load` runs, as named in metrics.
 pub const MIX: &str = "mixed";
@@ -142,36 +142,14 @@ pub fn usage_metrics(usage: &ServerUsage) -> (Vec<Metric>, Vec<String>) {
 
 /// Runs `command` (a `suite load ... --handshake`) and measures the servers while it runs.
 pub async fn run(
-    mut command: tokio::process::Command,
+    command: tokio::process::Command,
     servers: ServerProcesses,
     quick: bool,
     what: &str,
     log: &Path,
 ) -> Result<LoadResult, SuiteError> {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
     let sampler = Sampler::new(servers).await;
-    let program = program_of(&command);
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn().map_err(|e| SuiteError::Spawn {
-        program: program.clone(),
-        detail: e.to_string(),
-    })?;
-    let mut guard = GroupGuard {
-        pgid: child.id().map(|id| id as i32),
-    };
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let mut stderr_pipe = child.stderr.take().expect("piped stderr");
-    let stderr_task = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = stderr_pipe.read_to_string(&mut text).await;
-        text
-    });
+    let mut child = Interactive::spawn(command)?;
     let output_error = |detail: String| SuiteError::Output {
         suite: "load",
         detail,
@@ -181,23 +159,22 @@ pub async fn run(
     let exchange = async {
         let mut measured = String::new();
         let mut usage = None;
-        while let Some(line) = stdout
+        while let Some(line) = child
             .next_line()
             .await
             .map_err(|e| output_error(format!("reading `suite load`'s output: {e}")))?
         {
-            if usage.is_none() && line.trim() == r#"{"ready":true}"# {
+            if usage.is_none() && Interactive::is_ready(&line) {
                 let baseline = match &sampler {
                     Ok(sampler) => sampler.read().await.map(|baseline| (sampler, baseline)),
                     Err(reason) => Err(reason.clone()),
                 };
-                stdin
-                    .write_all(b"go\n")
+                child
+                    .answer_go()
                     .await
-                    .and(stdin.flush().await)
                     .map_err(|e| output_error(format!("answering the load's handshake: {e}")))?;
                 let rest = async {
-                    while let Ok(Some(line)) = stdout.next_line().await {
+                    while let Ok(Some(line)) = child.next_line().await {
                         measured.push_str(&line);
                         measured.push('\n');
                     }
@@ -216,10 +193,7 @@ pub async fn run(
             measured.push_str(&line);
             measured.push('\n');
         }
-        let status = child.wait().await.map_err(|e| SuiteError::Spawn {
-            program: program.clone(),
-            detail: e.to_string(),
-        })?;
+        let status = child.wait().await?;
         Ok::<_, SuiteError>((status, measured, usage))
     };
     let (status, measured, usage) =
@@ -229,9 +203,7 @@ pub async fn run(
                 limit.as_secs()
             ))
         })??;
-    guard.pgid = None;
-    let stderr = stderr_task.await.unwrap_or_default();
-    let stdout = finish(what, status, measured, &stderr, log)?;
+    let stdout = child.finish(what, status, measured, log).await?;
     let (mut metrics, load) = load_metrics(&stdout)?;
     let usage = usage.ok_or_else(|| {
         output_error("`suite load` never sent its {\"ready\":true} handshake".to_owned())

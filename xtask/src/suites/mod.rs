@@ -1,5 +1,4 @@
 //! Running the suites of one checkout (HEAD's work tree, or a base revision's worktree):
-//! Running the suites of one checkout (HEAD's work tree, or a base revision's worktree):
 //! build its `bench-suite`, create and seed a database of its own, then count I/O and heap use
 //! per scenario, check scenarios for leaks, capture the key queries' plan shapes, time with
 //! criterion, count instructions with Gungraun, and last run an open-loop load while measuring
@@ -12,6 +11,7 @@
 //! them, and the record's notes say so for `leak`/`load`).
 
 pub mod build_guard;
+pub mod child;
 pub mod instructions;
 pub mod io_counts;
 pub mod listing;
@@ -24,7 +24,6 @@ pub mod wall_time;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Instant;
 
 use sqlx::{Connection, PgConnection};
@@ -34,6 +33,7 @@ use crate::progress::Progress;
 use crate::provision::Services;
 use crate::record::{Metric, Phase};
 use crate::workspace::Layout;
+use child::{Interactive, run_tool, tool_in};
 
 /// Errors of a suite run.
 #[derive(Debug, thiserror::Error)]
@@ -650,10 +650,8 @@ async fn has_plans_command(
 /// Whether the checkout's `suite` binary has `subcommand` (older revisions lack `leak`/`load`).
 async fn has_subcommand(suite_bin: &Path, checkout: &Checkout<'_>, subcommand: &str) -> bool {
     let mut help = tool(suite_bin, checkout);
-    help.args([subcommand, "--help"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    help.status().await.is_ok_and(|status| status.success())
+    help.args([subcommand, "--help"]);
+    child::succeeds(help).await
 }
 
 fn short(commit: &str) -> &str {
@@ -694,106 +692,10 @@ pub(crate) fn runner_first_on_path(
     }
 }
 
-/// A child process of the harness: in `dir`, with the shared target directory, in a process
-/// group of its own (so that it and its children can be killed together).
+/// A tool of the checkout as a child process (see [`child::tool_in`]): in its directory, with
+/// its target directory.
 fn tool(program: impl AsRef<std::ffi::OsStr>, checkout: &Checkout<'_>) -> tokio::process::Command {
     tool_in(program, checkout.dir, checkout.target_dir)
-}
-
-/// [`tool`] with the target directory given.
-fn tool_in(
-    program: impl AsRef<std::ffi::OsStr>,
-    dir: &Path,
-    target_dir: &Path,
-) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(program);
-    command
-        .current_dir(dir)
-        .env("CARGO_TARGET_DIR", target_dir)
-        .env("CARGO_TERM_COLOR", "never")
-        .stdin(Stdio::null())
-        .process_group(0);
-    crate::cargo_env::remove_package_variables(command.as_std_mut());
-    command
-}
-
-/// Kills a child's whole process group unless it finished.
-struct GroupGuard {
-    pgid: Option<i32>,
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.pgid {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
-
-/// Runs a child to completion, writing its stdout and stderr to `log`; returns its stdout.
-/// A failure returns the log's last lines.
-pub async fn run_tool(
-    mut command: tokio::process::Command,
-    what: &str,
-    log: &Path,
-) -> Result<String, SuiteError> {
-    let program = program_of(&command);
-    command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = command.spawn().map_err(|e| SuiteError::Spawn {
-        program: program.clone(),
-        detail: e.to_string(),
-    })?;
-    let mut guard = GroupGuard {
-        pgid: child.id().map(|id| id as i32),
-    };
-    let output = child
-        .wait_with_output()
-        .await
-        .map_err(|e| SuiteError::Spawn {
-            program,
-            detail: e.to_string(),
-        })?;
-    guard.pgid = None;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    finish(what, output.status, stdout, &stderr, log)
-}
-
-/// Writes a finished child's output to `log`; its stdout on success, else an error with the
-/// last lines of its stderr.
-fn finish(
-    what: &str,
-    status: std::process::ExitStatus,
-    stdout: String,
-    stderr: &str,
-    log: &Path,
-) -> Result<String, SuiteError> {
-    let _ = std::fs::write(log, format!("{stdout}\n--- stderr ---\n{stderr}"));
-    if status.success() {
-        return Ok(stdout);
-    }
-    let lines: Vec<&str> = stderr.lines().collect();
-    Err(SuiteError::Tool {
-        what: what.to_owned(),
-        status: status.to_string(),
-        log: log.to_path_buf(),
-        tail: lines[lines.len().saturating_sub(25)..].join("\n"),
-    })
-}
-
-/// The program a command runs, for messages.
-fn program_of(command: &tokio::process::Command) -> String {
-    command
-        .as_std()
-        .get_program()
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// How long one I/O scenario may run.
@@ -805,62 +707,33 @@ const SCENARIO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300
 /// counted. A scenario that never sends the handshake (an older revision) is counted from its
 /// start. Returns the scenario's stdout after the handshake.
 async fn run_scenario(
-    mut command: tokio::process::Command,
+    command: tokio::process::Command,
     probe: &mut io_counts::IoProbe,
     what: &str,
     log: &Path,
 ) -> Result<String, SuiteError> {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
-    let program = program_of(&command);
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
     probe.reset().await?;
-    let mut child = command.spawn().map_err(|e| SuiteError::Spawn {
-        program: program.clone(),
-        detail: e.to_string(),
-    })?;
-    let mut guard = GroupGuard {
-        pgid: child.id().map(|id| id as i32),
-    };
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let mut stderr_pipe = child.stderr.take().expect("piped stderr");
-    let stderr_task = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = stderr_pipe.read_to_string(&mut text).await;
-        text
-    });
+    let mut child = Interactive::spawn(command)?;
     let exchange = async {
         let mut measured = String::new();
         let mut handshake = false;
-        while let Some(line) = stdout.next_line().await.map_err(|e| SuiteError::Output {
+        while let Some(line) = child.next_line().await.map_err(|e| SuiteError::Output {
             suite: "io_counts",
             detail: format!("reading the scenario's output: {e}"),
         })? {
-            if !handshake && line.trim() == r#"{"ready":true}"# {
+            if !handshake && Interactive::is_ready(&line) {
                 handshake = true;
                 probe.reset().await?;
-                stdin
-                    .write_all(b"go\n")
-                    .await
-                    .and(stdin.flush().await)
-                    .map_err(|e| SuiteError::Output {
-                        suite: "io_counts",
-                        detail: format!("answering the scenario's handshake: {e}"),
-                    })?;
+                child.answer_go().await.map_err(|e| SuiteError::Output {
+                    suite: "io_counts",
+                    detail: format!("answering the scenario's handshake: {e}"),
+                })?;
                 continue;
             }
             measured.push_str(&line);
             measured.push('\n');
         }
-        let status = child.wait().await.map_err(|e| SuiteError::Spawn {
-            program: program.clone(),
-            detail: e.to_string(),
-        })?;
+        let status = child.wait().await?;
         Ok::<_, SuiteError>((status, measured))
     };
     let (status, measured) = tokio::time::timeout(SCENARIO_TIMEOUT, exchange)
@@ -872,9 +745,7 @@ async fn run_scenario(
                 SCENARIO_TIMEOUT.as_secs()
             ),
         })??;
-    guard.pgid = None;
-    let stderr = stderr_task.await.unwrap_or_default();
-    finish(what, status, measured, &stderr, log)
+    child.finish(what, status, measured, log).await
 }
 
 async fn admin_connection(services: &Services) -> Result<PgConnection, SuiteError> {

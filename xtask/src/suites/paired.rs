@@ -16,9 +16,10 @@ use std::time::Instant;
 
 use crate::compare::{PairedSamples, RoundSamples};
 
+use super::child::{self, run_tool};
 use super::{
     Checkout, SuiteContext, SuiteError, ToolFilter, create_database, drop_database, prepare_args,
-    run_tool, tool, tool_filter, wall_time,
+    tool, tool_filter, wall_time,
 };
 
 /// Rounds measured by default: enough for the test at alpha 0.05 (6) with room for outliers.
@@ -258,11 +259,8 @@ fn side_command(
     namespace: &str,
 ) -> tokio::process::Command {
     let _ = std::fs::create_dir_all(dir);
-    let mut command = tokio::process::Command::new(program);
+    let mut command = child::command(program, dir);
     command
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null())
-        .process_group(0)
         .env("DATABASE_URL", database_url)
         .env("REDIS_URL", redis_url)
         .env("PERF_CACHE_NAMESPACE", namespace);
