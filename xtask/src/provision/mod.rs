@@ -16,11 +16,13 @@ mod error;
 mod external;
 mod native;
 mod probe;
+mod usage;
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 pub use error::ProvisionError;
+pub use usage::{Reading, Sampler};
 // Part of every record, so defined beside it (and built without the harness feature).
 pub use crate::record::{ServicesDescription, ServicesMode};
 

@@ -15,12 +15,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::provision::ServerProcesses;
+use crate::provision::{Sampler, ServerProcesses};
 use crate::record::{Metric, MetricKind, Suite, Unit};
 
 use super::SuiteError;
 use super::child::Interactive;
-use super::resources::{self, Sampler, ServerUsage};
+use super::resources::{self, ServerUsage};
 
 /// The mix `suite load` runs, as named in metrics.
 pub const MIX: &str = "mixed";
