@@ -258,6 +258,65 @@ pub async fn measure(
     Ok(measurement)
 }
 
+/// One checkout's measurement in its own database: what each suite's step needs.
+struct InDatabase<'a> {
+    ctx: &'a SuiteContext<'a>,
+    checkout: &'a Checkout<'a>,
+    database: &'a str,
+    raw: &'a Path,
+    suite_bin: PathBuf,
+    database_url: String,
+    redis_url: String,
+}
+
+impl<'a> InDatabase<'a> {
+    fn new(
+        ctx: &'a SuiteContext<'a>,
+        checkout: &'a Checkout<'a>,
+        database: &'a str,
+        raw: &'a Path,
+    ) -> Self {
+        Self {
+            ctx,
+            checkout,
+            database,
+            raw,
+            suite_bin: checkout.target_dir.join("release").join("suite"),
+            database_url: ctx.services.postgres_url(database),
+            redis_url: ctx.services.redis_url(),
+        }
+    }
+
+    fn label(&self) -> &'a str {
+        self.checkout.label
+    }
+
+    /// A progress line about this checkout.
+    fn say(&self, text: &str) {
+        self.ctx.progress.line(&format!("{}: {text}", self.label()));
+    }
+
+    /// The checkout's `suite` binary as a child process.
+    fn suite(&self) -> tokio::process::Command {
+        tool(&self.suite_bin, self.checkout)
+    }
+
+    /// Gives `command` the run's database and Redis, and the cache namespace of `step`.
+    fn with_services(&self, command: &mut tokio::process::Command, step: &str) {
+        command
+            .env("DATABASE_URL", &self.database_url)
+            .env("REDIS_URL", &self.redis_url)
+            .env(
+                "PERF_CACHE_NAMESPACE",
+                format!("{}:{}:{step}", self.ctx.run_id, self.label()),
+            );
+    }
+}
+
+/// Measures every selected suite of a built checkout in its database, in this order: seed, I/O
+/// counts and heap use per scenario, plans (after the I/O counts, which they must not warm),
+/// leak checks, wall time, instructions, and load last (it dirties the caches and the tables
+/// the other suites read).
 async fn measure_in_database(
     ctx: &SuiteContext<'_>,
     checkout: &Checkout<'_>,
@@ -265,39 +324,66 @@ async fn measure_in_database(
     raw: &Path,
     measurement: &mut Measurement,
 ) -> Result<(), SuiteError> {
-    let label = checkout.label;
-    let suite_bin = checkout.target_dir.join("release").join("suite");
-    let database_url = ctx.services.postgres_url(database);
-    let redis_url = ctx.services.redis_url();
-    let with_services = |command: &mut tokio::process::Command, namespace: &str| {
-        command
-            .env("DATABASE_URL", &database_url)
-            .env("REDIS_URL", &redis_url)
-            .env("PERF_CACHE_NAMESPACE", namespace);
-    };
+    let run = InDatabase::new(ctx, checkout, database, raw);
+    seed(&run, measurement).await?;
+    let scenarios = measure_scenarios(&run, measurement).await?;
+    if tool_filter(ctx.filter, "plans/") != ToolFilter::Skip
+        && has_plans_command(&run.suite_bin, checkout, ctx, raw).await?
+    {
+        capture_plans(&run, measurement).await?;
+    }
+    check_leaks(&run, &scenarios, measurement).await?;
+    let filter = tool_filter(ctx.filter, "wall_time/");
+    if filter != ToolFilter::Skip {
+        time_with_criterion(&run, filter, measurement).await?;
+    }
+    let filter = tool_filter(ctx.filter, "instructions/");
+    if filter != ToolFilter::Skip {
+        count_instructions(&run, filter, measurement).await?;
+    }
+    if ctx.selects(&format!("load/{}", load::MIX)) {
+        run_load(&run, measurement).await?;
+    }
+    Ok(())
+}
 
-    // Seed.
+/// Seeds the checkout's database (`suite prepare`).
+async fn seed(run: &InDatabase<'_>, measurement: &mut Measurement) -> Result<(), SuiteError> {
+    let (label, seed) = (run.label(), &run.ctx.seed);
     let started = Instant::now();
-    ctx.progress.line(&format!(
-        "{label}: seeding {} users, {} words, {} cards",
-        ctx.seed.users, ctx.seed.words, ctx.seed.cards
+    run.say(&format!(
+        "seeding {} users, {} words, {} cards",
+        seed.users, seed.words, seed.cards
     ));
-    let mut prepare = tool(&suite_bin, checkout);
-    prepare.args(prepare_args(&ctx.seed));
-    with_services(&mut prepare, &format!("{}:{label}:prepare", ctx.run_id));
+    let mut prepare = run.suite();
+    prepare.args(prepare_args(seed));
+    run.with_services(&mut prepare, "prepare");
     run_tool(
         prepare,
         &format!("{label}: suite prepare"),
-        &raw.join("prepare.log"),
+        &run.raw.join("prepare.log"),
     )
     .await?;
     measurement.phase_done(format!("{label}: seed"), started);
+    Ok(())
+}
 
-    // I/O counts and heap use per scenario.
+/// Lists the checkout's scenarios (`suite list`) and runs each one the filter selects once,
+/// counting its I/O on the servers and reading its heap use; returns every scenario's name.
+async fn measure_scenarios(
+    run: &InDatabase<'_>,
+    measurement: &mut Measurement,
+) -> Result<Vec<String>, SuiteError> {
+    let (ctx, label) = (run.ctx, run.label());
     let started = Instant::now();
-    let mut list = tool(&suite_bin, checkout);
+    let mut list = run.suite();
     list.arg("list");
-    let listed = run_tool(list, &format!("{label}: suite list"), &raw.join("list.log")).await?;
+    let listed = run_tool(
+        list,
+        &format!("{label}: suite list"),
+        &run.raw.join("list.log"),
+    )
+    .await?;
     let scenarios: Vec<String> = listed
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -309,208 +395,245 @@ async fn measure_in_database(
         .collect();
     if !io_scenarios.is_empty() {
         let mut probe =
-            io_counts::IoProbe::connect(&ctx.services.postgres_url("postgres"), &redis_url).await?;
+            io_counts::IoProbe::connect(&ctx.services.postgres_url("postgres"), &run.redis_url)
+                .await?;
         for scenario in io_scenarios {
-            ctx.progress.line(&format!("{label}: io_counts {scenario}"));
-            let mut run = tool(&suite_bin, checkout);
-            run.args(["scenario", scenario]);
-            with_services(&mut run, &format!("{}:{label}:{scenario}", ctx.run_id));
-            let stdout = run_scenario(
-                run,
-                &mut probe,
-                &format!("{label}: scenario {scenario}"),
-                &raw.join(format!("scenario-{scenario}.log")),
-            )
-            .await?;
-            let counts = probe.read(database).await?;
-            if ctx.matches(&format!("io/{scenario}")) {
-                let observations: BTreeMap<String, u64> = stdout
-                    .lines()
-                    .rev()
-                    .find_map(|line| serde_json::from_str(line).ok())
-                    .unwrap_or_default();
-                measurement.metrics.extend(io_counts::scenario_metrics(
-                    scenario,
-                    &counts,
-                    &observations,
-                ));
-            }
-            if ctx.selects(&format!("mem/{scenario}")) {
-                let made_io = counts.sql_statements > 0
-                    || counts.redis_commands.values().any(|&calls| calls > 0);
-                measurement
-                    .metrics
-                    .extend(memory::scenario_metrics(scenario, &stdout, made_io)?);
-            }
+            measure_scenario(run, &mut probe, scenario, measurement).await?;
         }
     }
     measurement.phase_done(format!("{label}: io_counts"), started);
+    Ok(scenarios)
+}
 
-    // Plans: EXPLAIN of the key queries (after the I/O counts, which they must not warm).
-    if tool_filter(ctx.filter, "plans/") != ToolFilter::Skip
-        && has_plans_command(&suite_bin, checkout, ctx, raw).await?
-    {
-        let started = Instant::now();
-        ctx.progress.line(&format!("{label}: plans"));
-        let mut explain = tool(&suite_bin, checkout);
-        explain.arg("plans");
-        with_services(&mut explain, &format!("{}:{label}:plans", ctx.run_id));
-        let stdout = run_tool(
-            explain,
-            &format!("{label}: suite plans"),
-            &raw.join("plans.log"),
-        )
-        .await?;
-        measurement.metrics.extend(
-            plans::parse_output(&stdout)?
-                .into_iter()
-                .filter(|metric| ctx.matches(&metric.name)),
-        );
-        measurement.phase_done(format!("{label}: plans"), started);
+/// Runs one scenario (`suite scenario`) under the handshake; records its I/O counts and heap
+/// use as the filter selects them.
+async fn measure_scenario(
+    run: &InDatabase<'_>,
+    probe: &mut io_counts::IoProbe,
+    scenario: &str,
+    measurement: &mut Measurement,
+) -> Result<(), SuiteError> {
+    let (ctx, label) = (run.ctx, run.label());
+    run.say(&format!("io_counts {scenario}"));
+    let mut command = run.suite();
+    command.args(["scenario", scenario]);
+    run.with_services(&mut command, scenario);
+    let stdout = run_scenario(
+        command,
+        probe,
+        &format!("{label}: scenario {scenario}"),
+        &run.raw.join(format!("scenario-{scenario}.log")),
+    )
+    .await?;
+    let counts = probe.read(run.database).await?;
+    if ctx.matches(&format!("io/{scenario}")) {
+        let observations: BTreeMap<String, u64> = stdout
+            .lines()
+            .rev()
+            .find_map(|line| serde_json::from_str(line).ok())
+            .unwrap_or_default();
+        measurement.metrics.extend(io_counts::scenario_metrics(
+            scenario,
+            &counts,
+            &observations,
+        ));
     }
+    if ctx.selects(&format!("mem/{scenario}")) {
+        let made_io =
+            counts.sql_statements > 0 || counts.redis_commands.values().any(|&calls| calls > 0);
+        measurement
+            .metrics
+            .extend(memory::scenario_metrics(scenario, &stdout, made_io)?);
+    }
+    Ok(())
+}
 
-    // Leak checks.
+/// Captures the plan shapes of the key queries (`suite plans`: `EXPLAIN`).
+async fn capture_plans(
+    run: &InDatabase<'_>,
+    measurement: &mut Measurement,
+) -> Result<(), SuiteError> {
+    let label = run.label();
+    let started = Instant::now();
+    run.say("plans");
+    let mut explain = run.suite();
+    explain.arg("plans");
+    run.with_services(&mut explain, "plans");
+    let stdout = run_tool(
+        explain,
+        &format!("{label}: suite plans"),
+        &run.raw.join("plans.log"),
+    )
+    .await?;
+    measurement.metrics.extend(
+        plans::parse_output(&stdout)?
+            .into_iter()
+            .filter(|metric| run.ctx.matches(&metric.name)),
+    );
+    measurement.phase_done(format!("{label}: plans"), started);
+    Ok(())
+}
+
+/// Checks each scenario the filter selects for leaks (`suite leak`), or notes that this
+/// revision cannot.
+async fn check_leaks(
+    run: &InDatabase<'_>,
+    scenarios: &[String],
+    measurement: &mut Measurement,
+) -> Result<(), SuiteError> {
+    let (ctx, label) = (run.ctx, run.label());
     let leak_scenarios: Vec<&String> = scenarios
         .iter()
         .filter(|name| ctx.selects(&format!("mem/{name}")))
         .collect();
-    if !leak_scenarios.is_empty() {
-        let started = Instant::now();
-        if has_subcommand(&suite_bin, checkout, "leak").await {
-            let rounds = memory::leak_rounds(ctx.quick);
-            for scenario in leak_scenarios {
-                ctx.progress
-                    .line(&format!("{label}: leak check {scenario} ({rounds} rounds)"));
-                let mut run = tool(&suite_bin, checkout);
-                run.args(["leak", scenario, "--rounds", &rounds.to_string()]);
-                with_services(&mut run, &format!("{}:{label}:leak:{scenario}", ctx.run_id));
-                let stdout = run_tool(
-                    run,
-                    &format!("{label}: suite leak {scenario}"),
-                    &raw.join(format!("leak-{scenario}.log")),
-                )
-                .await?;
-                measurement
-                    .metrics
-                    .push(memory::leak_metric(scenario, &stdout)?);
-            }
-        } else {
-            measurement.notes.push(format!(
-                "{label}: no leak check: this revision's `suite` has no `leak` command"
-            ));
-        }
-        measurement.phase_done(format!("{label}: leak checks"), started);
+    if leak_scenarios.is_empty() {
+        return Ok(());
     }
-
-    // Wall time.
-    let cargo = cargo_program();
-    let filter = tool_filter(ctx.filter, "wall_time/");
-    if filter != ToolFilter::Skip {
-        let started = Instant::now();
-        ctx.progress.line(&format!(
-            "{label}: wall_time (criterion, {} profile)",
-            if ctx.quick { "quick" } else { "full" }
-        ));
-        let home = raw.join("criterion");
-        let mut bench = tool(&cargo, checkout);
-        bench
-            .args([
-                "bench",
-                "--package",
-                "bench-suite",
-                "--bench",
-                "wall_time",
-                "--",
-            ])
-            .args(wall_time::criterion_args(ctx.quick, filter.pattern()))
-            .env("CRITERION_HOME", &home);
-        with_services(&mut bench, &format!("{}:{label}:wall_time", ctx.run_id));
-        run_tool(
-            bench,
-            &format!("{label}: criterion"),
-            &raw.join("wall_time.log"),
-        )
-        .await?;
-        measurement.metrics.extend(wall_time::read_results(&home)?);
-        measurement.phase_done(format!("{label}: wall_time"), started);
-    }
-
-    // Instructions.
-    let filter = tool_filter(ctx.filter, "instructions/");
-    if filter != ToolFilter::Skip {
-        let started = Instant::now();
-        ctx.progress
-            .line(&format!("{label}: instructions (gungraun)"));
-        let runner_dir =
-            crate::setup::gungraun_runner(checkout.dir, &ctx.layout.target_dir, ctx.progress)
-                .await
-                .map_err(|e| SuiteError::Setup(format!("{e:#}")))?;
-        for (package, bench_name) in instructions::BENCHES {
-            let source = checkout
-                .dir
-                .join(package)
-                .join("benches")
-                .join(format!("{bench_name}.rs"));
-            if package != "bench-suite" && !source.is_file() {
-                // An older revision without the harness's own benchmark: nothing to count.
-                continue;
-            }
-            let mut bench = tool(&cargo, checkout);
-            bench
-                .args(bench_target_args(package, bench_name))
-                .arg("--")
-                .args(instructions::gungraun_args(filter.pattern()))
-                .env("GUNGRAUN_HOME", raw.join("gungraun").join(bench_name));
-            runner_first_on_path(&mut bench, runner_dir.as_deref());
-            // Row decoding reads its rows from the seeded database in its setup.
-            with_services(&mut bench, &format!("{}:{label}:instructions", ctx.run_id));
+    let started = Instant::now();
+    if has_subcommand(&run.suite_bin, run.checkout, "leak").await {
+        let rounds = memory::leak_rounds(ctx.quick);
+        for scenario in leak_scenarios {
+            run.say(&format!("leak check {scenario} ({rounds} rounds)"));
+            let mut command = run.suite();
+            command.args(["leak", scenario, "--rounds", &rounds.to_string()]);
+            run.with_services(&mut command, &format!("leak:{scenario}"));
             let stdout = run_tool(
-                bench,
-                &format!("{label}: gungraun ({package} {bench_name})"),
-                &raw.join(format!("instructions-{bench_name}.log")),
+                command,
+                &format!("{label}: suite leak {scenario}"),
+                &run.raw.join(format!("leak-{scenario}.log")),
             )
             .await?;
             measurement
                 .metrics
-                .extend(instructions::parse_output(&stdout)?);
+                .push(memory::leak_metric(scenario, &stdout)?);
         }
-        measurement.phase_done(format!("{label}: instructions"), started);
+    } else {
+        measurement.notes.push(format!(
+            "{label}: no leak check: this revision's `suite` has no `leak` command"
+        ));
     }
+    measurement.phase_done(format!("{label}: leak checks"), started);
+    Ok(())
+}
 
-    // Load, last: it dirties the caches and the tables the other suites read.
-    if ctx.selects(&format!("load/{}", load::MIX)) {
-        let started = Instant::now();
-        if has_subcommand(&suite_bin, checkout, "load").await {
-            ctx.progress.line(&format!(
-                "{label}: load ({} req/s for {} s, open loop)",
-                load::RATE,
-                load::duration(ctx.quick).as_secs()
-            ));
-            let mut run = tool(&suite_bin, checkout);
-            run.args(load::args(ctx.quick));
-            with_services(&mut run, &format!("{}:{label}:load", ctx.run_id));
-            let result = load::run(
-                run,
-                ctx.services.server_processes(),
-                ctx.quick,
-                &format!("{label}: suite load"),
-                &raw.join("load.log"),
-            )
-            .await?;
-            ctx.progress
-                .line(&format!("{label}: load: {}", result.summary));
-            for note in &result.notes {
-                ctx.progress.line(&format!("{label}: {note}"));
-            }
-            measurement.metrics.extend(result.metrics);
-            measurement.notes.extend(result.notes);
-        } else {
-            measurement.notes.push(format!(
-                "{label}: no load run: this revision's `suite` has no `load` command"
-            ));
+/// Times the `wall_time` benchmarks with criterion.
+async fn time_with_criterion(
+    run: &InDatabase<'_>,
+    filter: ToolFilter<'_>,
+    measurement: &mut Measurement,
+) -> Result<(), SuiteError> {
+    let (ctx, label) = (run.ctx, run.label());
+    let started = Instant::now();
+    run.say(&format!(
+        "wall_time (criterion, {} profile)",
+        if ctx.quick { "quick" } else { "full" }
+    ));
+    let home = run.raw.join("criterion");
+    let mut bench = tool(cargo_program(), run.checkout);
+    bench
+        .args([
+            "bench",
+            "--package",
+            "bench-suite",
+            "--bench",
+            "wall_time",
+            "--",
+        ])
+        .args(wall_time::criterion_args(ctx.quick, filter.pattern()))
+        .env("CRITERION_HOME", &home);
+    run.with_services(&mut bench, "wall_time");
+    run_tool(
+        bench,
+        &format!("{label}: criterion"),
+        &run.raw.join("wall_time.log"),
+    )
+    .await?;
+    measurement.metrics.extend(wall_time::read_results(&home)?);
+    measurement.phase_done(format!("{label}: wall_time"), started);
+    Ok(())
+}
+
+/// Counts instructions with Gungraun: `bench-suite`'s `instructions` benchmark and the
+/// harness's own where the checkout has it.
+async fn count_instructions(
+    run: &InDatabase<'_>,
+    filter: ToolFilter<'_>,
+    measurement: &mut Measurement,
+) -> Result<(), SuiteError> {
+    let (ctx, label, checkout) = (run.ctx, run.label(), run.checkout);
+    let started = Instant::now();
+    run.say("instructions (gungraun)");
+    let runner_dir =
+        crate::setup::gungraun_runner(checkout.dir, &ctx.layout.target_dir, ctx.progress)
+            .await
+            .map_err(|e| SuiteError::Setup(format!("{e:#}")))?;
+    for (package, bench_name) in instructions::BENCHES {
+        let source = checkout
+            .dir
+            .join(package)
+            .join("benches")
+            .join(format!("{bench_name}.rs"));
+        if package != "bench-suite" && !source.is_file() {
+            // An older revision without the harness's own benchmark: nothing to count.
+            continue;
         }
-        measurement.phase_done(format!("{label}: load"), started);
+        let mut bench = tool(cargo_program(), checkout);
+        bench
+            .args(bench_target_args(package, bench_name))
+            .arg("--")
+            .args(instructions::gungraun_args(filter.pattern()))
+            .env("GUNGRAUN_HOME", run.raw.join("gungraun").join(bench_name));
+        runner_first_on_path(&mut bench, runner_dir.as_deref());
+        // Row decoding reads its rows from the seeded database in its setup.
+        run.with_services(&mut bench, "instructions");
+        let stdout = run_tool(
+            bench,
+            &format!("{label}: gungraun ({package} {bench_name})"),
+            &run.raw.join(format!("instructions-{bench_name}.log")),
+        )
+        .await?;
+        measurement
+            .metrics
+            .extend(instructions::parse_output(&stdout)?);
     }
+    measurement.phase_done(format!("{label}: instructions"), started);
+    Ok(())
+}
+
+/// Runs the open-loop load (`suite load`) while measuring the servers, or notes that this
+/// revision cannot.
+async fn run_load(run: &InDatabase<'_>, measurement: &mut Measurement) -> Result<(), SuiteError> {
+    let (ctx, label) = (run.ctx, run.label());
+    let started = Instant::now();
+    if has_subcommand(&run.suite_bin, run.checkout, "load").await {
+        run.say(&format!(
+            "load ({} req/s for {} s, open loop)",
+            load::RATE,
+            load::duration(ctx.quick).as_secs()
+        ));
+        let mut command = run.suite();
+        command.args(load::args(ctx.quick));
+        run.with_services(&mut command, "load");
+        let result = load::run(
+            command,
+            ctx.services.server_processes(),
+            ctx.quick,
+            &format!("{label}: suite load"),
+            &run.raw.join("load.log"),
+        )
+        .await?;
+        run.say(&format!("load: {}", result.summary));
+        for note in &result.notes {
+            run.say(note);
+        }
+        measurement.metrics.extend(result.metrics);
+        measurement.notes.extend(result.notes);
+    } else {
+        measurement.notes.push(format!(
+            "{label}: no load run: this revision's `suite` has no `load` command"
+        ));
+    }
+    measurement.phase_done(format!("{label}: load"), started);
     Ok(())
 }
 
