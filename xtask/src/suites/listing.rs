@@ -51,9 +51,23 @@ pub async fn list(
     )
     .await?;
 
+    let mut listed = list_suite(dir, &layout.target_dir, &raw).await?;
+    listed.extend(list_benches(layout, filter, progress, &raw).await?);
+    listed.retain(|entry| {
+        filter.is_none_or(|filter| {
+            super::filter_alternatives(filter).any(|pattern| entry.name.contains(pattern))
+        })
+    });
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(listed)
+}
+
+/// What the `suite` binary lists: its scenarios (`io/`, and `mem/` for each), the load mix, and
+/// the statements whose plans it captures.
+async fn list_suite(dir: &Path, target_dir: &Path, raw: &Path) -> Result<Vec<Listed>, SuiteError> {
     let mut listed = Vec::new();
-    let suite_bin = layout.target_dir.join("release").join("suite");
-    let mut scenarios = tool_in(&suite_bin, dir, &layout.target_dir);
+    let suite_bin = target_dir.join("release").join("suite");
+    let mut scenarios = tool_in(&suite_bin, dir, target_dir);
     scenarios.arg("list");
     let stdout = run_tool(scenarios, "suite list", &raw.join("list.log")).await?;
     let scenarios = parse_scenarios(&stdout);
@@ -74,7 +88,7 @@ pub async fn list(
             super::load::RATE
         )),
     });
-    let mut plans = tool_in(&suite_bin, dir, &layout.target_dir);
+    let mut plans = tool_in(&suite_bin, dir, target_dir);
     plans.args(["plans", "--list"]);
     let stdout = run_tool(plans, "suite plans --list", &raw.join("list-plans.log")).await?;
     listed.extend(
@@ -87,7 +101,19 @@ pub async fn list(
                 about: None,
             }),
     );
+    Ok(listed)
+}
 
+/// What the benchmarks list (criterion's `wall_time`, Gungraun's `instructions`): only those
+/// the filter selects, so that none is built only to be listed.
+async fn list_benches(
+    layout: &Layout,
+    filter: Option<&str>,
+    progress: &crate::progress::Progress,
+    raw: &Path,
+) -> Result<Vec<Listed>, SuiteError> {
+    let dir = layout.root.as_path();
+    let mut listed = Vec::new();
     let benches = [("bench-suite", "wall_time", "wall_time")]
         .into_iter()
         .chain(
@@ -110,7 +136,7 @@ pub async fn list(
             &layout.target_dir,
             package,
             bench,
-            &raw,
+            raw,
             runner_dir.as_deref(),
         )
         .await?;
@@ -120,12 +146,6 @@ pub async fn list(
                 .map(|name| Listed { name, about: None }),
         );
     }
-    listed.retain(|entry| {
-        filter.is_none_or(|filter| {
-            super::filter_alternatives(filter).any(|pattern| entry.name.contains(pattern))
-        })
-    });
-    listed.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(listed)
 }
 

@@ -13,6 +13,7 @@
 //! servers whose statistics cannot be read, are said to be unmeasured in the record's notes).
 
 use std::path::Path;
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use crate::provision::{Sampler, ServerProcesses};
@@ -150,59 +151,17 @@ pub async fn run(
 ) -> Result<LoadResult, SuiteError> {
     let sampler = Sampler::new(servers).await;
     let mut child = Interactive::spawn(command)?;
-    let output_error = |detail: String| SuiteError::Output {
-        suite: "load",
-        detail,
-    };
     // The load's own duration, its final drain (10 s) and a margin for setup.
     let limit = duration(quick) + Duration::from_secs(60);
-    let exchange = async {
-        let mut measured = String::new();
-        let mut usage = None;
-        while let Some(line) = child
-            .next_line()
-            .await
-            .map_err(|e| output_error(format!("reading `suite load`'s output: {e}")))?
-        {
-            if usage.is_none() && Interactive::is_ready(&line) {
-                let baseline = match &sampler {
-                    Ok(sampler) => sampler.read().await.map(|baseline| (sampler, baseline)),
-                    Err(reason) => Err(reason.clone()),
-                };
-                child
-                    .answer_go()
-                    .await
-                    .map_err(|e| output_error(format!("answering the load's handshake: {e}")))?;
-                let rest = async {
-                    while let Ok(Some(line)) = child.next_line().await {
-                        measured.push_str(&line);
-                        measured.push('\n');
-                    }
-                };
-                usage = Some(match baseline {
-                    Ok((sampler, baseline)) => {
-                        resources::measure_until(sampler, baseline, rest, limit).await
-                    }
-                    Err(reason) => {
-                        rest.await;
-                        ServerUsage::NotMeasured { reason }
-                    }
-                });
-                break;
-            }
-            measured.push_str(&line);
-            measured.push('\n');
-        }
-        let status = child.wait().await?;
-        Ok::<_, SuiteError>((status, measured, usage))
-    };
     let (status, measured, usage) =
-        tokio::time::timeout(limit, exchange).await.map_err(|_| {
-            output_error(format!(
-                "{what} did not finish within {} s",
-                limit.as_secs()
-            ))
-        })??;
+        tokio::time::timeout(limit, exchange(&mut child, &sampler, limit))
+            .await
+            .map_err(|_| {
+                output_error(format!(
+                    "{what} did not finish within {} s",
+                    limit.as_secs()
+                ))
+            })??;
     let stdout = child.finish(what, status, measured, log).await?;
     let (mut metrics, load) = load_metrics(&stdout)?;
     let usage = usage.ok_or_else(|| {
@@ -210,6 +169,71 @@ pub async fn run(
     })?;
     let (server_metrics, notes) = usage_metrics(&usage);
     metrics.extend(server_metrics);
+    Ok(LoadResult {
+        metrics,
+        notes,
+        summary: summary(&load),
+    })
+}
+
+fn output_error(detail: String) -> SuiteError {
+    SuiteError::Output {
+        suite: "load",
+        detail,
+    }
+}
+
+/// Reads the load's output until its handshake, reads the servers (the baseline), answers
+/// `go` and samples the servers until the output ends (at most `limit`); then waits for the
+/// load to exit. Returns its exit status, its output without the handshake, and the servers'
+/// usage (`None` when the load never sent its handshake).
+async fn exchange(
+    child: &mut Interactive,
+    sampler: &Result<Sampler, String>,
+    limit: Duration,
+) -> Result<(ExitStatus, String, Option<ServerUsage>), SuiteError> {
+    let mut measured = String::new();
+    let mut usage = None;
+    while let Some(line) = child
+        .next_line()
+        .await
+        .map_err(|e| output_error(format!("reading `suite load`'s output: {e}")))?
+    {
+        if usage.is_none() && Interactive::is_ready(&line) {
+            let baseline = match sampler {
+                Ok(sampler) => sampler.read().await.map(|baseline| (sampler, baseline)),
+                Err(reason) => Err(reason.clone()),
+            };
+            child
+                .answer_go()
+                .await
+                .map_err(|e| output_error(format!("answering the load's handshake: {e}")))?;
+            let rest = async {
+                while let Ok(Some(line)) = child.next_line().await {
+                    measured.push_str(&line);
+                    measured.push('\n');
+                }
+            };
+            usage = Some(match baseline {
+                Ok((sampler, baseline)) => {
+                    resources::measure_until(sampler, baseline, rest, limit).await
+                }
+                Err(reason) => {
+                    rest.await;
+                    ServerUsage::NotMeasured { reason }
+                }
+            });
+            break;
+        }
+        measured.push_str(&line);
+        measured.push('\n');
+    }
+    let status = child.wait().await?;
+    Ok((status, measured, usage))
+}
+
+/// The progress line of a load's `{"load": ...}` numbers.
+fn summary(load: &serde_json::Value) -> String {
     let number = |name: &str| {
         load.get(name)
             .and_then(serde_json::Value::as_f64)
@@ -226,11 +250,7 @@ pub async fn run(
     if let Some(first) = load.get("first_error").and_then(serde_json::Value::as_str) {
         summary.push_str(&format!(" (first error: {first})"));
     }
-    Ok(LoadResult {
-        metrics,
-        notes,
-        summary,
-    })
+    summary
 }
 
 #[cfg(test)]
