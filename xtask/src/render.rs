@@ -186,6 +186,7 @@ pub fn bench_of(metric_name: &str) -> &str {
     }
 }
 
+/// A commit as every output of the harness shows it: its first 10 hex digits.
 pub fn short_sha(sha: &str) -> &str {
     &sha[..sha.len().min(10)]
 }

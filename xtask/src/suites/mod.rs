@@ -32,6 +32,7 @@ use crate::config::Seed;
 use crate::progress::Progress;
 use crate::provision::Services;
 use crate::record::{Metric, Phase};
+use crate::render::short_sha;
 use crate::workspace::Layout;
 use child::{Interactive, run_tool, tool_in};
 
@@ -225,7 +226,7 @@ pub async fn measure(
     let started = Instant::now();
     ctx.progress.line(&format!(
         "{label}: building bench-suite at {}",
-        short(checkout.commit)
+        short_sha(checkout.commit)
     ));
     // Held until the measurement is done: no other run rebuilds these binaries meanwhile.
     let _built = build_guard::build_checkout(
@@ -764,7 +765,7 @@ async fn has_plans_command(
         ctx.progress.line(&format!(
             "{}: plans skipped: `suite` of {} has no `plans` command",
             checkout.label,
-            short(checkout.commit)
+            short_sha(checkout.commit)
         ));
     }
     Ok(known)
@@ -775,10 +776,6 @@ async fn has_subcommand(suite_bin: &Path, checkout: &Checkout<'_>, subcommand: &
     let mut help = tool(suite_bin, checkout);
     help.args([subcommand, "--help"]);
     child::succeeds(help).await
-}
-
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(10)]
 }
 
 fn check_entry_points(checkout: &Checkout<'_>) -> Result<(), SuiteError> {
