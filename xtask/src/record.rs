@@ -151,6 +151,39 @@ pub enum Suite {
     Load,
 }
 
+impl Suite {
+    /// Every suite, in the order a run measures them (load last: it dirties the caches and
+    /// the tables the others read). The one list the suites' metric prefixes, `--filter`'s
+    /// suite prefixes and the record's suite names come from.
+    pub const ALL: [Suite; 6] = [
+        Suite::IoCounts,
+        Suite::Memory,
+        Suite::Plans,
+        Suite::WallTime,
+        Suite::Instructions,
+        Suite::Load,
+    ];
+
+    /// What the names of this suite's metrics start with (`--filter` selects a suite by it).
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Self::WallTime => "wall_time/",
+            Self::Instructions => "instructions/",
+            Self::IoCounts => "io/",
+            Self::Plans => "plans/",
+            Self::Memory => "mem/",
+            Self::Load => "load/",
+        }
+    }
+
+    /// The suite a metric of that name belongs to.
+    pub fn of_metric(name: &str) -> Option<Suite> {
+        Self::ALL
+            .into_iter()
+            .find(|suite| name.starts_with(suite.prefix()))
+    }
+}
+
 impl fmt::Display for Suite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -553,6 +586,23 @@ pub(crate) fn test_record(commit: &str, metrics: Vec<Metric>) -> RunRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_suite_has_its_own_prefix_and_a_metric_name_finds_its_suite() {
+        let prefixes: std::collections::BTreeSet<&str> =
+            Suite::ALL.iter().map(|suite| suite.prefix()).collect();
+        assert_eq!(prefixes.len(), Suite::ALL.len(), "{prefixes:?}");
+        for suite in Suite::ALL {
+            let name = format!("{}some/metric", suite.prefix());
+            assert_eq!(Suite::of_metric(&name), Some(suite), "{name}");
+        }
+        assert_eq!(
+            Suite::of_metric("io/due_cards/sql_statements"),
+            Some(Suite::IoCounts)
+        );
+        assert_eq!(Suite::of_metric("due_cards"), None);
+        assert_eq!(Suite::of_metric("iox/due_cards"), None);
+    }
 
     fn committed_schema_path() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))

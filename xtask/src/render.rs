@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::compare::{BudgetCheck, Comparison, MetricComparison, Verdict};
-use crate::record::{RunRecord, Unit};
+use crate::record::{RunRecord, Suite, Unit};
 
 /// Which baseline a report compares with, and how it was found, or why there is none.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -173,11 +173,12 @@ pub fn bench_of(metric_name: &str) -> &str {
     // wall_time/<group>/<bench>; instructions/<group>/<bench>/<id>.
     let mut parts = metric_name.split('/').skip(1);
     match (parts.next(), parts.next()) {
-        (Some(_), _) if metric_name.starts_with("plans/") => metric_name,
+        (Some(_), _) if Suite::of_metric(metric_name) == Some(Suite::Plans) => metric_name,
         (Some(scenario), _)
-            if ["io/", "mem/", "load/"]
-                .iter()
-                .any(|prefix| metric_name.starts_with(prefix)) =>
+            if matches!(
+                Suite::of_metric(metric_name),
+                Some(Suite::IoCounts | Suite::Memory | Suite::Load)
+            ) =>
         {
             scenario
         }

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use super::child::{run_tool, tool_in};
 use super::{SuiteError, build_bench_suite, build_guard, cargo_program};
+use crate::record::Suite;
 use crate::workspace::Layout;
 
 /// One benchmark or scenario: its name as recorded, and what it is (when the tool says).
@@ -75,7 +76,9 @@ async fn list_suite(dir: &Path, target_dir: &Path, raw: &Path) -> Result<Vec<Lis
     let memory: Vec<Listed> = scenarios
         .iter()
         .map(|scenario| Listed {
-            name: scenario.name.replacen("io/", "mem/", 1),
+            name: scenario
+                .name
+                .replacen(Suite::IoCounts.prefix(), Suite::Memory.prefix(), 1),
             about: Some("heap use and leak check of the scenario's measured part".to_owned()),
         })
         .collect();

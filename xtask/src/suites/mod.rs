@@ -31,7 +31,7 @@ use sqlx::{Connection, PgConnection};
 use crate::config::Seed;
 use crate::progress::Progress;
 use crate::provision::Services;
-use crate::record::{Metric, Phase};
+use crate::record::{Metric, Phase, Suite};
 use crate::render::short_sha;
 use crate::workspace::Layout;
 use child::{Interactive, run_tool, tool_in};
@@ -181,14 +181,6 @@ pub fn tool_filter<'a>(filter: Option<&'a str>, suite_prefix: &str) -> ToolFilte
 
 /// [`tool_filter`] of one alternative.
 fn one_tool_filter<'a>(pattern: &'a str, suite_prefix: &str) -> ToolFilter<'a> {
-    const SUITE_PREFIXES: [&str; 6] = [
-        "wall_time/",
-        "instructions/",
-        "io/",
-        "plans/",
-        "mem/",
-        "load/",
-    ];
     if let Some(rest) = pattern.strip_prefix(suite_prefix) {
         return if rest.is_empty() {
             ToolFilter::All
@@ -199,10 +191,7 @@ fn one_tool_filter<'a>(pattern: &'a str, suite_prefix: &str) -> ToolFilter<'a> {
     if suite_prefix.starts_with(pattern) {
         return ToolFilter::All;
     }
-    if SUITE_PREFIXES
-        .iter()
-        .any(|prefix| pattern.starts_with(prefix))
-    {
+    if Suite::of_metric(pattern).is_some() {
         return ToolFilter::Skip;
     }
     ToolFilter::Pattern(pattern)
@@ -245,7 +234,8 @@ pub async fn measure(
     )
     .await?;
     measurement.phase_done(format!("{label}: build"), started);
-    if ctx.keep_for_pairing && tool_filter(ctx.filter, "wall_time/") != ToolFilter::Skip {
+    if ctx.keep_for_pairing && tool_filter(ctx.filter, Suite::WallTime.prefix()) != ToolFilter::Skip
+    {
         measurement.paired_side = Some(paired::keep_binaries(checkout, &raw).await?);
     }
 
@@ -328,17 +318,17 @@ async fn measure_in_database(
     let run = InDatabase::new(ctx, checkout, database, raw);
     seed(&run, measurement).await?;
     let scenarios = measure_scenarios(&run, measurement).await?;
-    if tool_filter(ctx.filter, "plans/") != ToolFilter::Skip
+    if tool_filter(ctx.filter, Suite::Plans.prefix()) != ToolFilter::Skip
         && has_plans_command(&run.suite_bin, checkout, ctx, raw).await?
     {
         capture_plans(&run, measurement).await?;
     }
     check_leaks(&run, &scenarios, measurement).await?;
-    let filter = tool_filter(ctx.filter, "wall_time/");
+    let filter = tool_filter(ctx.filter, Suite::WallTime.prefix());
     if filter != ToolFilter::Skip {
         time_with_criterion(&run, filter, measurement).await?;
     }
-    let filter = tool_filter(ctx.filter, "instructions/");
+    let filter = tool_filter(ctx.filter, Suite::Instructions.prefix());
     if filter != ToolFilter::Skip {
         count_instructions(&run, filter, measurement).await?;
     }
@@ -671,8 +661,8 @@ pub(crate) enum BuildScope {
 impl BuildScope {
     pub(crate) fn for_filter(filter: Option<&str>) -> Self {
         let benches = [
-            tool_filter(filter, "wall_time/"),
-            tool_filter(filter, "instructions/"),
+            tool_filter(filter, Suite::WallTime.prefix()),
+            tool_filter(filter, Suite::Instructions.prefix()),
         ];
         if benches.iter().all(|f| *f == ToolFilter::Skip) {
             Self::SuiteOnly

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::compare::{PairedSamples, RoundSamples};
+use crate::record::Suite;
 
 use super::child::{self, run_tool};
 use super::{
@@ -126,7 +127,7 @@ pub async fn run_rounds(
     sides: [&PairedSide; 2],
     rounds: u32,
 ) -> Result<PairedSamples, SuiteError> {
-    let filter = tool_filter(ctx.filter, "wall_time/");
+    let filter = tool_filter(ctx.filter, Suite::WallTime.prefix());
     if filter == ToolFilter::Skip {
         return Ok(PairedSamples::new());
     }
