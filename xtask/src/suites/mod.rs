@@ -9,6 +9,15 @@
 //! list|plans`, the `wall_time` and `instructions` benches), so the HEAD harness can measure
 //! any revision that has them (a revision without `leak`/`load`/`plans` is measured without
 //! them, and the record's notes say so for `leak`/`load`).
+//!
+//! Adding a suite: a variant of `record::Suite` with its metric prefix (the one list of
+//! suites: `--filter`'s suite prefixes come from it), a module here that turns its tool's
+//! output into metrics, its step in `measure_in_database` (which fixes the order: the
+//! scenarios' one pass yields both I/O counts and heap use, and load runs last), and its
+//! names in `listing`. The suites are steps of one pass over one seeded database rather than
+//! implementations of one trait: memory is measured in the I/O counts' scenario runs and the
+//! leak checks need their scenario list, so a suite-per-trait split would run the scenarios
+//! twice or hide that coupling.
 
 pub mod build_guard;
 pub mod child;
