@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use perf_tests::{
-    assert_torn_down, assert_valid_record, fixture, heavy, metric, read_json, ready_services, run,
+    Fixture, RunOutput, assert_torn_down, assert_valid_record, fixture, heavy, metric, read_json,
+    ready_services, run,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
@@ -61,12 +62,27 @@ fn fake_github(runtime: &tokio::runtime::Runtime) -> MockServer {
     })
 }
 
+/// One record run and one A/A run (each costs minutes, so one test holds both, and each step
+/// of what they prove is a function of its own): the quick native run records every suite
+/// with the exact I/O counts of each scenario; `--list` names what it recorded; the A/A run,
+/// `--ci` in a pull request's job, flags nothing, renders the same comparison as BMF and HTML,
+/// keeps the token out of every output and posts one sticky comment and the job summary.
 #[test]
 fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
     let _heavy = heavy();
     let fixture = fixture();
     let out = tempfile::tempdir().unwrap();
-    let out_arg = out.path().to_str().unwrap();
+
+    let record = quick_native_run_records_every_suite(fixture, out.path());
+    list_names_what_the_run_recorded(fixture, out.path(), &record);
+    a_a_run_in_a_pull_request_flags_nothing_and_publishes(fixture, out.path());
+}
+
+/// `perf --quick --services native --base none`: the record of HEAD holds every suite, the
+/// exact I/O counts of every scenario, the report files and the summary's suite lines.
+/// Returns the record.
+fn quick_native_run_records_every_suite(fixture: &Fixture, out: &Path) -> Value {
+    let out_arg = out.to_str().unwrap();
     let head = fixture.head();
 
     let first = run(fixture.xtask(&[
@@ -87,7 +103,7 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
     );
     assert_torn_down(&ready_services(&first.stderr));
 
-    let record_path = out.path().join("runs").join(format!("{head}.json"));
+    let record_path = out.join("runs").join(format!("{head}.json"));
     let record = read_json(&record_path);
     assert_eq!(record["schema_version"], 1);
     assert_valid_record(&record, &record_path);
@@ -101,10 +117,45 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
             record_path.display()
         );
     }
+    assert_exact_io_counts(&record);
+    assert!(metric(&record, "instructions/cache/cache_aside_read_decode/word").unwrap() > 100.0);
+    assert!(out.join("report.md").is_file());
+    assert!(out.join("report.json").is_file());
+    // Not a terminal and not --ci: the summary, a line per suite and where every row is.
+    for suite in [
+        "wall_time",
+        "instructions",
+        "io_counts",
+        "plans",
+        "memory",
+        "load",
+    ] {
+        assert!(
+            first
+                .stdout
+                .lines()
+                .any(|line| line.trim_start().starts_with(suite)),
+            "no line for {suite}: {}",
+            first.describe()
+        );
+    }
+    assert!(
+        first
+            .stdout
+            .contains(&format!("Every row: {}", out.join("report.md").display())),
+        "{}",
+        first.describe()
+    );
+
+    record
+}
+
+/// The I/O counts of every scenario, exactly: what the cache and the query layer send.
+fn assert_exact_io_counts(record: &Value) {
     // The cache-aside scenario: 50 cold reads load from Postgres once each; the warm pass is
     // served by L1; a second instance reads all 50 from Redis.
     assert_eq!(
-        metric(&record, "io/cache_aside_read/sql_statements"),
+        metric(record, "io/cache_aside_read/sql_statements"),
         Some(50.0)
     );
     let expected = [
@@ -174,38 +225,13 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         ("io/session_auth/redis_commands", 40.0),
     ];
     for (name, value) in expected {
-        assert_eq!(metric(&record, name), Some(value), "{name}");
+        assert_eq!(metric(record, name), Some(value), "{name}");
     }
-    assert!(metric(&record, "instructions/cache/cache_aside_read_decode/word").unwrap() > 100.0);
-    assert!(out.path().join("report.md").is_file());
-    assert!(out.path().join("report.json").is_file());
-    // Not a terminal and not --ci: the summary, a line per suite and where every row is.
-    for suite in [
-        "wall_time",
-        "instructions",
-        "io_counts",
-        "plans",
-        "memory",
-        "load",
-    ] {
-        assert!(
-            first
-                .stdout
-                .lines()
-                .any(|line| line.trim_start().starts_with(suite)),
-            "no line for {suite}: {}",
-            first.describe()
-        );
-    }
-    assert!(
-        first.stdout.contains(&format!(
-            "Every row: {}",
-            out.path().join("report.md").display()
-        )),
-        "{}",
-        first.describe()
-    );
+}
 
+/// `perf --list` after the run.
+fn list_names_what_the_run_recorded(fixture: &Fixture, out: &Path, record: &Value) {
+    let out_arg = out.to_str().unwrap();
     // `--list` names exactly what the run recorded: every benchmark and plan, and every
     // scenario and load mix as the prefix of its metrics. It starts no server.
     let listing = run(fixture.xtask(&["perf", "--list", "--out", out_arg]));
@@ -238,7 +264,12 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         })
         .collect();
     assert_eq!(listed, recorded, "--list and the record disagree");
+}
 
+/// `perf --quick --services native --base HEAD --ci` as a pull request's job runs it, against
+/// the first run's stored record and a local stand-in for GitHub's API.
+fn a_a_run_in_a_pull_request_flags_nothing_and_publishes(fixture: &Fixture, out: &Path) {
+    let out_arg = out.to_str().unwrap();
     // A/A: the same commit against its stored record, run with `--ci` in the environment of a
     // GitHub Actions job of pull request PR, whose API is the local stand-in.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -287,7 +318,15 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         "{}",
         second.describe()
     );
-    let report = read_json(&out.path().join("report.json"));
+    let report = read_json(&out.join("report.json"));
+    assert_the_a_a_comparison_flags_nothing(&report);
+    assert_the_other_renderings_hold_the_same_comparison(out, &report);
+    assert_torn_down(&ready_services(&second.stderr));
+    assert_ci_output_comment_and_summary(&second, out, &runtime, &github, &summary_path);
+}
+
+/// Every deterministic count and every plan shape of the A/A comparison is unchanged.
+fn assert_the_a_a_comparison_flags_nothing(report: &Value) {
     let rows = report["rows"].as_array().expect("comparison rows");
     let deterministic: Vec<&serde_json::Value> = rows
         .iter()
@@ -321,9 +360,13 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
     for row in plans {
         assert_eq!(row["verdict"], "unchanged", "A/A changed a plan: {row:#}");
     }
+}
+
+/// `report.bmf.json` and `report.html` of the A/A run.
+fn assert_the_other_renderings_hold_the_same_comparison(out: &Path, report: &Value) {
     // The other renderings of the same comparison: every head metric in Bencher Metric
     // Format, and one self-contained page with base-vs-head plots of the wall-time samples.
-    let bmf = read_json(&out.path().join("report.bmf.json"));
+    let bmf = read_json(&out.join("report.bmf.json"));
     let second_record = read_json(Path::new(report["record"].as_str().expect("record path")));
     let metrics = second_record["metrics"].as_array().unwrap();
     assert_eq!(bmf.as_object().unwrap().len(), metrics.len(), "{bmf:#}");
@@ -335,15 +378,24 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         let value = measures.values().next().unwrap()["value"].as_f64().unwrap();
         assert!(value.is_finite(), "{name}: {measures:?}");
     }
-    let page = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(page.contains("No regression"), "{page}");
     assert!(page.contains("<svg"), "no plot in report.html");
     assert!(
         !page.contains("https://"),
         "report.html loads something from outside"
     );
-    assert_torn_down(&ready_services(&second.stderr));
+}
 
+/// What `--ci` in a pull request's job does besides the verdict: plain output without the
+/// token, one sticky comment, the job summary.
+fn assert_ci_output_comment_and_summary(
+    second: &RunOutput,
+    out: &Path,
+    runtime: &tokio::runtime::Runtime,
+    github: &MockServer,
+    summary_path: &Path,
+) {
     // `--ci`: no colours, and the token in no output.
     assert!(
         !second.stdout.contains('\u{1b}'),
@@ -376,7 +428,7 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         "{}",
         second.describe()
     );
-    let markdown = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
     let verdict = markdown.lines().next().unwrap();
     assert!(verdict.contains("No regression"), "{markdown}");
     let posted: Value = requests[1].body_json().unwrap();
@@ -386,6 +438,6 @@ fn native_quick_run_records_every_suite_then_an_a_a_run_flags_nothing() {
         "{body}"
     );
     // The job summary is the Markdown report.
-    let summary = std::fs::read_to_string(&summary_path).expect("the job summary was written");
+    let summary = std::fs::read_to_string(summary_path).expect("the job summary was written");
     assert_eq!(summary, markdown, "the job summary is not the report");
 }
