@@ -547,12 +547,15 @@ impl TestRecord {
         })
     }
 
+    // Only tests of harness modules (the store, the base lookup) set these two.
+    #[cfg(feature = "harness")]
     pub(crate) fn machine_class(mut self, machine_class: &str) -> Self {
         machine_class.clone_into(&mut self.0.environment.machine_class);
         self
     }
 
     /// `created_at` in RFC 3339, e.g. `2026-01-02T00:00:00Z`.
+    #[cfg(feature = "harness")]
     pub(crate) fn created_at(mut self, created_at: &str) -> Self {
         self.0.created_at = DateTime::parse_from_rfc3339(created_at)
             .expect("an RFC 3339 date")
