@@ -60,24 +60,41 @@ pub const STATEMENTS: [&str; 11] = [
     "import_cards",
 ];
 
-/// Explains every key statement of the query layer against the seeded database at
-/// `database_url`, in a fixed order.
-pub async fn explain_all(database_url: &str) -> Result<Vec<PlanLine>> {
-    let mut conn = PgConnection::connect(database_url)
-        .await
-        .with_context(|| "cannot connect to DATABASE_URL to explain the query layer's plans")?;
-    // Settle what the planner reads first: fresh statistics and a complete visibility map.
-    // Without it a plan can flip between runs of one commit (an index-only scan is costed by
-    // the visibility map, which autovacuum updates at times of its own), a false alarm.
+/// Fresh statistics and a complete visibility map before anything is explained. Without them
+/// a plan can flip between runs of one commit (an index-only scan is costed by the visibility
+/// map, which autovacuum updates at times of its own), a false alarm.
+async fn settle_planner_inputs(conn: &mut PgConnection) -> Result<()> {
     sqlx::query("VACUUM (ANALYZE)")
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await
         .context("VACUUM (ANALYZE) before explaining")?;
     sqlx::query("SET plan_cache_mode = force_custom_plan")
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// The values the key statements are explained with: those the scenarios use.
+struct Bindings {
+    now: DateTime<Utc>,
+    cursor_due: DateTime<Utc>,
+    cursor_id: i64,
+    card_id: i64,
+    page: i64,
+    prefix: &'static str,
+    upper: String,
+    word_ids: Vec<i64>,
+    token: String,
+    request: uuid::Uuid,
+    import_users: Vec<i64>,
+    import_words: Vec<i64>,
+    import_due: Vec<DateTime<Utc>>,
+}
+
+/// The bindings, from the seeded database at `database_url`: the cursor of a later page and
+/// the card a review locks are the seed's own first due page.
+async fn bindings(database_url: &str) -> Result<Bindings> {
     let now = crate::fixed_now();
-    // The cursor of a later page and the card a review locks: the seed's own first due page.
     let pool = query::connect(database_url, 1).await?;
     let first_page = query::due_cards(&pool, USER_ID, now, None).await?;
     pool.close().await;
@@ -102,6 +119,49 @@ pub async fn explain_all(database_url: &str) -> Result<Vec<PlanLine>> {
         .iter()
         .map(|w| now + chrono::Duration::hours(w % 48))
         .collect();
+
+    Ok(Bindings {
+        now,
+        cursor_due,
+        cursor_id,
+        card_id,
+        page,
+        prefix,
+        upper,
+        word_ids,
+        token,
+        request,
+        import_users,
+        import_words,
+        import_due,
+    })
+}
+
+/// Explains every key statement of the query layer against the seeded database at
+/// `database_url`, in a fixed order.
+///
+/// Over 80 lines because it is the list of the key statements, one `explain!` with its
+/// bindings each, in `STATEMENTS`' order: the list reads best whole.
+pub async fn explain_all(database_url: &str) -> Result<Vec<PlanLine>> {
+    let mut conn = PgConnection::connect(database_url)
+        .await
+        .with_context(|| "cannot connect to DATABASE_URL to explain the query layer's plans")?;
+    settle_planner_inputs(&mut conn).await?;
+    let Bindings {
+        now,
+        cursor_due,
+        cursor_id,
+        card_id,
+        page,
+        prefix,
+        upper,
+        word_ids,
+        token,
+        request,
+        import_users,
+        import_words,
+        import_due,
+    } = bindings(database_url).await?;
 
     let mut lines = Vec::new();
     macro_rules! explain {

@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::sm2::{self, Grade, Sm2State};
 
@@ -228,6 +228,49 @@ fn draw_grade(rng: &mut ChaCha8Rng, difficulty: i16) -> Grade {
     Grade::new(value).expect("0..=5")
 }
 
+/// A card that was reviewed: who studies it, how hard its word is, from when until when.
+struct ReviewedCard {
+    card_id: i64,
+    user_id: i64,
+    difficulty: i16,
+    introduced_at: DateTime<Utc>,
+    active_until: DateTime<Utc>,
+}
+
+/// The reviews of `card` from its introduction, each when the card was due (up to 36 hours
+/// late), until its user stopped: appended to `reviews`. Its state, when it is due next and
+/// when it was last reviewed.
+fn review_history(
+    rng: &mut ChaCha8Rng,
+    card: &ReviewedCard,
+    reviews: &mut Vec<ReviewRow>,
+) -> (Sm2State, DateTime<Utc>, DateTime<Utc>) {
+    let mut state = Sm2State::NEW;
+    let mut at = card.introduced_at;
+    loop {
+        let grade = draw_grade(rng, card.difficulty);
+        let next = sm2::schedule(&state, grade, at);
+        reviews.push(ReviewRow {
+            id: 0,
+            card_id: card.card_id,
+            user_id: card.user_id,
+            reviewed_at: at,
+            grade,
+            ease_before: state.ease,
+            ease_after: next.state.ease,
+            interval_before: state.interval_days,
+            interval_after: next.state.interval_days,
+        });
+        state = next.state;
+        // The next review happens when the card is due, up to 36 hours late.
+        let next_at = next.due_at + minutes(rng, 0..36 * 60);
+        if next_at > card.active_until {
+            return (state, next.due_at, at);
+        }
+        at = next_at;
+    }
+}
+
 /// Cards, and the reviews that brought each card to its state.
 fn generate_cards(
     size: SeedSize,
@@ -283,30 +326,14 @@ fn generate_cards(
                 continue;
             }
             let difficulty = words[word_id as usize - 1].difficulty;
-            let mut state = Sm2State::NEW;
-            let mut at = introduced_at;
-            let (due_at, last_reviewed_at) = loop {
-                let grade = draw_grade(&mut rng, difficulty);
-                let next = sm2::schedule(&state, grade, at);
-                reviews.push(ReviewRow {
-                    id: 0,
-                    card_id,
-                    user_id,
-                    reviewed_at: at,
-                    grade,
-                    ease_before: state.ease,
-                    ease_after: next.state.ease,
-                    interval_before: state.interval_days,
-                    interval_after: next.state.interval_days,
-                });
-                state = next.state;
-                // The next review happens when the card is due, up to 36 hours late.
-                let next_at = next.due_at + minutes(&mut rng, 0..36 * 60);
-                if next_at > active_until {
-                    break (next.due_at, at);
-                }
-                at = next_at;
+            let card = ReviewedCard {
+                card_id,
+                user_id,
+                difficulty,
+                introduced_at,
+                active_until,
             };
+            let (state, due_at, last_reviewed_at) = review_history(&mut rng, &card, &mut reviews);
             cards.push(CardRow {
                 id: card_id,
                 user_id,
@@ -332,7 +359,38 @@ pub async fn seed(pool: &PgPool, size: SeedSize) -> Result<SeedSummary, sqlx::Er
     let data = generate(size);
     let mut tx = pool.begin().await?;
 
-    for chunk in data.users.chunks(CHUNK) {
+    insert_users(&mut tx, &data.users).await?;
+    insert_words(&mut tx, &data.words).await?;
+    insert_cards(&mut tx, &data.cards).await?;
+    insert_reviews(&mut tx, &data.reviews).await?;
+
+    // Ids assigned by Postgres from now on come after the seeded ones.
+    sqlx::raw_sql(
+        "SELECT setval(pg_get_serial_sequence('words', 'id'), COALESCE(max(id), 0) + 1, false) \
+             FROM words; \
+         SELECT setval(pg_get_serial_sequence('review_cards', 'id'), COALESCE(max(id), 0) + 1, \
+                       false) FROM review_cards; \
+         SELECT setval(pg_get_serial_sequence('review_log', 'id'), COALESCE(max(id), 0) + 1, \
+                       false) FROM review_log;",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+
+    // Outside a transaction (VACUUM cannot run in one).
+    sqlx::raw_sql("VACUUM (ANALYZE)").execute(pool).await?;
+    Ok(SeedSummary {
+        users: data.users.len() as u64,
+        words: data.words.len() as u64,
+        cards: data.cards.len() as u64,
+        reviews: data.reviews.len() as u64,
+        sessions: data.users.len() as u64,
+    })
+}
+
+/// Inserts the users, their preferences and their sessions, `CHUNK` rows a statement.
+async fn insert_users(conn: &mut PgConnection, users: &[UserRow]) -> Result<(), sqlx::Error> {
+    for chunk in users.chunks(CHUNK) {
         let ids: Vec<i64> = chunk.iter().map(|u| u.id).collect();
         let names: Vec<&str> = chunk.iter().map(|u| u.name.as_str()).collect();
         let created: Vec<DateTime<Utc>> = chunk.iter().map(|u| u.created_at).collect();
@@ -343,7 +401,7 @@ pub async fn seed(pool: &PgPool, size: SeedSize) -> Result<SeedSummary, sqlx::Er
         .bind(&ids)
         .bind(&names)
         .bind(&created)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         let goals: Vec<i32> = chunk.iter().map(|u| u.daily_goal).collect();
         let new_per_day: Vec<i32> = chunk.iter().map(|u| u.new_cards_per_day).collect();
@@ -357,7 +415,7 @@ pub async fn seed(pool: &PgPool, size: SeedSize) -> Result<SeedSummary, sqlx::Er
         .bind(&goals)
         .bind(&new_per_day)
         .bind(&offsets)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         let tokens: Vec<&str> = chunk.iter().map(|u| u.session_token.as_str()).collect();
         let session_created: Vec<DateTime<Utc>> =
@@ -374,11 +432,15 @@ pub async fn seed(pool: &PgPool, size: SeedSize) -> Result<SeedSummary, sqlx::Er
         .bind(&ids)
         .bind(&session_created)
         .bind(&expires)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
 
-    for chunk in data.words.chunks(CHUNK) {
+/// Inserts the words, `CHUNK` rows a statement.
+async fn insert_words(conn: &mut PgConnection, words: &[WordRow]) -> Result<(), sqlx::Error> {
+    for chunk in words.chunks(CHUNK) {
         let ids: Vec<i64> = chunk.iter().map(|w| w.id).collect();
         let lemmas: Vec<&str> = chunk.iter().map(|w| w.lemma.as_str()).collect();
         let definitions: Vec<&str> = chunk.iter().map(|w| w.definition.as_str()).collect();
@@ -391,11 +453,15 @@ pub async fn seed(pool: &PgPool, size: SeedSize) -> Result<SeedSummary, sqlx::Er
         .bind(&lemmas)
         .bind(&definitions)
         .bind(&difficulty)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
 
-    for chunk in data.cards.chunks(CHUNK) {
+/// Inserts the cards, `CHUNK` rows a statement.
+async fn insert_cards(conn: &mut PgConnection, cards: &[CardRow]) -> Result<(), sqlx::Error> {
+    for chunk in cards.chunks(CHUNK) {
         let column = |f: fn(&CardRow) -> i64| chunk.iter().map(f).collect::<Vec<_>>();
         let state: Vec<i16> = chunk.iter().map(|c| c.sm2.state.as_i16()).collect();
         let ease: Vec<f32> = chunk.iter().map(|c| c.sm2.ease).collect();
@@ -421,11 +487,15 @@ pub async fn seed(pool: &PgPool, size: SeedSize) -> Result<SeedSummary, sqlx::Er
         .bind(&lapses)
         .bind(&due)
         .bind(&last)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
 
-    for chunk in data.reviews.chunks(CHUNK) {
+/// Inserts the review log, `CHUNK` rows a statement.
+async fn insert_reviews(conn: &mut PgConnection, reviews: &[ReviewRow]) -> Result<(), sqlx::Error> {
+    for chunk in reviews.chunks(CHUNK) {
         let column = |f: fn(&ReviewRow) -> i64| chunk.iter().map(f).collect::<Vec<_>>();
         let at: Vec<DateTime<Utc>> = chunk.iter().map(|r| r.reviewed_at).collect();
         let grade: Vec<i16> = chunk.iter().map(|r| i16::from(r.grade.value())).collect();
@@ -449,32 +519,10 @@ pub async fn seed(pool: &PgPool, size: SeedSize) -> Result<SeedSummary, sqlx::Er
         .bind(&ease_after)
         .bind(&interval_before)
         .bind(&interval_after)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
-
-    // Ids assigned by Postgres from now on come after the seeded ones.
-    sqlx::raw_sql(
-        "SELECT setval(pg_get_serial_sequence('words', 'id'), COALESCE(max(id), 0) + 1, false) \
-             FROM words; \
-         SELECT setval(pg_get_serial_sequence('review_cards', 'id'), COALESCE(max(id), 0) + 1, \
-                       false) FROM review_cards; \
-         SELECT setval(pg_get_serial_sequence('review_log', 'id'), COALESCE(max(id), 0) + 1, \
-                       false) FROM review_log;",
-    )
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-
-    // Outside a transaction (VACUUM cannot run in one).
-    sqlx::raw_sql("VACUUM (ANALYZE)").execute(pool).await?;
-    Ok(SeedSummary {
-        users: data.users.len() as u64,
-        words: data.words.len() as u64,
-        cards: data.cards.len() as u64,
-        reviews: data.reviews.len() as u64,
-        sessions: data.users.len() as u64,
-    })
+    Ok(())
 }
 
 /// A pronounceable, deterministic lemma for a word id (distinct ids give distinct lemmas).

@@ -104,19 +104,7 @@ async fn main() -> Result<()> {
             users,
             words,
             cards,
-        } => {
-            let scaled = SeedSize::scaled(scale);
-            let size = SeedSize {
-                users: users.unwrap_or(scaled.users),
-                words: words.unwrap_or(scaled.words),
-                cards: cards.unwrap_or(scaled.cards),
-            };
-            let settings = Settings::from_env()?;
-            let pool = query::connect(&settings.database_url, 2).await?;
-            query::MIGRATOR.run(&pool).await?;
-            let summary = seed::seed(&pool, size).await?;
-            println!("{}", serde_json::to_string(&summary)?);
-        }
+        } => prepare(scale, users, words, cards).await?,
         Command::Scenario { name } => {
             let settings = Settings::from_env()?;
             let measured =
@@ -139,25 +127,7 @@ async fn main() -> Result<()> {
             max_in_flight,
             seed,
             handshake,
-        } => {
-            anyhow::ensure!(
-                duration.is_finite() && duration > 0.0,
-                "--duration {duration} is not a positive number of seconds"
-            );
-            let schedule = Schedule::new(
-                rate,
-                std::time::Duration::from_secs_f64(duration.min(1e6)),
-                max_in_flight,
-            )?;
-            let settings = Settings::from_env()?;
-            let handshake = if handshake {
-                scenarios::Handshake::Stdio
-            } else {
-                scenarios::Handshake::None
-            };
-            let summary = load::run_mixed(&settings, &schedule, seed, &handshake).await?;
-            println!("{}", serde_json::json!({ "load": summary }));
-        }
+        } => run_load(rate, duration, max_in_flight, seed, handshake).await?,
         Command::Plans { list: true } => {
             for name in bench_suite::plans::STATEMENTS {
                 println!("{name}");
@@ -183,5 +153,55 @@ async fn main() -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `suite prepare`: migrates the database at `DATABASE_URL` and seeds it (`scale` times the
+/// default size, unless a count is given); prints the seed's summary.
+async fn prepare(
+    scale: f64,
+    users: Option<u32>,
+    words: Option<u32>,
+    cards: Option<u32>,
+) -> Result<()> {
+    let scaled = SeedSize::scaled(scale);
+    let size = SeedSize {
+        users: users.unwrap_or(scaled.users),
+        words: words.unwrap_or(scaled.words),
+        cards: cards.unwrap_or(scaled.cards),
+    };
+    let settings = Settings::from_env()?;
+    let pool = query::connect(&settings.database_url, 2).await?;
+    query::MIGRATOR.run(&pool).await?;
+    let summary = seed::seed(&pool, size).await?;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(())
+}
+
+/// `suite load`: the open-loop load run of the realistic mix; prints its summary.
+async fn run_load(
+    rate: f64,
+    duration: f64,
+    max_in_flight: usize,
+    seed: u64,
+    handshake: bool,
+) -> Result<()> {
+    anyhow::ensure!(
+        duration.is_finite() && duration > 0.0,
+        "--duration {duration} is not a positive number of seconds"
+    );
+    let schedule = Schedule::new(
+        rate,
+        std::time::Duration::from_secs_f64(duration.min(1e6)),
+        max_in_flight,
+    )?;
+    let settings = Settings::from_env()?;
+    let handshake = if handshake {
+        scenarios::Handshake::Stdio
+    } else {
+        scenarios::Handshake::None
+    };
+    let summary = load::run_mixed(&settings, &schedule, seed, &handshake).await?;
+    println!("{}", serde_json::json!({ "load": summary }));
     Ok(())
 }
