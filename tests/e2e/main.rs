@@ -3,6 +3,7 @@
 //! Runs that start services hold `perf_tests::heavy()` so they do not share the two cores.
 
 mod baselines;
+mod bisect;
 mod docker;
 mod external;
 mod faults;

@@ -15,7 +15,7 @@ use perf_tests::{
 };
 
 /// Replaces `from` (which must occur exactly once) with `to` in a file of the fixture.
-fn edit(fixture: &Fixture, file: &str, from: &str, to: &str) {
+pub(crate) fn edit(fixture: &Fixture, file: &str, from: &str, to: &str) {
     let path = fixture.root.join(file);
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(

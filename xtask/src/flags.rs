@@ -147,6 +147,17 @@ pub enum PerfAction {
     /// under the configured verdict rules, and how far each moved. Exit 1 when any metric
     /// alarmed, with the threshold that would quiet it.
     Calibrate(CalibrateFlags),
+    /// The first commit on the first-parent path from --good to --bad where a deterministic
+    /// metric (an instruction, SQL, row or Redis count) crosses its threshold. Uses stored
+    /// records where they exist (the baseline branch, the runs directory, filtered runs,
+    /// earlier bisections)
+    /// and measures only the commits it must, each in a worktree and only the metric's
+    /// scenario or benchmark; each measured commit's record is kept in `<out>/bisect/`, so a
+    /// second bisection is instant.
+    ///
+    /// Exit codes: 0 found, 2 a harness or usage error (a bad revision or metric, ends that
+    /// do not differ beyond the threshold, a wall-time metric).
+    Bisect(BisectFlags),
     /// Publish a run's report: append it to the job summary (`GITHUB_STEP_SUMMARY`) and
     /// create, or update in place, ONE comment on the pull request (found by a hidden marker).
     /// Reads `GITHUB_TOKEN`, `GITHUB_REPOSITORY`, `GITHUB_API_URL` (default
@@ -176,6 +187,31 @@ pub struct PublishFlags {
     /// request's code: this reads the two files and nothing else.
     #[arg(long, value_name = "DIR")]
     pub from_artifact: Option<PathBuf>,
+}
+
+/// `cargo xtask perf bisect`.
+#[derive(Debug, Clone, Args)]
+pub struct BisectFlags {
+    /// The metric's full name, as the report and `perf --list` show it.
+    #[arg(long, value_name = "NAME")]
+    pub metric: String,
+    /// A commit where the metric is as before (default: the record before the latest change
+    /// point of the metric in `perf history`).
+    #[arg(long, value_name = "REV")]
+    pub good: Option<String>,
+    /// A commit where it crossed (default: the first record after that change point).
+    #[arg(long, value_name = "REV")]
+    pub bad: Option<String>,
+    /// How many first-parent commits of the target branch `history` reads for the defaults,
+    /// and the longest path from --good to --bad.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub depth: u32,
+    /// How Postgres and Redis are provided when a commit must be measured.
+    #[arg(long, value_enum, default_value_t = ServicesMode::Auto)]
+    pub services: ServicesMode,
+    /// Where measured commits' records go (`bisect/`). Default: `target/perf`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `cargo xtask perf calibrate`.

@@ -67,6 +67,9 @@ pub struct Shift {
     pub kind: MetricKind,
     /// The first commit after the shift.
     pub at: Point,
+    /// The last record with the metric before it: with `at`, the ends a bisection starts
+    /// from.
+    pub before: Option<Point>,
     pub median_before: f64,
     pub median_after: f64,
     pub change_pct: f64,
@@ -194,6 +197,11 @@ fn shifts(
             unit: series.unit,
             kind: series.kind,
             at: points[change.index].clone(),
+            before: present
+                .iter()
+                .rev()
+                .find(|&&index| index < change.index)
+                .map(|&index| points[index].clone()),
             median_before: change.median_before,
             median_after: change.median_after,
             change_pct: change.change_pct,
@@ -300,6 +308,15 @@ fn shift_lines(out: &mut String, findings: &HistoryFindings, options: &ChangePoi
                     ""
                 }
             );
+            if let (MetricKind::Deterministic, Some(before)) = (shift.kind, &shift.before) {
+                let _ = writeln!(
+                    out,
+                    "      which commit: cargo xtask perf bisect --metric {} --good {} --bad {}",
+                    shift.metric,
+                    crate::render::short_sha(&before.commit),
+                    crate::render::short_sha(&shift.at.commit)
+                );
+            }
         }
     }
 }

@@ -15,6 +15,8 @@
 
 #[cfg(feature = "harness")]
 pub mod baseline;
+#[cfg(feature = "harness")]
+pub mod bisect;
 pub mod bmf;
 #[cfg(feature = "harness")]
 pub mod calibrate;

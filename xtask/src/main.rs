@@ -70,6 +70,10 @@ async fn run(command: Command, shutdown: &mut Shutdown) -> Result<Outcome> {
             Some(PerfAction::History(history)) => {
                 commands::history::run(&load(None, ServicesMode::Auto)?, history, shutdown).await
             }
+            Some(PerfAction::Bisect(bisect)) => {
+                let config = load(bisect.out.as_deref(), bisect.services)?;
+                commands::bisect::run(&config, bisect, shutdown).await
+            }
             Some(PerfAction::Calibrate(calibrate)) => {
                 let config = load(calibrate.select.out.as_deref(), calibrate.measure.services)?;
                 commands::calibrate::run(&config, calibrate, shutdown).await

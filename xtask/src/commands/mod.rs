@@ -9,11 +9,13 @@
 //! | `perf --list` | [`list`] |
 //! | `perf baseline list\|show\|add\|fetch\|push\|prune\|record` | [`baseline`] |
 //! | `perf history` | [`history`] |
+//! | `perf bisect` | [`bisect`] |
 //! | `perf calibrate` | [`calibrate`] |
 //! | `perf publish` | [`publish`] |
 //! | `setup` | [`setup`] |
 
 pub mod baseline;
+pub mod bisect;
 pub mod calibrate;
 pub mod history;
 pub mod list;
