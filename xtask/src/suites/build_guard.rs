@@ -171,12 +171,12 @@ pub async fn seed_from(
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(|e| io_error("remove", &partial, e))?;
     }
-    let output = tokio::process::Command::new("cp")
-        .args(["-a", "--reflink=auto"])
+    // In a process group of its own, killed with it if the run is interrupted meanwhile.
+    let mut copy = super::child::command("cp", from);
+    copy.args(["-a", "--reflink=auto"])
         .arg(&source)
-        .arg(&partial)
-        .stdin(std::process::Stdio::null())
-        .output()
+        .arg(&partial);
+    let output = super::child::output(copy)
         .await
         .map_err(|e| io_error("copy (cp)", &source, e))?;
     drop(shared);

@@ -109,11 +109,34 @@ pub async fn run_tool(mut command: Command, what: &str, log: &Path) -> Result<St
     finish(what, output.status, stdout, &stderr, log)
 }
 
+/// Runs a child to completion and returns its output; when the harness stops waiting (a
+/// signal ended the run), its whole process group is killed.
+pub async fn output(mut command: Command) -> std::io::Result<std::process::Output> {
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn()?;
+    let mut guard = GroupGuard::of(&child);
+    let output = child.wait_with_output().await?;
+    guard.disarm();
+    Ok(output)
+}
+
 /// Whether a child run with its output discarded exits successfully (false when it cannot be
-/// started).
+/// started); killed with its process group when the harness stops waiting.
 pub async fn succeeds(mut command: Command) -> bool {
-    command.stdout(Stdio::null()).stderr(Stdio::null());
-    command.status().await.is_ok_and(|status| status.success())
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let Ok(mut child) = command.spawn() else {
+        return false;
+    };
+    let mut guard = GroupGuard::of(&child);
+    let status = child.wait().await;
+    guard.disarm();
+    status.is_ok_and(|status| status.success())
 }
 
 /// Writes a finished child's output to `log`; its stdout on success, else an error with the
