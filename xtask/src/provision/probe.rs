@@ -154,8 +154,9 @@ pub(crate) fn percent_encode(s: &str) -> String {
     out
 }
 
-/// A server URL split so the database (path) can be replaced: `prefix` is
-/// `scheme://[userinfo@]host[:port]`, `query` is empty or starts with `?` (or `#`).
+/// A server URL split so the database (path) can be replaced: everything before the path
+/// (`scheme://[userinfo@]host[:port]`) in its parts, the path, and `query`, empty or starting
+/// with `?` (or `#`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct UrlParts {
     pub scheme: String,
