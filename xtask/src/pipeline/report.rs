@@ -160,3 +160,27 @@ pub fn terminal_text(report: &RunReport, style: TerminalStyle, out_dir: &Path) -
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A format added here must be set aside with the previous run's reports (`outputs`), and
+    /// `publish` must read the Markdown this writes.
+    #[test]
+    fn every_exported_file_is_one_the_outputs_and_publish_know() {
+        for exporter in EXPORTERS {
+            assert!(
+                crate::outputs::REPORT_FILES.contains(&exporter.file_name()),
+                "{} is not in outputs::REPORT_FILES: a failed run would leave the previous run's",
+                exporter.file_name()
+            );
+        }
+        assert_eq!(Markdown.file_name(), crate::publish::REPORT_FILE);
+        assert_eq!(
+            EXPORTERS.len() + 1,
+            crate::outputs::REPORT_FILES.len(),
+            "outputs::REPORT_FILES lists the exporters' files and the comment artifact"
+        );
+    }
+}
