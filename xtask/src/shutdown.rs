@@ -39,10 +39,7 @@ impl Shutdown {
     where
         anyhow::Error: From<E>,
     {
-        tokio::select! {
-            done = work => Ok(done?),
-            signal = self.received() => Err(anyhow::anyhow!(stopped(signal))),
-        }
+        self.until(work, stopped).await
     }
 
     /// `work` until it ends, or the error of a measuring run `interrupted` by a signal.
@@ -53,10 +50,7 @@ impl Shutdown {
     where
         anyhow::Error: From<E>,
     {
-        tokio::select! {
-            done = work => Ok(done?),
-            signal = self.received() => Err(anyhow::anyhow!(interrupted(signal))),
-        }
+        self.until(work, interrupted).await
     }
 
     /// Runs a blocking command on a blocking thread until it ends or a signal stops it (the
@@ -67,9 +61,26 @@ impl Shutdown {
         work: impl FnOnce() -> Result<Outcome> + Send + 'static,
     ) -> Result<Outcome> {
         let blocking = tokio::task::spawn_blocking(work);
+        let finished = async {
+            blocking
+                .await
+                .with_context(|| format!("the {command} command panicked"))?
+        };
+        self.until(finished, stopped).await
+    }
+
+    /// `work` until it ends, or the error `signal_error` makes of the signal that came first.
+    async fn until<T, E>(
+        &mut self,
+        work: impl Future<Output = Result<T, E>>,
+        signal_error: fn(&str) -> String,
+    ) -> Result<T>
+    where
+        anyhow::Error: From<E>,
+    {
         tokio::select! {
-            finished = blocking => finished.with_context(|| format!("the {command} command panicked"))?,
-            signal = self.received() => Err(anyhow::anyhow!(stopped(signal))),
+            done = work => Ok(done?),
+            signal = self.received() => Err(anyhow::anyhow!(signal_error(signal))),
         }
     }
 }
