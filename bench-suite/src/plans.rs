@@ -147,21 +147,7 @@ pub async fn explain_all(database_url: &str) -> Result<Vec<PlanLine>> {
         .await
         .with_context(|| "cannot connect to DATABASE_URL to explain the query layer's plans")?;
     settle_planner_inputs(&mut conn).await?;
-    let Bindings {
-        now,
-        cursor_due,
-        cursor_id,
-        card_id,
-        page,
-        prefix,
-        upper,
-        word_ids,
-        token,
-        request,
-        import_users,
-        import_words,
-        import_due,
-    } = bindings(database_url).await?;
+    let b = bindings(database_url).await?;
 
     let mut lines = Vec::new();
     macro_rules! explain {
@@ -187,17 +173,17 @@ pub async fn explain_all(database_url: &str) -> Result<Vec<PlanLine>> {
         "due_cards_first_page",
         query::DUE_CARDS_FIRST_PAGE_SQL,
         USER_ID,
-        now,
-        page
+        b.now,
+        b.page
     );
     explain!(
         "due_cards_after",
         query::DUE_CARDS_AFTER_SQL,
         USER_ID,
-        now,
-        cursor_due,
-        cursor_id,
-        page
+        b.now,
+        b.cursor_due,
+        b.cursor_id,
+        b.page
     );
     explain!(
         "difficult_cards",
@@ -205,31 +191,31 @@ pub async fn explain_all(database_url: &str) -> Result<Vec<PlanLine>> {
         USER_ID,
         i64::from(query::DIFFICULT_CARDS_MAX)
     );
-    explain!("user_stats", query::USER_STATS_SQL, USER_ID, now);
+    explain!("user_stats", query::USER_STATS_SQL, USER_ID, b.now);
     explain!(
         "word_prefix_search",
         query::WORD_PREFIX_SEARCH_SQL,
-        prefix,
-        upper,
+        b.prefix,
+        b.upper,
         i64::from(query::words::PREFIX_SEARCH_MAX)
     );
-    explain!("words_by_ids", query::WORDS_BY_IDS_SQL, &word_ids);
+    explain!("words_by_ids", query::WORDS_BY_IDS_SQL, &b.word_ids);
     explain!("word_by_id", query::WORD_BY_ID_SQL, WORD_ID);
-    explain!("session_by_token", query::SESSION_BY_TOKEN_SQL, &token);
+    explain!("session_by_token", query::SESSION_BY_TOKEN_SQL, &b.token);
     explain!("user_preferences", query::USER_PREFERENCES_SQL, USER_ID);
     explain!(
         "review_lock",
         query::REVIEW_LOCK_SQL,
-        card_id,
+        b.card_id,
         USER_ID,
-        request
+        b.request
     );
     explain!(
         "import_cards",
         query::INSERT_NEW_CARDS,
-        &import_users,
-        &import_words,
-        &import_due,
+        &b.import_users,
+        &b.import_words,
+        &b.import_due,
         crate::sm2::CardState::New.as_i16(),
         crate::sm2::INITIAL_EASE
     );
