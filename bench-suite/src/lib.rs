@@ -1,6 +1,6 @@
 //! The system under test: a vocabulary-learning service's **query layer** (sqlx on Postgres)
 //! and **cache layer** (in-process L1 + Redis L2), plus the deterministic seed data and the
-//! named I/O scenarios, heap accounting and the load generator the harness drives.
+//! named I/O scenarios, the benchmarked [`operations`], heap accounting and the load generator the harness drives.
 //!
 //! This crate knows nothing of the harness: it reads its connection settings from the
 //! environment (`DATABASE_URL`, `REDIS_URL`, see [`settings`]) and is driven through the `suite`
@@ -13,6 +13,7 @@ pub mod codec;
 pub mod load;
 pub mod memory;
 pub mod model;
+pub mod operations;
 pub mod plans;
 pub mod query;
 pub mod scenarios;

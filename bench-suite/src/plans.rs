@@ -25,12 +25,15 @@ use sqlx::{Connection, PgConnection, Row};
 
 use crate::query;
 
-/// One explained statement: its name, its plan's shape and how many nodes the plan has.
+/// One explained statement: its name, its plan's shape and how many nodes the plan has, and
+/// the plan as `EXPLAIN` prints it (costs and estimates included: for people to read, never
+/// compared).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanLine {
     pub name: String,
     pub shape: String,
     pub nodes: u32,
+    pub text: String,
 }
 
 /// The shape of a plan and its node count.
@@ -154,7 +157,7 @@ pub async fn explain_all(database_url: &str) -> Result<Vec<PlanLine>> {
         ($name:expr, $sql:expr $(, $bind:expr)*) => {{
             let statement = format!("EXPLAIN (FORMAT JSON) {}", $sql);
             let row = sqlx::query(sqlx::AssertSqlSafe(statement))
-                $(.bind($bind))*
+                $(.bind(&$bind))*
                 .fetch_one(&mut conn)
                 .await
                 .with_context(|| format!("EXPLAIN of {}", $name))?;
@@ -166,7 +169,12 @@ pub async fn explain_all(database_url: &str) -> Result<Vec<PlanLine>> {
                 .with_context(|| format!("EXPLAIN of {} is not JSON", $name))?;
             let PlanShape { shape, nodes } = shape_of_explain(&plan)
                 .with_context(|| format!("EXPLAIN of {} has no plan", $name))?;
-            lines.push(PlanLine { name: $name.to_owned(), shape, nodes });
+            let text: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", $sql)))
+                $(.bind(&$bind))*
+                .fetch_all(&mut conn)
+                .await
+                .with_context(|| format!("EXPLAIN (text) of {}", $name))?;
+            lines.push(PlanLine { name: $name.to_owned(), shape, nodes, text: text.join("\n") });
         }};
     }
     explain!(

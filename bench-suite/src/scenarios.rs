@@ -19,6 +19,7 @@ use chrono::Duration;
 use crate::cache::CacheStats;
 use crate::memory::{self, LeakReport, Usage};
 use crate::model::{NewCard, ReviewRequestId};
+use crate::operations::Operation;
 use crate::seed::session_token;
 use crate::service::{Service, ServiceOptions};
 use crate::settings::Settings;
@@ -102,19 +103,36 @@ pub struct Measured {
 impl Handshake {
     /// Tells the driver that setup is done and waits for its go (`Stdio` only).
     pub async fn ready(&self) -> Result<()> {
+        self.tell_and_wait(r#"{"ready":true}"#, "waiting for the harness's go on stdin")
+            .await
+    }
+
+    /// Tells the driver that the measured part is over and waits until it has read its counts
+    /// (`Stdio` only), so that a scenario can undo what it changed without being counted:
+    /// `{"measured":true}` on stdout, then a line on stdin.
+    pub async fn measured(&self) -> Result<()> {
+        self.tell_and_wait(
+            r#"{"measured":true}"#,
+            "waiting for the harness to read the counts",
+        )
+        .await
+    }
+
+    /// `Stdio`: prints `line` on stdout and waits for a line on stdin.
+    async fn tell_and_wait(&self, line: &str, waiting_for: &'static str) -> Result<()> {
         match self {
             Handshake::None | Handshake::Leak { .. } => Ok(()),
             Handshake::Stdio => {
                 use std::io::Write as _;
                 let mut stdout = std::io::stdout();
-                writeln!(stdout, r#"{{"ready":true}}"#)?;
+                writeln!(stdout, "{line}")?;
                 stdout.flush()?;
                 tokio::task::spawn_blocking(|| {
                     let mut line = String::new();
                     std::io::stdin().read_line(&mut line).map(|_| ())
                 })
                 .await?
-                .context("waiting for the harness's go on stdin")
+                .context(waiting_for)
             }
         }
     }
@@ -182,10 +200,18 @@ pub async fn run_measured(
         "review_card" => review_card(settings, handshake).await,
         "bulk_import" => bulk_import(settings, handshake).await,
         "session_auth" => session_auth(settings, handshake).await,
-        other => {
-            let known: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
-            bail!("no scenario named {other:?}; known: {}", known.join(", "))
-        }
+        other => match Operation::of_scenario(other) {
+            Some(operation) => operation.count_one_call(settings, handshake).await,
+            None => {
+                let known: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+                bail!(
+                    "no scenario named {other:?}; known: {}, and `{}<benchmark>` for every \
+                     wall-time benchmark",
+                    known.join(", "),
+                    crate::operations::SCENARIO_PREFIX
+                )
+            }
+        },
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod baselines;
 mod bisect;
+mod blind_spots;
 mod docker;
 mod external;
 mod faults;

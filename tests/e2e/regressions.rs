@@ -55,6 +55,7 @@ fn compare_with_parent(fixture: &Fixture, message: &str, filter: &str) -> Inject
     );
     let report = read_json(&report_path);
     let report_html = std::fs::read_to_string(out.path().join("report.html")).unwrap_or_default();
+    let report_markdown = std::fs::read_to_string(out.path().join("report.md")).unwrap_or_default();
     assert_eq!(report["baseline"]["commit"], base.as_str(), "{report:#}");
     let baseline = &report["baseline"];
     let described = format!("baseline: {baseline:#}\n{}", output.describe());
@@ -65,6 +66,7 @@ fn compare_with_parent(fixture: &Fixture, message: &str, filter: &str) -> Inject
         output,
         worktrees_after,
         report_html,
+        report_markdown,
     }
 }
 
@@ -86,6 +88,8 @@ struct InjectedRun {
     worktrees_after: String,
     /// The run's `report.html`.
     report_html: String,
+    /// The run's `report.md`.
+    report_markdown: String,
 }
 
 /// One commit holds both regressions and one run (`--filter due_cards`, which selects the
@@ -165,6 +169,60 @@ fn an_n_plus_one_query_is_flagged() {
     assert_eq!(run.output.code, Some(1), "{}", run.described);
 }
 
+/// Each injected regression is explained where it is, first in its list: the instruction
+/// regression by the function the `nop`s were put in (its own instructions grew, and it is in
+/// the file the commit changed), the N+1 by its statement, with its text.
+#[test]
+fn each_injected_regression_is_explained_by_its_function_or_statement_first() {
+    let run = injected_run();
+    let decode = row(
+        &run.rows,
+        "instructions/query/due_cards_row_decode/page_of_50",
+        &run.described,
+    );
+    let first = &decode["where"]["functions"][0];
+    let name = first["name"].as_str().unwrap_or_default();
+    assert!(
+        name.contains("bench_suite::query::cards::") && name.ends_with("::from_row"),
+        "the first function is not the decoder the nops are in: {decode:#}"
+    );
+    let own = first["head_exclusive"].as_i64().unwrap() - first["base_exclusive"].as_i64().unwrap();
+    assert!(own >= 1_800, "36 nops x 50 rows: {first:#}");
+    assert_eq!(first["in_change"], true, "{first:#}");
+    assert_ne!(decode["where"]["outside_change"], true, "{decode:#}");
+
+    let statements = row(&run.rows, "io/due_cards/sql_statements", &run.described);
+    let part = &statements["where"]["parts"][0];
+    assert!(
+        part["name"]
+            .as_str()
+            .is_some_and(|name| name.starts_with("io/due_cards/sql/select_words_")),
+        "{statements:#}"
+    );
+    assert_eq!(
+        (part["base"].as_f64(), part["head"].as_f64()),
+        (Some(0.0), Some(150.0)),
+        "{part:#}"
+    );
+    assert_eq!(
+        part["text"], "SELECT lemma FROM words WHERE id = ?",
+        "{part:#}"
+    );
+    assert!(
+        run.report_markdown.contains("### Where")
+            && run
+                .report_markdown
+                .contains("SELECT lemma FROM words WHERE id = ?"),
+        "report.md has no where section:\n{}",
+        run.report_markdown
+    );
+    assert!(
+        run.output.stdout.contains("where due_cards: select_words_"),
+        "{}",
+        run.described
+    );
+}
+
 /// With `--paired`, wall time is judged: the N+1 (50 more round trips to Postgres per page) makes
 /// the due list far slower, and the paired test, over base and head timed in interleaved rounds
 /// in this run, says so with its interval.
@@ -223,6 +281,9 @@ fn the_parent_is_measured_in_a_removed_worktree_and_nothing_else_moves() {
     let injected = |name: &str| {
         name == "instructions/query/due_cards_row_decode/page_of_50"
             || name.starts_with("io/due_cards/")
+            // The counted calls of both due-list benchmarks.
+            || name.starts_with("io/call.query.due_cards/")
+            || name.starts_with("io/call.query.due_cards_next_page/")
             || name.starts_with("mem/due_cards/")
             // Both call the due list, which now makes its N+1; `raw/due_cards_statement`
             // (the same statement without the layer) must not move.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::config::{self, Budget, Thresholds};
+use crate::locate::{self, Location};
 use crate::record::{self, Direction, Environment, Metric, MetricKind, RunRecord, Suite, Unit};
 use crate::stats::{self, CountVerdict, PairedOptions, PairedResult, PairedVerdict};
 
@@ -51,6 +52,9 @@ pub struct Scope<'a> {
     pub filtered: bool,
     /// Metrics removed on purpose (`retired` in the config: names, or prefixes ending in `/`).
     pub retired: &'a [String],
+    /// The files the change from base to head touched (paths from the workspace root), for
+    /// the "where" of instruction rows; empty when not known.
+    pub changed_files: &'a [String],
 }
 
 /// One row of a comparison.
@@ -82,6 +86,10 @@ pub struct MetricComparison {
     /// the verdict, and `change_pct` is its estimate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paired: Option<PairedResult>,
+    /// Where a regressed or improved count moved: the statements or commands that changed
+    /// with it, or the plan's `EXPLAIN` ([`crate::locate`]).
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 /// A whole comparison, rows ordered regressions first.
@@ -242,34 +250,40 @@ pub fn compare_in_scope(
                 if record::absent_means_zero(head, &m.name) {
                     return implied_zero_row(compare_metric(m, &zero_of(m), thresholds, history));
                 }
-                let (verdict, rule) = if scope.filtered {
-                    (
-                        Verdict::NotComparable,
-                        "only in base: not measured by this filtered run".to_owned(),
-                    )
-                } else if config::names_or_prefixes_match(scope.retired, &m.name) {
-                    (
-                        Verdict::NotComparable,
-                        "only in base: retired (`retired` in [workspace.metadata.perf])"
-                            .to_owned(),
-                    )
-                } else {
-                    (
+                missing_in_head(m, scope)
+            }),
+    );
+    rows.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.name.cmp(&b.name)));
+    let mut comparison = Comparison { rows };
+    locate::locate(&mut comparison, base, head, scope.changed_files);
+    comparison
+}
+
+/// The row of a base metric head does not have (and does not imply as zero).
+fn missing_in_head(m: &Metric, scope: Scope<'_>) -> MetricComparison {
+    let (verdict, rule) = if scope.filtered {
+        (
+            Verdict::NotComparable,
+            "only in base: not measured by this filtered run".to_owned(),
+        )
+    } else if config::names_or_prefixes_match(scope.retired, &m.name) {
+        (
+            Verdict::NotComparable,
+            "only in base: retired (`retired` in [workspace.metadata.perf])".to_owned(),
+        )
+    } else {
+        (
                         Verdict::Regression,
                         "missing in head: the benchmark was removed or renamed, and nothing                          judges it any more.\n  fix: restore it, or list it under `retired` in                          [workspace.metadata.perf] (or accept the run)"
                             .to_owned(),
                     )
-                };
-                MetricComparison {
-                    base_shape: m.shape.clone(),
-                    verdict,
-                    rule,
-                    ..one_sided(m, Some(m.value), None, "")
-                }
-            }),
-    );
-    rows.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.name.cmp(&b.name)));
-    Comparison { rows }
+    };
+    MetricComparison {
+        base_shape: m.shape.clone(),
+        verdict,
+        rule,
+        ..one_sided(m, Some(m.value), None, "")
+    }
 }
 
 /// A row judged from an implied zero: its rule says so, and the absent side shows 0.
@@ -309,6 +323,7 @@ fn one_sided(
         base_shape: None,
         head_shape: None,
         paired: None,
+        location: None,
     }
 }
 
@@ -372,6 +387,7 @@ fn judge_paired(
                     MAX_PAIRED_OUTLIER_SHARE * 100.0
                 ),
                 paired: Some(result),
+                location: None,
                 ..row
             };
         }
@@ -399,6 +415,7 @@ fn judge_paired(
         verdict,
         rule,
         paired: Some(result),
+        location: None,
         ..row
     }
 }
@@ -476,6 +493,7 @@ fn compare_metric(
         base_shape: base.shape.clone(),
         head_shape: head.shape.clone(),
         paired: None,
+        location: None,
     }
 }
 
@@ -888,7 +906,7 @@ mod tests {
 
         let filtered = judge(Scope {
             filtered: true,
-            retired: &[],
+            ..Scope::default()
         });
         assert_eq!(filtered["wall_time/cache/gone"], Verdict::NotComparable);
 
@@ -897,8 +915,8 @@ mod tests {
             "wall_time/cache/gone".to_owned(),
         ];
         let with_retired = judge(Scope {
-            filtered: false,
             retired: &retired,
+            ..Scope::default()
         });
         assert_eq!(with_retired["wall_time/cache/gone"], Verdict::NotComparable);
         assert_eq!(

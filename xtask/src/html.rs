@@ -14,6 +14,7 @@ use plotters::prelude::*;
 
 use crate::compare::{MetricComparison, Verdict};
 use crate::history::HistorySeries;
+use crate::locate::Location;
 use crate::record::{MetricKind, RunRecord, Unit};
 use crate::render::{self, BaselineDisclosure, Report};
 
@@ -49,7 +50,7 @@ td.num{text-align:right;white-space:nowrap}tr.regression{background:#fde8e8}tr.i
 section{border-left:4px solid #ccc;padding:.3em .8em;margin:.8em 0}section.regression{border-color:#c33}section.improvement{border-color:#3a3}\
 .rule{color:#555;font-size:.85em;margin:.3em 0}details{margin:.4em 0}summary{cursor:pointer}\
 code{font-size:.95em;overflow-wrap:anywhere}.meta{color:#555;font-size:.9em}.plot{margin:1em 0}svg{max-width:100%;height:auto}\
-.change-point{color:#b00}";
+.change-point{color:#b00}table.where{margin:.4em 0}pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.85em}";
 
 /// [`html`] with at most `max_plots` plots.
 ///
@@ -149,9 +150,81 @@ fn flagged_sections(out: &mut String, rows: &[&MetricComparison], plots: &mut Pl
             );
             table(out, &[row], false);
             let _ = writeln!(out, "<p class=\"rule\">{}</p>", escape_html(&row.rule));
+            if let Some(location) = &row.location {
+                where_section(out, row, location);
+            }
             plots.draw(out, &[row.name.as_str()]);
             let _ = writeln!(out, "</section>");
         }
+    }
+}
+
+/// Where a flagged row moved: the statements or commands that changed with it (largest change
+/// first, each statement with its text), or the plan's `EXPLAIN`.
+fn where_section(out: &mut String, row: &MetricComparison, location: &Location) {
+    if !location.parts.is_empty() {
+        let what = if row.name.ends_with("/redis_commands") {
+            "command"
+        } else {
+            "statement"
+        };
+        let _ = writeln!(
+            out,
+            "<table class=\"where\">\n<tr><th>{what}</th><th>base</th><th>head</th>\
+             <th>change</th><th>text</th></tr>"
+        );
+        for part in &location.parts {
+            let _ = writeln!(
+                out,
+                "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{:+}</td><td><code>{}</code></td></tr>",
+                escape_html(part.short_name()),
+                part.base,
+                part.head,
+                part.head - part.base,
+                escape_html(part.text.as_deref().unwrap_or_default())
+            );
+        }
+        let _ = writeln!(out, "</table>");
+    }
+    if !location.functions.is_empty() {
+        if location.outside_change {
+            let _ = writeln!(
+                out,
+                "<p class=\"rule\">Every function whose own instructions moved is outside the \
+                 files this change touched: codegen of shared code moved.</p>"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "<table class=\"where\">\n<tr><th>function</th><th>own base</th><th>own head</th>\
+             <th>own change</th><th>inclusive change</th><th>in the change</th></tr>"
+        );
+        for function in &location.functions {
+            let _ = writeln!(
+                out,
+                "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{:+}</td><td class=\"num\">{:+}</td><td>{}</td></tr>",
+                escape_html(&function.name),
+                function.base_exclusive,
+                function.head_exclusive,
+                function.exclusive_change(),
+                function.inclusive_change(),
+                match function.in_change {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "?",
+                }
+            );
+        }
+        let _ = writeln!(out, "</table>");
+    }
+    if let Some(explain) = &location.explain {
+        let _ = writeln!(
+            out,
+            "<details><summary>EXPLAIN (head)</summary><pre>{}</pre></details>",
+            escape_html(explain)
+        );
     }
 }
 

@@ -6,7 +6,7 @@
 //! `record`) -> judge (`compare`, `stats`) -> report (`render`, `html`, `bmf`) -> `publish` ->
 //! exit code.
 //!
-//! `compare`, `stats` and `render` are pure; only `provision` starts services (and knows
+//! `compare` (with `locate`), `stats` and `render` are pure; only `provision` starts services (and knows
 //! Docker); only `baseline/` knows git; only `publish` talks to GitHub.
 //!
 //! Without the default `harness` feature only the pure steps and their data are built
@@ -35,6 +35,7 @@ pub mod flags;
 pub mod history;
 #[cfg(feature = "harness")]
 pub mod html;
+pub mod locate;
 #[cfg(feature = "harness")]
 pub mod outputs;
 #[cfg(feature = "harness")]

@@ -4,6 +4,7 @@
 //! Reading a record never guesses: a file that is not a record, or whose `schema_version` is
 //! newer than this harness knows, is an error naming the file, and the file is left untouched.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -81,6 +82,44 @@ pub struct RunRecord {
     /// who and why. Absent in older records and in runs that accepted nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acceptance: Option<Acceptance>,
+    /// What the report shows of *where* a count moved, beside the numbers: the statements'
+    /// texts and the plans' `EXPLAIN`. Absent in older records, which then show no text.
+    #[serde(default, skip_serializing_if = "Details::is_empty")]
+    pub details: Details,
+}
+
+/// The texts behind a record's metrics, for the report's "where" of a moved count.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Details {
+    /// The normalized text of each statement an `io/<scenario>/sql/<label>` metric counts (every
+    /// constant and parameter as `?`), by label.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub statements: BTreeMap<String, String>,
+    /// The `EXPLAIN` of each `plans/<query>` plan in Postgres's text form (costs and row
+    /// estimates included: shown, never compared), by query.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plans: BTreeMap<String, String>,
+    /// The functions of each `instructions/…` benchmark, from its Callgrind output, largest
+    /// inclusive count first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub functions: BTreeMap<String, Vec<FunctionCost>>,
+}
+
+impl Details {
+    pub fn is_empty(&self) -> bool {
+        self.statements.is_empty() && self.plans.is_empty() && self.functions.is_empty()
+    }
+}
+
+/// One function's instructions in one benchmark run (Callgrind's `Ir`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FunctionCost {
+    /// Demangled, as Callgrind names it.
+    pub name: String,
+    /// Its own instructions.
+    pub exclusive: u64,
+    /// Its own and those of everything it called.
+    pub inclusive: u64,
 }
 
 /// An intentional regression, accepted: the gate then says success, and the record and the
@@ -544,6 +583,7 @@ impl TestRecord {
             metrics: Vec::new(),
             notes: Vec::new(),
             acceptance: None,
+            details: Details::default(),
         })
     }
 
@@ -691,6 +731,24 @@ mod tests {
                 reason: "intended".to_owned(),
                 accepted: vec!["io/x".to_owned()],
             }),
+            details: Details {
+                statements: BTreeMap::from([(
+                    "select_words_0a1b2c3d".to_owned(),
+                    "SELECT id FROM words WHERE id = ?".to_owned(),
+                )]),
+                plans: BTreeMap::from([(
+                    "due_cards".to_owned(),
+                    "Limit  (cost=0.29..8.31 rows=1 width=8)".to_owned(),
+                )]),
+                functions: BTreeMap::from([(
+                    "instructions/query/decode/page".to_owned(),
+                    vec![FunctionCost {
+                        name: "bench::decode".to_owned(),
+                        exclusive: 900,
+                        inclusive: 1000,
+                    }],
+                )]),
+            },
         }
     }
 

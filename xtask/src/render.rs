@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::compare::{BudgetCheck, Comparison, MetricComparison, Verdict};
+use crate::locate::{Location, PartChange};
 use crate::record::{RunRecord, Suite, Unit};
 
 /// Which baseline a report compares with, and how it was found, or why there is none.
@@ -330,21 +331,7 @@ pub fn terminal_summary(report: &Report<'_>, width: usize, full_reports: &str) -
                 .partition(|row| matches!(row.verdict, Verdict::Regression | Verdict::Improvement)),
             None => (Vec::new(), Vec::new()),
         };
-    for (verdict, title) in [
-        (Verdict::Regression, "Regressions"),
-        (Verdict::Improvement, "Improvements"),
-    ] {
-        let rows: Vec<&MetricComparison> = flagged
-            .iter()
-            .copied()
-            .filter(|row| row.verdict == verdict)
-            .collect();
-        if rows.is_empty() {
-            continue;
-        }
-        let _ = writeln!(out, "\n{title} ({}):", rows.len());
-        summary_table(&mut out, &rows, width);
-    }
+    flagged_summary(&mut out, &flagged, width);
     let _ = writeln!(out);
     match report.comparison {
         Some(_) => {
@@ -386,6 +373,70 @@ pub fn terminal_summary(report: &Report<'_>, width: usize, full_reports: &str) -
         let _ = writeln!(out, "Record: {path}");
     }
     out
+}
+
+/// The summary's regressions, then improvements: their table, then where each moved.
+fn flagged_summary(out: &mut String, flagged: &[&MetricComparison], width: usize) {
+    for (verdict, title) in [
+        (Verdict::Regression, "Regressions"),
+        (Verdict::Improvement, "Improvements"),
+    ] {
+        let rows: Vec<&MetricComparison> = flagged
+            .iter()
+            .copied()
+            .filter(|row| row.verdict == verdict)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{title} ({}):", rows.len());
+        summary_table(out, &rows, width);
+        for row in &rows {
+            if let Some(line) = where_line(row) {
+                let _ = writeln!(out, "{}", shorten_end(&line, width.max(40)));
+            }
+        }
+    }
+}
+
+/// One line on where a flagged row moved, for the terminal: its first statement, command or
+/// function (the whole list is in the reports).
+pub fn where_line(row: &MetricComparison) -> Option<String> {
+    let location = row.location.as_ref()?;
+    if let Some(function) = location.functions.first() {
+        return Some(format!(
+            "  where {}: {}{:+} own instructions in {}",
+            bench_of(&row.name),
+            if location.outside_change {
+                "every moved function is outside this change; first "
+            } else {
+                ""
+            },
+            function.exclusive_change(),
+            function.name,
+        ));
+    }
+    let part = location.parts.first()?;
+    Some(format!(
+        "  where {}: {} {} -> {}{}",
+        bench_of(&row.name),
+        part.short_name(),
+        part.base,
+        part.head,
+        part.text
+            .as_deref()
+            .map_or(String::new(), |text| format!(": {text}"))
+    ))
+}
+
+/// `text` in at most `max` characters: its end left out as `…` when it is longer.
+fn shorten_end(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(max.saturating_sub(1)).collect();
+    short.push('…');
+    short
 }
 
 /// `text` in at most `max` characters: the middle left out as `…` when it is longer.
@@ -770,6 +821,7 @@ fn markdown_comparison(out: &mut String, comparison: &Comparison) {
     };
     section(out, "Regressions", of(Verdict::Regression));
     section(out, "Improvements", of(Verdict::Improvement));
+    markdown_where(out, comparison);
     let folded: Vec<&MetricComparison> = comparison
         .rows
         .iter()
@@ -801,7 +853,119 @@ fn markdown_comparison(out: &mut String, comparison: &Comparison) {
                 row.base_shape.as_deref().unwrap_or_default(),
                 row.head_shape.as_deref().unwrap_or_default()
             );
+            if let Some(explain) = row.location.as_ref().and_then(|l| l.explain.as_deref()) {
+                let _ = writeln!(
+                    out,
+                    "<details><summary>EXPLAIN (head)</summary>\n\n```\n{explain}\n```\n\n</details>\n"
+                );
+            }
         }
+    }
+}
+
+/// The longest statement text a Markdown table cell shows.
+const STATEMENT_CELL_CHARS: usize = 160;
+
+/// "Where" under the regressions and improvements: per moved total, folded, the statements or
+/// Redis commands that moved with it (largest change first, with the statement's text), or
+/// the functions an instruction count moved in.
+fn markdown_where(out: &mut String, comparison: &Comparison) {
+    let located: Vec<(&MetricComparison, &Location)> = comparison
+        .rows
+        .iter()
+        .filter_map(|row| Some((row, row.location.as_ref()?)))
+        .filter(|(_, location)| !location.parts.is_empty() || !location.functions.is_empty())
+        .collect();
+    if located.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "### Where\n");
+    for (row, location) in located {
+        if location.functions.is_empty() {
+            markdown_parts(out, row, &location.parts);
+        } else {
+            markdown_functions(out, row, location);
+        }
+        let _ = writeln!(out, "\n</details>\n");
+    }
+}
+
+/// A total's statements or commands that changed, as a folded table.
+fn markdown_parts(out: &mut String, row: &MetricComparison, parts: &[PartChange]) {
+    let what = if row.name.ends_with("/redis_commands") {
+        "command"
+    } else {
+        "statement"
+    };
+    let _ = writeln!(
+        out,
+        "<details><summary><code>{}</code> ({}): {} {what}(s) changed, first <code>{}</code></summary>\n",
+        row.name,
+        verdict_label(row.verdict),
+        parts.len(),
+        parts[0].short_name()
+    );
+    let _ = writeln!(out, "| {what} | base | head | change | text |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---|");
+    for part in parts {
+        let text = part.text.as_deref().map_or(String::new(), |text| {
+            format!(
+                "`{}`",
+                shorten_middle(text, STATEMENT_CELL_CHARS).replace('|', "\\|")
+            )
+        });
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {:+} | {text} |",
+            part.short_name(),
+            part.base,
+            part.head,
+            part.head - part.base
+        );
+    }
+}
+
+/// The longest function name a Markdown table cell shows.
+const FUNCTION_CELL_CHARS: usize = 120;
+
+/// An instruction count's functions that moved, as a folded table.
+fn markdown_functions(out: &mut String, row: &MetricComparison, location: &Location) {
+    let first = &location.functions[0];
+    let _ = writeln!(
+        out,
+        "<details><summary><code>{}</code> ({}): first <code>{}</code> ({:+} own instructions){}</summary>\n",
+        row.name,
+        verdict_label(row.verdict),
+        shorten_middle(&first.name, FUNCTION_CELL_CHARS),
+        first.exclusive_change(),
+        if location.outside_change {
+            ": every moved function is outside this change (shared code's codegen moved)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "| function | own base | own head | own change | inclusive base | inclusive head | inclusive change | in the change |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
+    for function in &location.functions {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {:+} | {} | {} | {:+} | {} |",
+            shorten_middle(&function.name, FUNCTION_CELL_CHARS).replace('|', "\\|"),
+            function.base_exclusive,
+            function.head_exclusive,
+            function.exclusive_change(),
+            function.base_inclusive,
+            function.head_inclusive,
+            function.inclusive_change(),
+            match function.in_change {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "?",
+            }
+        );
     }
 }
 
@@ -1295,6 +1459,47 @@ mod snapshots {
             6.0,
         ));
         head.metrics.push(plan("plans/word_by_id", lookup, 1.0));
+        // Where they moved: the statement the extra call is, the plan's EXPLAIN, the functions.
+        let calls = |name: &str, value: f64| Metric {
+            name: name.to_owned(),
+            suite: IoCounts,
+            unit: Unit::Statements,
+            kind: D,
+            value,
+            interval: None,
+            samples: Vec::new(),
+            shape: None,
+        };
+        base.metrics
+            .push(calls("io/due_cards/sql/select_review_cards_1a2b3c4d", 30.0));
+        head.metrics
+            .push(calls("io/due_cards/sql/select_review_cards_1a2b3c4d", 30.0));
+        head.metrics
+            .push(calls("io/due_cards/sql/select_words_5e6f7a8b", 1.0));
+        head.details.statements.insert(
+            "select_words_5e6f7a8b".to_owned(),
+            "SELECT lemma FROM words WHERE id = ?".to_owned(),
+        );
+        head.details.plans.insert(
+            "due_cards_first_page".to_owned(),
+            "Limit  (cost=120.31..120.43 rows=50 width=64)\n  ->  Sort  (cost=120.31..121.56 \
+             rows=500 width=64)"
+                .to_owned(),
+        );
+        let cost = |name: &str, exclusive: u64, inclusive: u64| crate::record::FunctionCost {
+            name: name.to_owned(),
+            exclusive,
+            inclusive,
+        };
+        let decode = "bench_suite::codec::decode_word";
+        base.details.functions.insert(
+            "instructions/cache/decode/word".to_owned(),
+            vec![cost("main", 6, 2576), cost(decode, 1570, 2570)],
+        );
+        head.details.functions.insert(
+            "instructions/cache/decode/word".to_owned(),
+            vec![cost("main", 6, 2400), cost(decode, 1394, 2394)],
+        );
         (base, head)
     }
 

@@ -11,6 +11,7 @@
 use anyhow::Result;
 use bench_suite::load::{self, Schedule};
 use bench_suite::memory::CountingAllocator;
+use bench_suite::operations::Operation;
 use bench_suite::query;
 use bench_suite::scenarios::{self, SCENARIOS};
 use bench_suite::seed::{self, SeedSize};
@@ -73,7 +74,8 @@ enum Command {
         #[arg(long)]
         handshake: bool,
     },
-    /// List the I/O scenarios, one JSON line each.
+    /// List the I/O scenarios, one JSON line each: the named scenarios, then one per wall-time
+    /// benchmark (`call.<group>.<name>`, with the `benchmark` whose one call it counts).
     List,
     /// Explain (without executing) every key statement of the query layer against the seeded
     /// database and print `{"name", "shape", "nodes"}` per statement, one JSON line each.
@@ -149,6 +151,17 @@ async fn main() -> Result<()> {
                 println!(
                     "{}",
                     serde_json::json!({ "name": scenario.name, "about": scenario.about })
+                );
+            }
+            // One call of each wall-time benchmark's operation: counted, never leak-checked.
+            for operation in Operation::ALL {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "name": operation.scenario(),
+                        "about": operation.about(),
+                        "benchmark": format!("wall_time/{}", operation.benchmark()),
+                    })
                 );
             }
         }

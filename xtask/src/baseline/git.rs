@@ -175,6 +175,24 @@ impl GitRepo {
             .unwrap_or_else(|| "unknown".to_owned())
     }
 
+    /// The files (paths from the repository's root) that differ between `commit` and the work
+    /// tree, uncommitted changes included: what a change measured against `commit` touched.
+    pub fn changed_files(&self, commit: &str) -> Result<Vec<String>, BaselineError> {
+        let tree = self.repo.find_commit(Oid::from_str(commit)?)?.tree()?;
+        let diff = self
+            .repo
+            .diff_tree_to_workdir_with_index(Some(&tree), None)?;
+        let mut files: Vec<String> = diff
+            .deltas()
+            .flat_map(|delta| [delta.old_file().path(), delta.new_file().path()])
+            .flatten()
+            .filter_map(|path| path.to_str().map(str::to_owned))
+            .collect();
+        files.sort_unstable();
+        files.dedup();
+        Ok(files)
+    }
+
     /// The subject line of `commit`'s message.
     pub fn subject(&self, commit: &str) -> Result<String, BaselineError> {
         let commit = self.repo.find_commit(Oid::from_str(commit)?)?;

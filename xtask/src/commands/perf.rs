@@ -97,6 +97,28 @@ pub async fn run(config: &Config, flags: &PerfFlags, shutdown: &mut Shutdown) ->
     Ok(judged.0)
 }
 
+/// The files (from the workspace's root) the change from `base` to the work tree touched;
+/// empty when git cannot tell (then no instruction row is labelled as moved outside it).
+fn changed_files(repo: &GitRepo, workspace: &std::path::Path, base: &str) -> Vec<String> {
+    let prefix = workspace
+        .strip_prefix(repo.root())
+        .ok()
+        .and_then(|p| p.to_str())
+        .map(|p| {
+            if p.is_empty() {
+                String::new()
+            } else {
+                format!("{p}/")
+            }
+        })
+        .unwrap_or_default();
+    repo.changed_files(base)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|file| file.strip_prefix(&prefix).map(str::to_owned))
+        .collect()
+}
+
 /// Judges what was collected, stores HEAD's record (with its acceptance), writes every report
 /// format and prints the terminal's text.
 fn judge_and_report(
@@ -114,9 +136,15 @@ fn judge_and_report(
         paired,
     } = collected;
     let filtered = flags.select.filter.is_some();
+    let changed_files = base
+        .record
+        .as_ref()
+        .map(|base| changed_files(repo, &layout.root, &base.commit))
+        .unwrap_or_default();
     let scope = judge::Scope {
         filtered,
         selected: config.selection(flags.select.filter.as_deref()).is_some(),
+        changed_files: &changed_files,
     };
     let mut judgement = judge::judge(
         &head,

@@ -79,6 +79,7 @@ impl Measuring<'_> {
             metrics: measurement.metrics,
             notes: measurement.notes,
             acceptance: None,
+            details: measurement.details,
         }
     }
 

@@ -10,12 +10,15 @@ use crate::record::{Acceptance, RunRecord};
 
 /// What the judge was asked beside the records.
 #[derive(Debug, Clone, Copy)]
-pub struct Scope {
+pub struct Scope<'a> {
     /// `--filter` was given: a base metric head lacks was not measured, rather than removed.
     pub filtered: bool,
     /// The run measured a selection (`--filter` or the configured `suites`): a budget on a
     /// metric it did not measure is not checked.
     pub selected: bool,
+    /// The files the change from base to head touched, for the "where" of instruction rows;
+    /// empty when not known.
+    pub changed_files: &'a [String],
 }
 
 /// The verdict of one run.
@@ -61,7 +64,7 @@ pub fn judge(
     metadata: &PerfMetadata,
     history: &compare::History,
     paired: &compare::PairedSamples,
-    scope: Scope,
+    scope: Scope<'_>,
 ) -> Judgement {
     let comparison = base.map(|base| {
         compare::compare_in_scope(
@@ -73,6 +76,7 @@ pub fn judge(
             compare::Scope {
                 filtered: scope.filtered,
                 retired: &metadata.retired,
+                changed_files: scope.changed_files,
             },
         )
     });
@@ -128,6 +132,7 @@ mod tests {
             Scope {
                 filtered: false,
                 selected: false,
+                changed_files: &[],
             },
         )
     }
@@ -173,6 +178,7 @@ mod tests {
             Scope {
                 filtered: false,
                 selected: false,
+                changed_files: &[],
             },
         );
         assert!(judgement.comparison.is_none());

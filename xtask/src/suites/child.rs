@@ -21,6 +21,8 @@ use super::SuiteError;
 
 /// The line a child prints on stdout when its setup is done and it waits for `go`.
 const READY: &str = r#"{"ready":true}"#;
+/// What a scenario prints when its measured part is over and it waits to undo what it changed.
+const MEASURED: &str = r#"{"measured":true}"#;
 
 /// A child process in `dir`, with no stdin, in a process group of its own (so that it and its
 /// children can be killed together).
@@ -210,6 +212,12 @@ impl Interactive {
     /// Whether `line` is the child's `{"ready":true}`.
     pub fn is_ready(line: &str) -> bool {
         line.trim() == READY
+    }
+
+    /// Whether `line` is the child's `{"measured":true}`: its counted part is over, and it waits
+    /// for a line before undoing what it changed.
+    pub fn is_measured(line: &str) -> bool {
+        line.trim() == MEASURED
     }
 
     /// Answers the handshake: `go` on the child's stdin.

@@ -31,6 +31,8 @@ pub struct IoCounts {
     pub shared_blks_read: u64,
     /// Calls per statement, by [`statement_label`].
     pub statements: BTreeMap<String, u64>,
+    /// Each counted statement's [`canonical_text`], by [`statement_label`].
+    pub texts: BTreeMap<String, String>,
     pub redis_commands: BTreeMap<String, u64>,
 }
 
@@ -105,10 +107,9 @@ impl IoProbe {
             counts.sql_rows += returned as u64;
             counts.shared_blks_hit += hit as u64;
             counts.shared_blks_read += read as u64;
-            *counts
-                .statements
-                .entry(statement_label(&query))
-                .or_default() += calls as u64;
+            let label = statement_label(&query);
+            *counts.statements.entry(label.clone()).or_default() += calls as u64;
+            counts.texts.insert(label, canonical_text(&query));
         }
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
@@ -401,6 +402,7 @@ mod tests {
             shared_blks_hit: 140,
             shared_blks_read: 10,
             statements: BTreeMap::from([("select_words_0a1b2c3d".to_owned(), 50)]),
+            texts: BTreeMap::new(),
             redis_commands: BTreeMap::from([("get".to_owned(), 150), ("setex".to_owned(), 50)]),
         };
         let metrics =

@@ -72,17 +72,17 @@ async fn list_suite(dir: &Path, target_dir: &Path, raw: &Path) -> Result<Vec<Lis
     scenarios.arg("list");
     let stdout = run_tool(scenarios, "suite list", &raw.join("list.log")).await?;
     let scenarios = parse_scenarios(&stdout);
-    // Each scenario is also measured for heap use and leaks (`mem/<scenario>/...`).
+    // Each named scenario is also measured for heap use and leaks (`mem/<scenario>/...`); a
+    // benchmark's one counted call is not.
     let memory: Vec<Listed> = scenarios
         .iter()
+        .filter(|scenario| scenario.benchmark.is_none())
         .map(|scenario| Listed {
-            name: scenario
-                .name
-                .replacen(Suite::IoCounts.prefix(), Suite::Memory.prefix(), 1),
+            name: format!("{}{}", Suite::Memory.prefix(), scenario.name),
             about: Some("heap use and leak check of the scenario's measured part".to_owned()),
         })
         .collect();
-    listed.extend(scenarios);
+    listed.extend(scenarios.iter().map(ListedScenario::listed));
     listed.extend(memory);
     listed.push(Listed {
         name: format!("load/{}", super::load::MIX),
@@ -175,19 +175,47 @@ async fn bench_list(
     .await
 }
 
-/// `suite list` prints one JSON object per scenario: `{"name": ..., "about": ...}`.
-pub fn parse_scenarios(stdout: &str) -> Vec<Listed> {
+/// A scenario as `suite list` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedScenario {
+    /// Its name, as in `suite scenario <name>` and `io/<name>/…`.
+    pub name: String,
+    pub about: Option<String>,
+    /// The wall-time benchmark (`wall_time/<group>/<name>`) whose one call the scenario counts;
+    /// `None` for a named scenario. Such a scenario is counted only: no heap use, no leak check.
+    pub benchmark: Option<String>,
+}
+
+impl ListedScenario {
+    fn listed(&self) -> Listed {
+        let about = match (&self.benchmark, &self.about) {
+            (Some(benchmark), Some(about)) => {
+                Some(format!("I/O of one call of {benchmark}: {about}"))
+            }
+            (Some(benchmark), None) => Some(format!("I/O of one call of {benchmark}")),
+            (None, about) => about.clone(),
+        };
+        Listed {
+            name: format!("{}{}", Suite::IoCounts.prefix(), self.name),
+            about,
+        }
+    }
+}
+
+/// `suite list` prints one JSON object per scenario: `{"name": ..., "about": ...}`, and
+/// `"benchmark"` for a benchmark's counted call.
+pub fn parse_scenarios(stdout: &str) -> Vec<ListedScenario> {
+    let text = |value: &serde_json::Value, key: &str| {
+        value.get(key).and_then(|v| v.as_str()).map(str::to_owned)
+    };
     stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter_map(|value| {
-            let name = value.get("name")?.as_str()?;
-            Some(Listed {
-                name: format!("io/{name}"),
-                about: value
-                    .get("about")
-                    .and_then(|about| about.as_str())
-                    .map(str::to_owned),
+            Some(ListedScenario {
+                name: text(&value, "name")?,
+                about: text(&value, "about"),
+                benchmark: text(&value, "benchmark"),
             })
         })
         .collect()
@@ -242,13 +270,30 @@ mod tests {
 
     #[test]
     fn scenarios_keep_their_description_and_skip_noise() {
-        let stdout = "{\"name\":\"dashboard_warm\",\"about\":\"A warm dashboard\"}\nnot json\n";
+        let stdout = "{\"name\":\"dashboard_warm\",\"about\":\"A warm dashboard\"}\nnot json\n\
+                      {\"name\":\"call.query.due_cards\",\"about\":\"a page\",\
+                      \"benchmark\":\"wall_time/query/due_cards\"}\n";
+        let scenarios = parse_scenarios(stdout);
         assert_eq!(
-            parse_scenarios(stdout),
-            [Listed {
-                name: "io/dashboard_warm".to_owned(),
-                about: Some("A warm dashboard".to_owned()),
-            }]
+            scenarios
+                .iter()
+                .map(ListedScenario::listed)
+                .collect::<Vec<_>>(),
+            [
+                Listed {
+                    name: "io/dashboard_warm".to_owned(),
+                    about: Some("A warm dashboard".to_owned()),
+                },
+                Listed {
+                    name: "io/call.query.due_cards".to_owned(),
+                    about: Some("I/O of one call of wall_time/query/due_cards: a page".to_owned()),
+                }
+            ]
+        );
+        assert_eq!(scenarios[0].benchmark, None);
+        assert_eq!(
+            scenarios[1].benchmark.as_deref(),
+            Some("wall_time/query/due_cards")
         );
     }
 

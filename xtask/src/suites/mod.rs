@@ -20,6 +20,7 @@
 //! twice or hide that coupling.
 
 pub mod build_guard;
+pub mod callgrind;
 pub mod child;
 pub mod instructions;
 pub mod io_counts;
@@ -44,6 +45,7 @@ use crate::record::{Metric, Phase, Suite};
 use crate::render::short_sha;
 use crate::workspace::Layout;
 use child::{Interactive, run_tool, tool_in};
+use listing::ListedScenario;
 
 /// Errors of a suite run.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +107,8 @@ pub struct Measurement {
     pub phases: Vec<Phase>,
     /// What could not be measured and why.
     pub notes: Vec<String>,
+    /// The statements' texts and the plans' `EXPLAIN` behind the metrics.
+    pub details: crate::record::Details,
     /// The binaries kept for paired rounds (with [`SuiteContext::keep_for_pairing`], when the
     /// filter selects wall time).
     pub paired_side: Option<paired::PairedSide>,
@@ -369,11 +373,11 @@ async fn seed(run: &InDatabase<'_>, measurement: &mut Measurement) -> Result<(),
 }
 
 /// Lists the checkout's scenarios (`suite list`) and runs each one the filter selects once,
-/// counting its I/O on the servers and reading its heap use; returns every scenario's name.
+/// counting its I/O on the servers and reading its heap use; returns every scenario listed.
 async fn measure_scenarios(
     run: &InDatabase<'_>,
     measurement: &mut Measurement,
-) -> Result<Vec<String>, SuiteError> {
+) -> Result<Vec<ListedScenario>, SuiteError> {
     let (ctx, label) = (run.ctx, run.label());
     let started = Instant::now();
     let mut list = run.suite();
@@ -384,14 +388,10 @@ async fn measure_scenarios(
         &run.raw.join("list.log"),
     )
     .await?;
-    let scenarios: Vec<String> = listed
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter_map(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
-        .collect();
-    let io_scenarios: Vec<&String> = scenarios
+    let scenarios = listing::parse_scenarios(&listed);
+    let io_scenarios: Vec<&ListedScenario> = scenarios
         .iter()
-        .filter(|name| ctx.matches(&format!("io/{name}")) || ctx.selects(&format!("mem/{name}")))
+        .filter(|s| ctx.matches(&format!("io/{}", s.name)) || selects_memory(ctx, s))
         .collect();
     if !io_scenarios.is_empty() {
         let mut probe =
@@ -405,27 +405,32 @@ async fn measure_scenarios(
     Ok(scenarios)
 }
 
+/// Whether the filter selects a scenario's heap use (`mem/<scenario>`): only named scenarios
+/// have one, a benchmark's counted call does not.
+fn selects_memory(ctx: &SuiteContext<'_>, scenario: &ListedScenario) -> bool {
+    scenario.benchmark.is_none() && ctx.selects(&format!("mem/{}", scenario.name))
+}
+
 /// Runs one scenario (`suite scenario`) under the handshake; records its I/O counts and heap
 /// use as the filter selects them.
 async fn measure_scenario(
     run: &InDatabase<'_>,
     probe: &mut io_counts::IoProbe,
-    scenario: &str,
+    listed: &ListedScenario,
     measurement: &mut Measurement,
 ) -> Result<(), SuiteError> {
-    let (ctx, label) = (run.ctx, run.label());
+    let (ctx, label, scenario) = (run.ctx, run.label(), listed.name.as_str());
     run.say(&format!("io_counts {scenario}"));
     let mut command = run.suite();
     command.args(["scenario", scenario]);
     run.with_services(&mut command, scenario);
-    let stdout = run_scenario(
+    let (stdout, counts) = run_scenario(
         command,
-        probe,
+        (probe, run.database),
         &format!("{label}: scenario {scenario}"),
         &run.raw.join(format!("scenario-{scenario}.log")),
     )
     .await?;
-    let counts = probe.read(run.database).await?;
     if ctx.matches(&format!("io/{scenario}")) {
         let observations: BTreeMap<String, u64> = stdout
             .lines()
@@ -437,8 +442,9 @@ async fn measure_scenario(
             &counts,
             &observations,
         ));
+        measurement.details.statements.extend(counts.texts.clone());
     }
-    if ctx.selects(&format!("mem/{scenario}")) {
+    if selects_memory(ctx, listed) {
         let made_io =
             counts.sql_statements > 0 || counts.redis_commands.values().any(|&calls| calls > 0);
         measurement
@@ -465,8 +471,14 @@ async fn capture_plans(
         &run.raw.join("plans.log"),
     )
     .await?;
+    let (metrics, texts) = plans::parse_output(&stdout)?;
+    measurement.details.plans.extend(
+        texts
+            .into_iter()
+            .filter(|(query, _)| run.ctx.matches(&format!("plans/{query}"))),
+    );
     measurement.metrics.extend(
-        plans::parse_output(&stdout)?
+        metrics
             .into_iter()
             .filter(|metric| run.ctx.matches(&metric.name)),
     );
@@ -478,13 +490,14 @@ async fn capture_plans(
 /// revision cannot.
 async fn check_leaks(
     run: &InDatabase<'_>,
-    scenarios: &[String],
+    scenarios: &[ListedScenario],
     measurement: &mut Measurement,
 ) -> Result<(), SuiteError> {
     let (ctx, label) = (run.ctx, run.label());
-    let leak_scenarios: Vec<&String> = scenarios
+    let leak_scenarios: Vec<&str> = scenarios
         .iter()
-        .filter(|name| ctx.selects(&format!("mem/{name}")))
+        .filter(|scenario| selects_memory(ctx, scenario))
+        .map(|scenario| scenario.name.as_str())
         .collect();
     if leak_scenarios.is_empty() {
         return Ok(());
@@ -577,12 +590,13 @@ async fn count_instructions(
             // An older revision without the harness's own benchmark: nothing to count.
             continue;
         }
+        let home = run.raw.join("gungraun").join(bench_name);
         let mut bench = tool(cargo_program(), checkout);
         bench
             .args(bench_target_args(package, bench_name))
             .arg("--")
             .args(instructions::gungraun_args(filter.pattern()))
-            .env("GUNGRAUN_HOME", run.raw.join("gungraun").join(bench_name));
+            .env("GUNGRAUN_HOME", &home);
         runner_first_on_path(&mut bench, runner_dir.as_deref());
         // Row decoding reads its rows from the seeded database in its setup.
         run.with_services(&mut bench, "instructions");
@@ -592,9 +606,11 @@ async fn count_instructions(
             &run.raw.join(format!("instructions-{bench_name}.log")),
         )
         .await?;
-        measurement
-            .metrics
-            .extend(instructions::parse_output(&stdout)?);
+        let metrics = instructions::parse_output(&stdout)?;
+        let mut functions = callgrind::read_home(&home);
+        functions.retain(|name, _| metrics.iter().any(|metric| &metric.name == name));
+        measurement.details.functions.extend(functions);
+        measurement.metrics.extend(metrics);
     }
     measurement.phase_done(format!("{label}: instructions"), started);
     Ok(())
@@ -820,42 +836,57 @@ fn tool(program: impl AsRef<std::ffi::OsStr>, checkout: &Checkout<'_>) -> tokio:
 /// How long one I/O scenario may run.
 const SCENARIO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Runs one I/O scenario under the handshake protocol: the scenario does its setup
-/// (connections, warm-up), prints `{"ready":true}` on stdout and waits for a line on stdin; the
-/// harness then zeroes the servers' statistics and answers `go`, so only the measured part is
-/// counted. A scenario that never sends the handshake (an older revision) is counted from its
-/// start. Returns the scenario's stdout after the handshake.
+/// Runs one I/O scenario under the handshake protocol and counts its I/O in `database`: the
+/// scenario does its setup (connections, warm-up), prints `{"ready":true}` on stdout and waits
+/// for a line on stdin; the harness then zeroes the servers' statistics and answers `go`, so
+/// only the measured part is counted. The counts are read when the scenario exits, or, when it
+/// prints `{"measured":true}` (it has something to undo), right then, before the harness
+/// answers and the scenario undoes it. A scenario that never sends the handshake (an older
+/// revision) is counted from its start. Returns the scenario's stdout after the handshake and
+/// its counts.
 async fn run_scenario(
     command: tokio::process::Command,
-    probe: &mut io_counts::IoProbe,
+    (probe, database): (&mut io_counts::IoProbe, &str),
     what: &str,
     log: &Path,
-) -> Result<String, SuiteError> {
+) -> Result<(String, io_counts::IoCounts), SuiteError> {
+    let output_error = |doing: &str, e: std::io::Error| SuiteError::Output {
+        suite: "io_counts",
+        detail: format!("{doing}: {e}"),
+    };
     probe.reset().await?;
     let mut child = Interactive::spawn(command)?;
     let exchange = async {
         let mut measured = String::new();
-        let mut handshake = false;
-        while let Some(line) = child.next_line().await.map_err(|e| SuiteError::Output {
-            suite: "io_counts",
-            detail: format!("reading the scenario's output: {e}"),
-        })? {
+        let (mut handshake, mut counts) = (false, None);
+        while let Some(line) = child
+            .next_line()
+            .await
+            .map_err(|e| output_error("reading the scenario's output", e))?
+        {
             if !handshake && Interactive::is_ready(&line) {
                 handshake = true;
                 probe.reset().await?;
-                child.answer_go().await.map_err(|e| SuiteError::Output {
-                    suite: "io_counts",
-                    detail: format!("answering the scenario's handshake: {e}"),
-                })?;
+            } else if counts.is_none() && Interactive::is_measured(&line) {
+                counts = Some(probe.read(database).await?);
+            } else {
+                measured.push_str(&line);
+                measured.push('\n');
                 continue;
             }
-            measured.push_str(&line);
-            measured.push('\n');
+            child
+                .answer_go()
+                .await
+                .map_err(|e| output_error("answering the scenario's handshake", e))?;
         }
         let status = child.wait().await?;
-        Ok::<_, SuiteError>((status, measured))
+        let counts = match counts {
+            Some(counts) => counts,
+            None => probe.read(database).await?,
+        };
+        Ok::<_, SuiteError>((status, measured, counts))
     };
-    let (status, measured) = tokio::time::timeout(SCENARIO_TIMEOUT, exchange)
+    let (status, measured, counts) = tokio::time::timeout(SCENARIO_TIMEOUT, exchange)
         .await
         .map_err(|_| SuiteError::Output {
             suite: "io_counts",
@@ -864,7 +895,7 @@ async fn run_scenario(
                 SCENARIO_TIMEOUT.as_secs()
             ),
         })??;
-    child.finish(what, status, measured, log).await
+    Ok((child.finish(what, status, measured, log).await?, counts))
 }
 
 async fn admin_connection(services: &Services) -> Result<PgConnection, SuiteError> {

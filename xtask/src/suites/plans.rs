@@ -6,6 +6,8 @@
 //! decides which statements are key and how a plan is reduced (so HEAD's harness can measure
 //! an older revision), and `compare` judges the shapes.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::record::{Metric, MetricKind, Suite, Unit};
@@ -18,11 +20,16 @@ struct PlanLine {
     name: String,
     shape: String,
     nodes: u32,
+    /// The plan as `EXPLAIN` prints it (absent from older revisions' output).
+    #[serde(default)]
+    text: String,
 }
 
-/// The metrics of `suite plans`'s output, one per JSON line, in its order.
-pub fn parse_output(stdout: &str) -> Result<Vec<Metric>, SuiteError> {
-    stdout
+/// The plans of `suite plans`'s output: one metric per JSON line, in its order, and each
+/// plan's `EXPLAIN` text by query (where the revision prints it).
+pub fn parse_output(stdout: &str) -> Result<(Vec<Metric>, BTreeMap<String, String>), SuiteError> {
+    let mut texts = BTreeMap::new();
+    let metrics = stdout
         .lines()
         .map(str::trim)
         .filter(|line| line.starts_with('{'))
@@ -34,6 +41,9 @@ pub fn parse_output(stdout: &str) -> Result<Vec<Metric>, SuiteError> {
                      fix: make bench-suite's `suite plans` print one such JSON object per line"
                 ),
             })?;
+            if !plan.text.is_empty() {
+                texts.insert(plan.name.clone(), plan.text);
+            }
             Ok(Metric {
                 name: format!("plans/{}", plan.name),
                 suite: Suite::Plans,
@@ -45,7 +55,8 @@ pub fn parse_output(stdout: &str) -> Result<Vec<Metric>, SuiteError> {
                 shape: Some(plan.shape),
             })
         })
-        .collect()
+        .collect::<Result<_, SuiteError>>()?;
+    Ok((metrics, texts))
 }
 
 #[cfg(test)]
@@ -55,8 +66,16 @@ mod tests {
     #[test]
     fn each_line_is_a_categorical_plan_metric() {
         let stdout = "{\"name\":\"word_by_id\",\"shape\":\"Index Scan[words_pkey on words]\",\"nodes\":1}\n\
-                      {\"name\":\"due\",\"shape\":\"Limit(Seq Scan[review_cards])\",\"nodes\":2}\n";
-        let metrics = parse_output(stdout).unwrap();
+                      {\"name\":\"due\",\"shape\":\"Limit(Seq Scan[review_cards])\",\"nodes\":2,\
+                      \"text\":\"Limit\\n  ->  Seq Scan on review_cards\"}\n";
+        let (metrics, texts) = parse_output(stdout).unwrap();
+        assert_eq!(
+            texts,
+            BTreeMap::from([(
+                "due".to_owned(),
+                "Limit\n  ->  Seq Scan on review_cards".to_owned()
+            )])
+        );
         assert_eq!(metrics.len(), 2);
         assert_eq!(metrics[0].name, "plans/word_by_id");
         assert_eq!(metrics[0].kind, MetricKind::Categorical);
