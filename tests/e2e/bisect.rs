@@ -2,8 +2,9 @@
 //! N+1 to the due list (one more SQL statement per card of a page). The ends have stored
 //! records (filtered runs at both, as a developer's `perf --filter` leaves them); the
 //! bisection measures the commits between them it must, each in a worktree, finds the commit
-//! with the N+1 in at most five measurements, and a second bisection measures nothing. The
-//! fixture is put back to its base commit afterwards, whatever happened.
+//! with the N+1 in at most five measurements, and a second bisection measures nothing. With
+//! `--paired`, the same commit is found by wall time, each step timed side by side with the
+//! good end. The fixture is put back to its base commit afterwards, whatever happened.
 
 use std::path::Path;
 
@@ -90,6 +91,7 @@ fn bisect_finds_the_commit_that_added_an_n_plus_one_and_measures_nothing_the_sec
     let good = fixture.commit_all("bisect 1: bench-suite unoptimised");
     filtered_run(fixture, out.path());
     let mut culprit = String::new();
+    let mut commits = vec![good.clone()];
     for step in 2..=16 {
         std::fs::write(
             fixture.root.join("bisect-step.txt"),
@@ -108,6 +110,7 @@ fn bisect_finds_the_commit_that_added_an_n_plus_one_and_measures_nothing_the_sec
             format!("bisect {step}")
         };
         let commit = fixture.commit_all(&subject);
+        commits.push(commit.clone());
         if step == 11 {
             culprit = commit;
         }
@@ -147,6 +150,70 @@ fn bisect_finds_the_commit_that_added_an_n_plus_one_and_measures_nothing_the_sec
         !second.stderr.contains("services:"),
         "a bisection with every value stored started services: {}",
         second.describe()
+    );
+
+    // Wall time, with --paired: from commit 9 to 13, each commit the search looks at is timed
+    // side by side with commit 9 and judged by the paired test. The N+1 (50 more round trips
+    // per page) makes the due list several times slower.
+    let paired = run(fixture.xtask(&[
+        "perf",
+        "bisect",
+        "--metric",
+        "wall_time/query/due_cards",
+        "--paired",
+        "--paired-rounds",
+        "6",
+        "--good",
+        &commits[8],
+        "--bad",
+        &commits[12],
+        "--services",
+        "native",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]));
+    assert_eq!(paired.code, Some(0), "{}", paired.describe());
+    let found = format!(
+        "first judged slower at {} \"bisect 11: each due card's word fetched again\"",
+        &culprit[..10]
+    );
+    assert!(paired.stdout.contains(&found), "{}", paired.describe());
+    assert!(
+        paired.stdout.contains("paired, 6 rounds"),
+        "the paired test's certainty is printed: {}",
+        paired.describe()
+    );
+    let timed = paired
+        .stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("timed "))
+        .and_then(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("no count of timed commits: {}", paired.describe()));
+    assert!(
+        (2..=3).contains(&timed),
+        "{timed} steps: {}",
+        paired.describe()
+    );
+    // A wall-time metric without --paired is refused, naming the fix.
+    let unpaired = run(fixture.xtask(&[
+        "perf",
+        "bisect",
+        "--metric",
+        "wall_time/query/due_cards",
+        "--good",
+        &good,
+        "--bad",
+        &bad,
+        "--services",
+        "native",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]));
+    assert_eq!(unpaired.code, Some(2), "{}", unpaired.describe());
+    assert!(
+        unpaired.stderr.contains("--paired"),
+        "{}",
+        unpaired.describe()
     );
 
     // Bad input is refused before anything is measured, naming the fix.

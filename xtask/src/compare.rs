@@ -339,6 +339,16 @@ pub const MAX_PAIRED_OUTLIER_SHARE: f64 = 0.2;
 /// metric's own threshold (`thresholds.metrics`) or `thresholds.wall_time_pct` as its minimum
 /// effect. Input the test refuses (a zero time, rounds missing) leaves the row informational,
 /// with the reason.
+/// The paired test's row of `metric` from `samples` alone, without stored values: what
+/// `perf bisect --paired` judges each commit by against the good end.
+pub fn judge_paired_samples(
+    metric: &Metric,
+    samples: &RoundSamples,
+    thresholds: &Thresholds,
+) -> MetricComparison {
+    judge_paired(one_sided(metric, None, None, ""), samples, thresholds)
+}
+
 fn judge_paired(
     row: MetricComparison,
     samples: &RoundSamples,

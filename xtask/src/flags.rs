@@ -206,6 +206,21 @@ pub struct BisectFlags {
     /// and the longest path from --good to --bad.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub depth: u32,
+    /// Bisect a wall-time metric: measure the good end once, then time each commit the search
+    /// looks at side by side with it (interleaved rounds, as `perf --paired`) and let the
+    /// paired test say whether it crossed. Without it, wall time is refused: one measurement
+    /// per commit cannot place it.
+    #[arg(long)]
+    pub paired: bool,
+    /// How many interleaved rounds each `--paired` step measures.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::suites::paired::DEFAULT_ROUNDS,
+        value_parser = clap::value_parser!(u32).range(6..=100),
+        requires = "paired"
+    )]
+    pub paired_rounds: u32,
     /// How Postgres and Redis are provided when a commit must be measured.
     #[arg(long, value_enum, default_value_t = ServicesMode::Auto)]
     pub services: ServicesMode,

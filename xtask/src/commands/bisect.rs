@@ -5,7 +5,9 @@
 //! stored record when there is one (the baseline branch, the runs directory, a filtered run's
 //! `<out>/filtered/`, an earlier bisection's `<out>/bisect/`), else from measuring that commit in a worktree with only the
 //! metric's scenario or benchmark selected (services started once, on the first such commit);
-//! the search itself is `bisect::Bisection`.
+//! the search itself is `bisect::Bisection`. With `--paired`, a wall-time metric: each commit
+//! looked at is timed side by side with the good end and judged by the paired test
+//! ([`paired`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,6 +31,8 @@ use crate::render::short_sha;
 use crate::shutdown::Shutdown;
 use crate::stats::ChangePointOptions;
 
+mod paired;
+
 /// Finds the first crossing and prints it.
 pub async fn run(config: &Config, flags: &BisectFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
     let metric = flags.metric.as_str();
@@ -37,12 +41,20 @@ pub async fn run(config: &Config, flags: &BisectFlags, shutdown: &mut Shutdown) 
             "{metric:?} is not the name of a metric.\n  fix: pass a full name as the report or `cargo xtask perf --list` shows it, e.g. io/due_cards/sql_statements"
         )
     })?;
+    if record::Suite::of_metric(metric) == Some(record::Suite::WallTime) && !flags.paired {
+        bail!(
+            "{metric} is a wall-time metric: one measurement per commit cannot tell where it moved.\n  fix: add --paired (each commit the search looks at is timed side by side with the good end)"
+        );
+    }
     let layout = &config.layout;
     let repo = GitRepo::open(&layout.root)?;
     let store = BaselineStore::open(&layout.root, &config.metadata.baseline_branch)?;
     let (good, bad) = ends(config, flags, &repo, &store)?;
     let path = first_parent_path(&repo, &good, &bad, flags.depth)?;
     let progress = Progress::with_style(ProgressStyleChoice::detect(false));
+    if flags.paired {
+        return paired::run(config, flags, &repo, &path, &progress, shutdown).await;
+    }
     progress.line(&format!(
         "bisect: {metric} from {} (good) to {} (bad): {} commits on the first-parent path",
         short_sha(&good),
@@ -166,7 +178,7 @@ impl Values<'_> {
         })?;
         if metric.kind != MetricKind::Deterministic {
             bail!(
-                "{} is a {} metric: one measurement per commit cannot tell where it moved.\n  fix: bisect a deterministic count (instructions, SQL statements, rows, Redis commands); wall time is judged only side by side (`perf --paired --base <rev>`)",
+                "{} is a {} metric: one measurement per commit cannot tell where it moved.\n  fix: bisect a deterministic count (instructions, SQL statements, rows, Redis commands), or a wall-time metric with `--paired` (each commit timed side by side with the good end)",
                 self.metric,
                 metric.kind
             );
@@ -332,7 +344,7 @@ fn first_parent_path(repo: &GitRepo, good: &str, bad: &str, depth: u32) -> Resul
 }
 
 /// A count as it is read: whole numbers without decimals.
-fn number(value: f64) -> String {
+pub(super) fn number(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{value:.0}")
     } else {
