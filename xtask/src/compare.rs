@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use crate::config::{self, Budget, Thresholds};
 use crate::locate::{self, Location};
 use crate::record::{self, Direction, Environment, Metric, MetricKind, RunRecord, Suite, Unit};
-use crate::stats::{self, CountVerdict, PairedOptions, PairedResult, PairedVerdict};
+use crate::stats::{
+    self, AdaptiveRounds, CountVerdict, FamilyControl, PairedOptions, PairedResult, PairedVerdict,
+};
 
 /// Values of each metric in the target branch's stored records, oldest first: what a noise
 /// band is learned from.
@@ -55,6 +57,9 @@ pub struct Scope<'a> {
     /// The files the change from base to head touched (paths from the workspace root), for
     /// the "where" of instruction rows; empty when not known.
     pub changed_files: &'a [String],
+    /// How the run's paired wall-time rows share their significance level (`family` in
+    /// `[workspace.metadata.perf.paired]`; default Holm).
+    pub family: FamilyControl,
 }
 
 /// One row of a comparison.
@@ -219,15 +224,7 @@ pub fn compare_in_scope(
         .metrics
         .iter()
         .map(|metric| match base.metric(&metric.name) {
-            Some(base_metric) => {
-                let row = compare_metric(base_metric, metric, thresholds, history);
-                match paired.get(&metric.name) {
-                    Some(samples) if metric.suite == Suite::WallTime => {
-                        judge_paired(row, samples, thresholds)
-                    }
-                    _ => row,
-                }
-            }
+            Some(base_metric) => compare_metric(base_metric, metric, thresholds, history),
             None if record::absent_means_zero(base, &metric.name) => implied_zero_row(
                 compare_metric(&zero_of(metric), metric, thresholds, history),
             ),
@@ -242,6 +239,7 @@ pub fn compare_in_scope(
             },
         })
         .collect();
+    judge_paired_rows(&mut rows, paired, thresholds, scope.family);
     rows.extend(
         base.metrics
             .iter()
@@ -335,26 +333,98 @@ fn one_sided(
 /// `raw/due_cards_statement` came out "+10.1%, significant" with 3 of 10 rounds set aside.
 pub const MAX_PAIRED_OUTLIER_SHARE: f64 = 0.2;
 
-/// A wall-time row whose benchmark was measured side by side: the paired test decides, with the
-/// metric's own threshold (`thresholds.metrics`) or `thresholds.wall_time_pct` as its minimum
-/// effect. Input the test refuses (a zero time, rounds missing) leaves the row informational,
-/// with the reason.
-/// The paired test's row of `metric` from `samples` alone, without stored values: what
-/// `perf bisect --paired` judges each commit by against the good end.
+/// The paired test's row of `metric` from `samples` alone (a family of one), without stored
+/// values: what `perf bisect --paired` judges each commit by against the good end.
 pub fn judge_paired_samples(
     metric: &Metric,
     samples: &RoundSamples,
     thresholds: &Thresholds,
 ) -> MetricComparison {
-    judge_paired(one_sided(metric, None, None, ""), samples, thresholds)
+    let alone = PairedSamples::from([(metric.name.clone(), samples.clone())]);
+    let outcome = paired_outcomes(&alone, thresholds, FamilyControl::default())
+        .remove(&metric.name)
+        .expect("the one benchmark's outcome");
+    judge_paired(one_sided(metric, None, None, ""), outcome)
 }
 
-fn judge_paired(
-    row: MetricComparison,
-    samples: &RoundSamples,
+/// A paired benchmark's test, before or after its run's family is judged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PairedOutcome {
+    /// Judged: the test's result (its verdict from the family-adjusted p-value once
+    /// [`paired_outcomes`] has judged the family).
+    Judged {
+        result: PairedResult,
+        /// Where the minimum effect came from, for the rule (` (thresholds.metrics "...")` or
+        /// empty for `thresholds.wall_time_pct`).
+        source: String,
+        /// More than [`MAX_PAIRED_OUTLIER_SHARE`] of the rounds were outliers, and the test
+        /// said the same with every round kept.
+        many_outliers: bool,
+    },
+    /// Not judged, with the rule that says why, and the test's numbers when there are some.
+    NotJudged {
+        result: Option<PairedResult>,
+        rule: String,
+    },
+}
+
+/// The paired test of every benchmark of `paired`, with the metric's own threshold
+/// (`thresholds.metrics`) or `thresholds.wall_time_pct` as its minimum effect, and the judged
+/// ones then judged as one family under `control` (`stats::adjust_family`): what the run's
+/// verdicts, the adaptive rounds (`suites::paired`) and `calibrate --paired` all rest on.
+pub fn paired_outcomes(
+    paired: &PairedSamples,
     thresholds: &Thresholds,
-) -> MetricComparison {
-    let (min_effect_pct, source) = match thresholds.for_metric(&row.name) {
+    control: FamilyControl,
+) -> BTreeMap<String, PairedOutcome> {
+    let mut outcomes: BTreeMap<String, PairedOutcome> = paired
+        .iter()
+        .map(|(name, samples)| (name.clone(), test_paired(name, samples, thresholds)))
+        .collect();
+    let mut judged: Vec<&mut PairedResult> = outcomes
+        .values_mut()
+        .filter_map(|outcome| match outcome {
+            PairedOutcome::Judged { result, .. } => Some(result),
+            PairedOutcome::NotJudged { .. } => None,
+        })
+        .collect();
+    let mut family: Vec<PairedResult> = judged.iter().map(|result| (**result).clone()).collect();
+    stats::adjust_family(&mut family, control);
+    for (result, adjusted) in judged.iter_mut().zip(family) {
+        **result = adjusted;
+    }
+    outcomes
+}
+
+/// The benchmarks of `paired` whose verdict more rounds could still change
+/// (`stats::undecided` after the family is judged, or not judged because too many rounds were
+/// outliers) and that have fewer than `adaptive.max_rounds` rounds.
+pub fn undecided_benchmarks(
+    paired: &PairedSamples,
+    thresholds: &Thresholds,
+    control: FamilyControl,
+    adaptive: &AdaptiveRounds,
+) -> Vec<String> {
+    paired_outcomes(paired, thresholds, control)
+        .into_iter()
+        .filter(|(name, outcome)| {
+            paired[name].base.len() < adaptive.max_rounds
+                && match outcome {
+                    PairedOutcome::Judged { result, .. } => {
+                        stats::undecided(result, adaptive.undecided_p)
+                    }
+                    PairedOutcome::NotJudged { result, .. } => result.is_some(),
+                }
+        })
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// One benchmark's paired test, alone. Input the test refuses (a zero time, rounds missing)
+/// is not judged, with the reason; so is a test that set more than
+/// [`MAX_PAIRED_OUTLIER_SHARE`] of the rounds aside and says otherwise with every round kept.
+fn test_paired(name: &str, samples: &RoundSamples, thresholds: &Thresholds) -> PairedOutcome {
+    let (min_effect_pct, source) = match thresholds.for_metric(name) {
         Some((key, pct)) => (pct, format!(" (thresholds.metrics {key:?})")),
         None => (thresholds.wall_time_pct, String::new()),
     };
@@ -365,16 +435,15 @@ fn judge_paired(
     let result = match stats::paired_test(&samples.base, &samples.head, &options) {
         Ok(result) => result,
         Err(error) => {
-            return MetricComparison {
-                verdict: Verdict::Informational,
+            return PairedOutcome::NotJudged {
+                result: None,
                 rule: format!("measured side by side, but not judged: {error}"),
-                ..row
             };
         }
     };
     let outlier_share = result.outlier_rounds.len() as f64 / result.rounds as f64;
-    let mut many_outliers = String::new();
-    if outlier_share > MAX_PAIRED_OUTLIER_SHARE {
+    let many_outliers = outlier_share > MAX_PAIRED_OUTLIER_SHARE;
+    if many_outliers {
         // Too many rounds broke the test's assumption for the trimmed rest to be trusted
         // alone: the verdict stands only if the test says the same with every round kept.
         let every_round = PairedOptions {
@@ -384,25 +453,50 @@ fn judge_paired(
         let agrees = stats::paired_test(&samples.base, &samples.head, &every_round)
             .is_ok_and(|all| all.verdict == result.verdict);
         if !agrees {
+            let rule = format!(
+                "paired, not judged: {} of {} rounds were outliers (more than {:.0}%), and with \
+                 every round kept the test disagrees: base and head did not see the same \
+                 machine within a round.\n  fix: run on a quieter machine, or with more \
+                 --paired-rounds",
+                result.outlier_rounds.len(),
+                result.rounds,
+                MAX_PAIRED_OUTLIER_SHARE * 100.0
+            );
+            return PairedOutcome::NotJudged {
+                result: Some(result),
+                rule,
+            };
+        }
+    }
+    PairedOutcome::Judged {
+        result,
+        source,
+        many_outliers,
+    }
+}
+
+/// A wall-time row whose benchmark was measured side by side, with its outcome: the paired
+/// test, judged with its family, decides.
+fn judge_paired(row: MetricComparison, outcome: PairedOutcome) -> MetricComparison {
+    let (result, source, many_outliers) = match outcome {
+        PairedOutcome::Judged {
+            result,
+            source,
+            many_outliers,
+        } => (result, source, many_outliers),
+        PairedOutcome::NotJudged { result, rule } => {
             return MetricComparison {
-                change_pct: Some(result.change_pct),
+                change_pct: result
+                    .as_ref()
+                    .map_or(row.change_pct, |r| Some(r.change_pct)),
                 verdict: Verdict::Informational,
-                rule: format!(
-                    "paired, not judged: {} of {} rounds were outliers (more than {:.0}%), and \
-                     with every round kept the test disagrees: base and head did not see the \
-                     same machine within a round.\n  fix: run on a quieter machine, or with more \
-                     --paired-rounds",
-                    result.outlier_rounds.len(),
-                    result.rounds,
-                    MAX_PAIRED_OUTLIER_SHARE * 100.0
-                ),
-                paired: Some(result),
+                rule,
+                paired: result,
                 location: None,
                 ..row
             };
         }
-        many_outliers = " (the same with every round kept)".to_owned();
-    }
+    };
     let verdict = match result.verdict {
         PairedVerdict::Slower => Verdict::Regression,
         PairedVerdict::Faster => Verdict::Improvement,
@@ -411,14 +505,26 @@ fn judge_paired(
     let outliers = match result.outlier_rounds.len() {
         0 => String::new(),
         n => format!(
-            ", {n} outlier round{} set aside{many_outliers}",
-            if n == 1 { "" } else { "s" }
+            ", {n} outlier round{} set aside{}",
+            if n == 1 { "" } else { "s" },
+            if many_outliers {
+                " (the same with every round kept)"
+            } else {
+                ""
+            }
         ),
     };
+    let significance = match result.family {
+        Some(family) if family.size > 1 && family.control != FamilyControl::PerRow => format!(
+            "significant for the family of {} paired rows ({} adjusted p ≤ {})",
+            family.size, family.control, result.alpha
+        ),
+        _ => format!("significant (p ≤ {})", result.alpha),
+    };
     let rule = format!(
-        "paired: {} interleaved rounds{outliers}; a change when significant (p ≤ {}) and beyond \
-         ±{min_effect_pct}%{source}",
-        result.rounds, options.alpha,
+        "paired: {} interleaved rounds{outliers}; a change when {significance} and beyond \
+         ±{}%{source}",
+        result.rounds, result.min_effect_pct,
     );
     MetricComparison {
         change_pct: Some(result.change_pct),
@@ -427,6 +533,33 @@ fn judge_paired(
         paired: Some(result),
         location: None,
         ..row
+    }
+}
+
+/// The wall-time rows of `rows` with both sides and samples in `paired`, judged by the paired
+/// test as one family under `control`.
+fn judge_paired_rows(
+    rows: &mut [MetricComparison],
+    paired: &PairedSamples,
+    thresholds: &Thresholds,
+    control: FamilyControl,
+) {
+    let is_paired = |row: &MetricComparison| {
+        row.suite == Suite::WallTime
+            && row.base.is_some()
+            && row.head.is_some()
+            && paired.contains_key(&row.name)
+    };
+    let family: PairedSamples = rows
+        .iter()
+        .filter(|row| is_paired(row))
+        .map(|row| (row.name.clone(), paired[&row.name].clone()))
+        .collect();
+    let mut outcomes = paired_outcomes(&family, thresholds, control);
+    for row in rows.iter_mut() {
+        if let Some(outcome) = outcomes.remove(&row.name) {
+            *row = judge_paired(row.clone(), outcome);
+        }
     }
 }
 
@@ -1284,6 +1417,98 @@ mod tests {
             "{}",
             row.rule
         );
+    }
+
+    /// A run of 17 paired wall-time benchmarks: 16 unchanged, and `wall_time/b00` 20% slower
+    /// in every round but one, whose tiny opposite move is set aside as an outlier, leaving 9
+    /// kept rounds: p = 2 / 2^9 = 0.0039, significant alone and not for a family of 17 under
+    /// Holm (17 × 0.0039 = 0.066).
+    fn family_of_17() -> (RunRecord, RunRecord, PairedSamples) {
+        let names: Vec<String> = (0..17).map(|i| format!("wall_time/b{i:02}")).collect();
+        let metrics = |value: f64| -> Vec<Metric> {
+            names
+                .iter()
+                .map(|name| metric(name, Suite::WallTime, MetricKind::Statistical, value))
+                .collect()
+        };
+        let mut paired: PairedSamples = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let mut same = rounds(1000.0, 1.0);
+                same.head.rotate_left(i % 10);
+                (name.clone(), same)
+            })
+            .collect();
+        let mut slower = rounds(1000.0, 1.2);
+        slower.head[4] = slower.base[4] * 0.999;
+        paired.insert(names[0].clone(), slower);
+        (record(metrics(100.0)), record(metrics(100.0)), paired)
+    }
+
+    #[test]
+    fn paired_rows_are_judged_as_one_family() {
+        let (base, head, paired) = family_of_17();
+        let judge = |family: FamilyControl| {
+            let scope = Scope {
+                family,
+                ..Scope::default()
+            };
+            compare_in_scope(&base, &head, &thresholds(), &History::new(), &paired, scope)
+                .rows
+                .into_iter()
+                .find(|row| row.name == "wall_time/b00")
+                .unwrap()
+        };
+        let alone = judge(FamilyControl::PerRow);
+        assert_eq!(alone.verdict, Verdict::Regression, "{}", alone.rule);
+        let holm = judge(FamilyControl::Holm);
+        assert_eq!(holm.verdict, Verdict::Unchanged, "{}", holm.rule);
+        assert!(
+            holm.rule
+                .contains("significant for the family of 17 paired rows (Holm adjusted p"),
+            "{}",
+            holm.rule
+        );
+        let result = holm.paired.unwrap();
+        assert_eq!(result.p_value, 2.0 / 512.0);
+        let adjusted = result.family.unwrap().adjusted_p_value;
+        assert!((adjusted - 17.0 * 2.0 / 512.0).abs() < 1e-12, "{adjusted}");
+    }
+
+    #[test]
+    fn only_undecided_benchmarks_get_more_rounds_and_only_up_to_the_limit() {
+        let (_, _, mut paired) = family_of_17();
+        let adaptive = AdaptiveRounds::default();
+        let undecided = |paired: &PairedSamples| {
+            undecided_benchmarks(paired, &thresholds(), FamilyControl::Holm, &adaptive)
+        };
+        assert_eq!(undecided(&paired), ["wall_time/b00"]);
+        // Ten more rounds, every one 20% slower: settled as a regression.
+        let more = rounds(1000.0, 1.2);
+        let slower = paired.get_mut("wall_time/b00").unwrap();
+        slower.base.extend(&more.base);
+        slower.head.extend(&more.head);
+        assert!(undecided(&paired).is_empty());
+        // At the limit a row is not measured again, however undecided.
+        let (_, _, mut paired) = family_of_17();
+        let at_limit = AdaptiveRounds {
+            max_rounds: 10,
+            ..adaptive
+        };
+        assert!(
+            undecided_benchmarks(&paired, &thresholds(), FamilyControl::Holm, &at_limit).is_empty()
+        );
+        // A row not judged for its outliers is measured again; one the test refuses is not.
+        let mut noisy = rounds(1000.0, 1.12);
+        noisy.head[2] *= 1.6;
+        noisy.base[5] *= 1.7;
+        noisy.head[8] *= 0.6;
+        paired.insert("wall_time/b01".to_owned(), noisy);
+        let mut broken = rounds(1000.0, 1.2);
+        broken.head[3] = 0.0;
+        paired.insert("wall_time/b02".to_owned(), broken);
+        assert_eq!(undecided(&paired), ["wall_time/b00", "wall_time/b01"]);
     }
 
     #[test]

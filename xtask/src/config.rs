@@ -40,6 +40,8 @@ pub struct PerfMetadata {
     pub images: Images,
     pub seed: Seed,
     pub thresholds: Thresholds,
+    /// How `--paired` judges its wall-time rows together and when it measures more rounds.
+    pub paired: PairedConfig,
     /// Absolute limits (`[[workspace.metadata.perf.budgets]]`).
     pub budgets: Vec<Budget>,
 }
@@ -56,6 +58,7 @@ impl Default for PerfMetadata {
             images: Images::default(),
             seed: Seed::default(),
             thresholds: Thresholds::default(),
+            paired: PairedConfig::default(),
             budgets: Vec::new(),
         }
     }
@@ -137,6 +140,48 @@ impl Thresholds {
             .filter(|(key, _)| key.ends_with('/') && metric.starts_with(key.as_str()))
             .max_by_key(|(key, _)| key.len())
             .map(|(key, pct)| (key.as_str(), *pct))
+    }
+}
+
+/// `[workspace.metadata.perf.paired]`: how the paired rows of one `--paired` run are judged as
+/// a family, and how far the rounds of undecided rows are extended (`baselines/README.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PairedConfig {
+    /// `holm` (default), `hochberg`, `benjamini_hochberg` or `per_row`.
+    pub family: crate::stats::FamilyControl,
+    /// A row whose raw p-value is above this is settled as unchanged (default 0.3).
+    pub undecided_p: f64,
+    /// The most rounds an undecided benchmark is measured in, the first ones included
+    /// (default 20; at most `--paired-rounds` turns adaptive rounds off).
+    pub max_rounds: u32,
+    /// Extra rounds are measured this many at a time (default 5).
+    pub batch: u32,
+    /// No batch of extra rounds starts after this many seconds of extra rounds (default 600).
+    pub max_extra_seconds: u64,
+}
+
+impl Default for PairedConfig {
+    fn default() -> Self {
+        let adaptive = crate::stats::AdaptiveRounds::default();
+        Self {
+            family: crate::stats::FamilyControl::default(),
+            undecided_p: adaptive.undecided_p,
+            max_rounds: adaptive.max_rounds as u32,
+            batch: adaptive.batch as u32,
+            max_extra_seconds: 600,
+        }
+    }
+}
+
+impl PairedConfig {
+    /// The adaptive rounds' limits as `stats` and `compare` take them.
+    pub fn adaptive(&self) -> crate::stats::AdaptiveRounds {
+        crate::stats::AdaptiveRounds {
+            undecided_p: self.undecided_p,
+            max_rounds: self.max_rounds as usize,
+            batch: self.batch as usize,
+        }
     }
 }
 
@@ -240,6 +285,19 @@ fn validate(metadata: &PerfMetadata) -> Result<(), String> {
     )?;
     for (metric, pct) in &thresholds.metrics {
         percentage(format!("thresholds.metrics.{metric:?}"), *pct)?;
+    }
+    let paired = &metadata.paired;
+    if !(paired.undecided_p > 0.0 && paired.undecided_p <= 1.0) {
+        return Err(format!(
+            "paired.undecided_p = {}: it is a p-value above 0 and at most 1 (default 0.3)",
+            paired.undecided_p
+        ));
+    }
+    if paired.batch == 0 {
+        return Err(
+            "paired.batch = 0: extra rounds are measured at least 1 at a time (default 5)"
+                .to_owned(),
+        );
     }
     for budget in &metadata.budgets {
         for (bound, value) in [("min", budget.min), ("max", budget.max)] {

@@ -996,12 +996,24 @@ fn markdown_budgets(out: &mut String, checks: &[BudgetCheck]) {
     let _ = writeln!(out);
 }
 
-/// How sure a row's change is: "exact count", the paired test's interval of the change, or
-/// both 95% intervals in the metric's unit.
+/// How sure a row's change is: "exact count", the paired test's interval of the change with
+/// its raw p-value and, when its run's paired rows were judged as a family, the adjusted one;
+/// or both 95% intervals in the metric's unit.
 pub fn certainty(row: &MetricComparison) -> String {
     if let Some(paired) = &row.paired {
+        let adjusted = match paired.family {
+            Some(family)
+                if family.size > 1 && family.control != crate::stats::FamilyControl::PerRow =>
+            {
+                format!(
+                    ", {} adjusted over {}: {:.3}",
+                    family.control, family.size, family.adjusted_p_value
+                )
+            }
+            _ => String::new(),
+        };
         return format!(
-            "paired, {} rounds: {:.0}% CI of the change {:+.1}% to {:+.1}%, p = {:.3}",
+            "paired, {} rounds: {:.0}% CI of the change {:+.1}% to {:+.1}%, p = {:.3}{adjusted}",
             paired.rounds,
             paired.confidence * 100.0,
             paired.interval_pct[0],
@@ -1783,10 +1795,16 @@ mod snapshots {
     }
 
     /// With `--paired`, wall time is a regression row of its own, with the paired test's
-    /// interval as its certainty and the test in its rule.
+    /// interval, raw and family-adjusted p-values as its certainty and the test in its rule;
+    /// a second, unchanged benchmark makes the family two rows.
     #[test]
     fn markdown_report_with_wall_time_timed_side_by_side() {
-        let (base, head) = base_and_head();
+        let (mut base, mut head) = base_and_head();
+        for record in [&mut base, &mut head] {
+            let mut l1_hit = record.metric("wall_time/query/due_cards").unwrap().clone();
+            l1_hit.name = "wall_time/cache/l1_hit".to_owned();
+            record.metrics.push(l1_hit);
+        }
         let rounds = |factor: f64| -> Vec<f64> {
             (0..10)
                 .map(|round| 256_000.0 * factor * (1.0 + 0.01 * (round % 3) as f64))
@@ -1801,6 +1819,16 @@ mod snapshots {
                     .collect(),
             },
         )]);
+        let mut paired = paired;
+        paired.insert(
+            "wall_time/cache/l1_hit".to_owned(),
+            crate::compare::RoundSamples {
+                base: rounds(1.0),
+                head: (0..10)
+                    .map(|round| rounds(1.0)[(round + 1) % 10] * (1.0 - 0.001 * round as f64))
+                    .collect(),
+            },
+        );
         let comparison = crate::compare::compare_paired(
             &base,
             &head,

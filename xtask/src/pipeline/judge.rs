@@ -77,6 +77,7 @@ pub fn judge(
                 filtered: scope.filtered,
                 retired: &metadata.retired,
                 changed_files: scope.changed_files,
+                family: metadata.paired.family,
             },
         )
     });
