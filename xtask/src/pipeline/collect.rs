@@ -230,13 +230,19 @@ pub async fn collect(
                 short_sha(&base_side.commit),
                 short_sha(&head_side.commit)
             ));
-            let samples =
-                suites::paired::run_rounds(&context, [&base_side, &head_side], rounds).await?;
+            let plan = suites::paired::RoundsPlan {
+                rounds,
+                thresholds: &measuring.config.metadata.thresholds,
+                paired: measuring.config.metadata.paired,
+            };
+            let measured =
+                suites::paired::run_rounds(&context, [&base_side, &head_side], plan).await?;
             head_record.phases.push(Phase {
                 name: format!("paired: {rounds} rounds"),
                 seconds: started.elapsed().as_secs_f64(),
             });
-            samples
+            head_record.notes.extend(measured.notes);
+            measured.samples
         }
         (_, _, paired_rounds) => {
             if paired_rounds.is_some() {

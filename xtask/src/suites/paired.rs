@@ -9,12 +9,18 @@
 //! dropped) and runs the two `wall_time` binaries in interleaved rounds: base first in even
 //! rounds and head first in odd ones (ABBA), so that neither side always runs on the warmer or
 //! the quieter machine. Each run is a short criterion run; its per-benchmark median is that
-//! round's sample. Both databases are dropped whatever happened.
+//! round's sample. Then, while the paired test leaves some benchmarks undecided
+//! (`compare::undecided_benchmarks`: a suggestive p-value the family's threshold does not reach,
+//! an interval straddling the minimum effect), more interleaved rounds of only those benchmarks
+//! (criterion's filter naming them exactly) are appended to their samples, a batch at a time,
+//! up to `paired.max_rounds` rounds and `paired.max_extra_seconds`. Both databases are dropped
+//! whatever happened.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::compare::{PairedSamples, RoundSamples};
+use crate::compare::{self, PairedSamples, RoundSamples};
+use crate::config::{PairedConfig, Thresholds};
 use crate::record::Suite;
 
 use super::child::{self, run_tool};
@@ -119,21 +125,44 @@ pub fn round_order(round: u32) -> [usize; 2] {
     }
 }
 
-/// Seeds a database per side, runs `rounds` interleaved rounds of both `wall_time` binaries
-/// and returns each benchmark's per-round medians, base and head. Benchmarks that are not in
-/// every run of both sides (new, removed or failed) are left out.
+/// How many rounds to measure, and what decides whether a benchmark needs more.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundsPlan<'a> {
+    /// Rounds of every selected benchmark (`--paired-rounds`).
+    pub rounds: u32,
+    /// The thresholds whose minimum effects the verdicts, and so the undecided rows, rest on.
+    pub thresholds: &'a Thresholds,
+    /// The family adjustment and the adaptive rounds' limits
+    /// (`[workspace.metadata.perf.paired]`).
+    pub paired: PairedConfig,
+}
+
+/// What the rounds measured, and what the record should say about them.
+#[derive(Debug, Default)]
+pub struct Rounds {
+    pub samples: PairedSamples,
+    /// How many extra rounds were measured and of which benchmarks; a time limit that stopped
+    /// them.
+    pub notes: Vec<String>,
+}
+
+/// Seeds a database per side, runs `plan.rounds` interleaved rounds of both `wall_time`
+/// binaries, then, while some benchmarks are undecided (`compare::undecided_benchmarks`),
+/// more rounds of only those, a batch at a time, up to `paired.max_rounds` rounds and
+/// `paired.max_extra_seconds`; returns each benchmark's per-round medians, base and head.
+/// Benchmarks that are not in every run of both sides (new, removed or failed) are left out.
 pub async fn run_rounds(
     ctx: &SuiteContext<'_>,
     sides: [&PairedSide; 2],
-    rounds: u32,
-) -> Result<PairedSamples, SuiteError> {
+    plan: RoundsPlan<'_>,
+) -> Result<Rounds, SuiteError> {
     let filter = tool_filter(ctx.filter, Suite::WallTime.prefix());
     if filter == ToolFilter::Skip {
-        return Ok(PairedSamples::new());
+        return Ok(Rounds::default());
     }
     let databases = sides.map(|side| format!("perf_{}_pair_{}", ctx.run_id, side.label));
     let mut created = Vec::new();
-    let mut result = Ok(PairedSamples::new());
+    let mut result = Ok(Rounds::default());
     for database in &databases {
         match create_database(ctx.services, database).await {
             Ok(()) => created.push(database),
@@ -144,7 +173,11 @@ pub async fn run_rounds(
         }
     }
     if result.is_ok() {
-        result = seed_and_run(ctx, sides, &databases, filter.pattern(), rounds).await;
+        let rounds = RoundRunner::seed(ctx, sides, &databases).await;
+        result = match rounds {
+            Ok(runner) => runner.run(filter.pattern(), plan).await,
+            Err(error) => Err(error),
+        };
     }
     for database in created {
         let dropped = drop_database(ctx.services, database).await;
@@ -155,84 +188,220 @@ pub async fn run_rounds(
     result
 }
 
-async fn seed_and_run(
-    ctx: &SuiteContext<'_>,
-    sides: [&PairedSide; 2],
-    databases: &[String; 2],
-    pattern: Option<&str>,
-    rounds: u32,
-) -> Result<PairedSamples, SuiteError> {
-    let redis_url = ctx.services.redis_url();
-    let urls = databases
-        .clone()
-        .map(|database| ctx.services.postgres_url(&database));
-    let raws = sides.map(|side| ctx.layout.raw_dir(&side.label).join("paired"));
-    for (index, side) in sides.iter().enumerate() {
-        ctx.progress.line(&format!(
-            "paired: seeding a fresh database for {}",
-            side.label
-        ));
-        let mut prepare = side_command(
-            &side.suite,
-            &raws[index],
-            &urls[index],
-            &redis_url,
-            &format!("{}:pair:{}:prepare", ctx.run_id, side.label),
-        );
-        prepare.args(prepare_args(&ctx.seed));
-        run_tool(
-            prepare,
-            &format!("paired: {} suite prepare", side.label),
-            &raws[index].join("prepare.log"),
-        )
-        .await?;
-    }
+/// Both sides' seeded databases, ready for rounds.
+struct RoundRunner<'a> {
+    ctx: &'a SuiteContext<'a>,
+    sides: [&'a PairedSide; 2],
+    urls: [String; 2],
+    raws: [PathBuf; 2],
+    redis_url: String,
+}
 
-    let mut medians: [Vec<Vec<(String, f64)>>; 2] = [Vec::new(), Vec::new()];
-    for round in 0..rounds {
-        let started = Instant::now();
-        for index in round_order(round) {
-            let side = sides[index];
-            let home = raws[index].join(format!("round-{round:02}"));
-            let _ = std::fs::remove_dir_all(&home);
-            let mut bench = side_command(
-                &side.wall_time,
-                &raws[index],
-                &urls[index],
-                &redis_url,
-                &format!("{}:pair:{}:{round}", ctx.run_id, side.label),
-            );
-            bench
-                .arg("--bench")
-                .args(ROUND_CRITERION_ARGS)
-                .args(pattern.map(wall_time::regex_escape))
-                .env("CRITERION_HOME", &home);
+/// Per side, per run (round), each benchmark's median.
+type SideMedians = [Vec<Vec<(String, f64)>>; 2];
+
+impl<'a> RoundRunner<'a> {
+    /// Seeds each side's fresh database with the side's own `suite prepare`.
+    async fn seed(
+        ctx: &'a SuiteContext<'a>,
+        sides: [&'a PairedSide; 2],
+        databases: &[String; 2],
+    ) -> Result<Self, SuiteError> {
+        let runner = Self {
+            ctx,
+            sides,
+            urls: databases
+                .clone()
+                .map(|database| ctx.services.postgres_url(&database)),
+            raws: sides.map(|side| ctx.layout.raw_dir(&side.label).join("paired")),
+            redis_url: ctx.services.redis_url(),
+        };
+        for (index, side) in sides.iter().enumerate() {
+            ctx.progress.line(&format!(
+                "paired: seeding a fresh database for {}",
+                side.label
+            ));
+            let mut prepare = runner.command(index, &side.suite, "prepare");
+            prepare.args(prepare_args(&ctx.seed));
             run_tool(
-                bench,
-                &format!("paired: round {round} {}", side.label),
-                &raws[index].join(format!("round-{round:02}.log")),
+                prepare,
+                &format!("paired: {} suite prepare", side.label),
+                &runner.raws[index].join("prepare.log"),
             )
             .await?;
-            medians[index].push(
-                wall_time::read_results(&home)?
-                    .into_iter()
-                    .map(|metric| (metric.name, metric.value))
-                    .collect(),
-            );
         }
-        ctx.progress.line(&format!(
-            "paired: round {} of {rounds} ({} first) in {:.0} s",
-            round + 1,
-            sides[round_order(round)[0]].label,
-            started.elapsed().as_secs_f64()
-        ));
+        Ok(runner)
     }
-    Ok(collect_samples(&medians))
+
+    /// The first rounds of every benchmark `pattern` selects, then the adaptive ones.
+    async fn run(self, pattern: Option<&str>, plan: RoundsPlan<'_>) -> Result<Rounds, SuiteError> {
+        let first = self
+            .measure(pattern.map(wall_time::regex_escape), 0..plan.rounds)
+            .await?;
+        let mut rounds = Rounds {
+            samples: collect_samples(&first),
+            notes: Vec::new(),
+        };
+        let adaptive = plan.paired.adaptive();
+        let limit = std::time::Duration::from_secs(plan.paired.max_extra_seconds);
+        let started = Instant::now();
+        let mut next_round = plan.rounds;
+        let mut extra: Vec<(String, u32)> = Vec::new();
+        loop {
+            let undecided = compare::undecided_benchmarks(
+                &rounds.samples,
+                plan.thresholds,
+                plan.paired.family,
+                &adaptive,
+            );
+            if undecided.is_empty() {
+                break;
+            }
+            if started.elapsed() >= limit {
+                rounds.notes.push(format!(
+                    "--paired: {} benchmark(s) still undecided ({}) when the extra rounds' time \
+                     limit ({} s, paired.max_extra_seconds) was reached",
+                    undecided.len(),
+                    undecided.join(", "),
+                    plan.paired.max_extra_seconds
+                ));
+                break;
+            }
+            let fewest = undecided
+                .iter()
+                .map(|name| rounds.samples[name].base.len())
+                .min()
+                .unwrap_or(adaptive.max_rounds);
+            let count = adaptive.batch.min(adaptive.max_rounds - fewest) as u32;
+            self.ctx.progress.line(&format!(
+                "paired: {} undecided ({}): {count} more rounds of them",
+                undecided.len(),
+                undecided.join(", ")
+            ));
+            let more = self
+                .measure(
+                    Some(exact_names_regex(&undecided)),
+                    next_round..next_round + count,
+                )
+                .await?;
+            next_round += count;
+            append_samples(&mut rounds.samples, &more, &undecided, adaptive.max_rounds);
+            extra.push((undecided.join(", "), count));
+        }
+        if !extra.is_empty() {
+            let batches: Vec<String> = extra
+                .iter()
+                .map(|(names, count)| format!("{count} of {names}"))
+                .collect();
+            rounds.notes.push(format!(
+                "--paired: extra rounds of undecided benchmarks: {}",
+                batches.join("; ")
+            ));
+        }
+        Ok(rounds)
+    }
+
+    /// Interleaved rounds `rounds` of both sides' `wall_time` binaries, criterion selecting
+    /// the benchmarks `regex` matches (all without one).
+    async fn measure(
+        &self,
+        regex: Option<String>,
+        rounds: std::ops::Range<u32>,
+    ) -> Result<SideMedians, SuiteError> {
+        let total = rounds.end;
+        let mut medians: SideMedians = [Vec::new(), Vec::new()];
+        for round in rounds {
+            let started = Instant::now();
+            for index in round_order(round) {
+                let side = self.sides[index];
+                let home = self.raws[index].join(format!("round-{round:02}"));
+                let _ = std::fs::remove_dir_all(&home);
+                let mut bench = self.command(index, &side.wall_time, &round.to_string());
+                bench
+                    .arg("--bench")
+                    .args(ROUND_CRITERION_ARGS)
+                    .args(regex.as_deref())
+                    .env("CRITERION_HOME", &home);
+                run_tool(
+                    bench,
+                    &format!("paired: round {round} {}", side.label),
+                    &self.raws[index].join(format!("round-{round:02}.log")),
+                )
+                .await?;
+                medians[index].push(
+                    wall_time::read_results(&home)?
+                        .into_iter()
+                        .map(|metric| (metric.name, metric.value))
+                        .collect(),
+                );
+            }
+            self.ctx.progress.line(&format!(
+                "paired: round {} of {total} ({} first) in {:.0} s",
+                round + 1,
+                self.sides[round_order(round)[0]].label,
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        Ok(medians)
+    }
+
+    /// A kept binary of side `index` as a child process, with the side's database, Redis and
+    /// a cache namespace of this step's own.
+    fn command(&self, index: usize, program: &Path, step: &str) -> tokio::process::Command {
+        let side = self.sides[index];
+        side_command(
+            program,
+            &self.raws[index],
+            &self.urls[index],
+            &self.redis_url,
+            &format!("{}:pair:{}:{step}", self.ctx.run_id, side.label),
+        )
+    }
+}
+
+/// A criterion filter that selects exactly the benchmarks of these metric names
+/// (`wall_time/<group>/<bench>`, criterion's id without the prefix).
+fn exact_names_regex(names: &[String]) -> String {
+    let ids: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let id = name.strip_prefix(Suite::WallTime.prefix()).unwrap_or(name);
+            wall_time::regex_escape(id)
+        })
+        .collect();
+    format!("^({})$", ids.join("|"))
+}
+
+/// Appends the extra rounds' medians of `names` to their samples: a round counts for a
+/// benchmark only when both sides measured it, and no benchmark gets more than `max_rounds`.
+fn append_samples(
+    samples: &mut PairedSamples,
+    more: &SideMedians,
+    names: &[String],
+    max_rounds: usize,
+) {
+    let find = |run: &[(String, f64)], name: &str| {
+        run.iter().find(|(n, _)| n == name).map(|(_, value)| *value)
+    };
+    for name in names {
+        let Some(rounds) = samples.get_mut(name) else {
+            continue;
+        };
+        for (base_run, head_run) in more[0].iter().zip(&more[1]) {
+            if rounds.base.len() >= max_rounds {
+                break;
+            }
+            if let (Some(base), Some(head)) = (find(base_run, name), find(head_run, name)) {
+                rounds.base.push(base);
+                rounds.head.push(head);
+            }
+        }
+    }
 }
 
 /// Per benchmark, its median in every round of both sides; a benchmark missing from any run is
 /// left out.
-fn collect_samples(medians: &[Vec<Vec<(String, f64)>>; 2]) -> PairedSamples {
+fn collect_samples(medians: &SideMedians) -> PairedSamples {
     let mut samples = PairedSamples::new();
     let Some(first) = medians[0].first() else {
         return samples;
@@ -297,6 +466,59 @@ mod tests {
             Some(PathBuf::from("/t/release/deps/wall_time-2"))
         );
         assert_eq!(wall_time_executable(lines.lines().next().unwrap()), None);
+    }
+
+    #[test]
+    fn extra_rounds_select_exactly_the_undecided_benchmarks() {
+        let names = [
+            "wall_time/query/due_cards".to_owned(),
+            "wall_time/import/bulk_10k".to_owned(),
+        ];
+        let regex = exact_names_regex(&names);
+        // Anchored, so that `due_cards` does not also select `due_cards_next_page`.
+        assert_eq!(regex, r"^(query/due_cards|import/bulk_10k)$");
+    }
+
+    #[test]
+    fn extra_rounds_are_appended_where_both_sides_measured_them_up_to_the_limit() {
+        let run = |pairs: &[(&str, f64)]| -> Vec<(String, f64)> {
+            pairs.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect()
+        };
+        let mut samples = PairedSamples::from([
+            (
+                "wall_time/a".to_owned(),
+                RoundSamples {
+                    base: vec![1.0; 10],
+                    head: vec![1.1; 10],
+                },
+            ),
+            (
+                "wall_time/b".to_owned(),
+                RoundSamples {
+                    base: vec![2.0; 19],
+                    head: vec![2.2; 19],
+                },
+            ),
+        ]);
+        let more = [
+            vec![
+                run(&[("wall_time/a", 1.01), ("wall_time/b", 2.01)]),
+                run(&[("wall_time/a", 1.02), ("wall_time/b", 2.02)]),
+                run(&[("wall_time/a", 1.03)]),
+            ],
+            vec![
+                run(&[("wall_time/a", 1.11), ("wall_time/b", 2.21)]),
+                run(&[("wall_time/b", 2.22)]),
+                run(&[("wall_time/a", 1.13)]),
+            ],
+        ];
+        let names = ["wall_time/a".to_owned(), "wall_time/b".to_owned()];
+        append_samples(&mut samples, &more, &names, 20);
+        // a: rounds 0 and 2 (head missed it in round 1); b: only up to 20 rounds.
+        assert_eq!(samples["wall_time/a"].base[10..], [1.01, 1.03]);
+        assert_eq!(samples["wall_time/a"].head[10..], [1.11, 1.13]);
+        assert_eq!(samples["wall_time/b"].base.len(), 20);
+        assert_eq!(samples["wall_time/b"].head[19], 2.21);
     }
 
     #[test]
