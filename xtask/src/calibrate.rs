@@ -4,6 +4,13 @@
 //! code is the same, every regression or improvement is a false alarm. Also how far each metric
 //! moved between runs, so a maintainer can see which thresholds or tolerances a metric needs.
 //! `summarize` and `render_calibration` are pure.
+//!
+//! `calibrate --paired` instead times HEAD against itself in interleaved rounds, as `--paired`
+//! times base and head (adaptive rounds included), several times; each run's paired rows are
+//! judged as one family exactly as a PR's would be (`compare::paired_outcomes`), and
+//! `summarize_paired` counts the runs with any false alarm (the family-wise rate the gate
+//! bounds) and the false alarms per metric. `summarize_paired` and `render_paired_calibration`
+//! are pure.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,6 +20,7 @@ use serde::Serialize;
 use crate::compare::{self, Verdict};
 use crate::config::Thresholds;
 use crate::record::{MetricKind, RunRecord};
+use crate::stats::{FamilyControl, PairedVerdict};
 
 /// How one metric behaved over the calibration's comparisons.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -104,6 +112,132 @@ pub fn summarize(records: &[RunRecord], thresholds: &Thresholds) -> Calibration 
         runs: records.len(),
         metrics: metrics.into_values().collect(),
     }
+}
+
+/// How one wall-time benchmark behaved over the A/A paired runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairedMetricCalibration {
+    pub name: String,
+    /// Runs in which the paired test judged it.
+    pub judged: usize,
+    /// Runs in which it was measured but not judged (too many outlier rounds, bad samples).
+    pub not_judged: usize,
+    /// Runs whose verdict was slower or faster: false alarms.
+    pub false_alarms: usize,
+    /// The largest estimated change over the runs, in percent (absolute value).
+    pub max_change_pct: f64,
+    /// The smallest raw p-value over the runs.
+    pub min_p_value: f64,
+    /// The most rounds it was measured in (more than the first rounds: it was undecided).
+    pub max_rounds: usize,
+}
+
+/// A whole `calibrate --paired`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairedCalibration {
+    pub runs: usize,
+    /// The family adjustment the runs were judged under (`paired.family`).
+    pub family: FamilyControl,
+    /// Runs in which any row alarmed: the family-wise false alarm rate's numerator.
+    pub runs_with_false_alarm: usize,
+    pub metrics: Vec<PairedMetricCalibration>,
+}
+
+/// Judges each A/A run's paired samples (`runs`, HEAD against itself) as the gate would,
+/// under `thresholds` and `family`, and counts the false alarms per run and per metric.
+pub fn summarize_paired(
+    runs: &[compare::PairedSamples],
+    thresholds: &Thresholds,
+    family: FamilyControl,
+) -> PairedCalibration {
+    let mut metrics: BTreeMap<String, PairedMetricCalibration> = BTreeMap::new();
+    let mut runs_with_false_alarm = 0;
+    for samples in runs {
+        let mut alarmed = false;
+        for (name, outcome) in compare::paired_outcomes(samples, thresholds, family) {
+            let entry = metrics
+                .entry(name.clone())
+                .or_insert_with(|| PairedMetricCalibration {
+                    name: name.clone(),
+                    judged: 0,
+                    not_judged: 0,
+                    false_alarms: 0,
+                    max_change_pct: 0.0,
+                    min_p_value: 1.0,
+                    max_rounds: 0,
+                });
+            entry.max_rounds = entry.max_rounds.max(samples[&name].base.len());
+            let result = match outcome {
+                compare::PairedOutcome::Judged { result, .. } => {
+                    entry.judged += 1;
+                    if result.verdict != PairedVerdict::NoChange {
+                        entry.false_alarms += 1;
+                        alarmed = true;
+                    }
+                    Some(result)
+                }
+                compare::PairedOutcome::NotJudged { result, .. } => {
+                    entry.not_judged += 1;
+                    result
+                }
+            };
+            if let Some(result) = result {
+                entry.max_change_pct = entry.max_change_pct.max(result.change_pct.abs());
+                entry.min_p_value = entry.min_p_value.min(result.p_value);
+            }
+        }
+        runs_with_false_alarm += usize::from(alarmed);
+    }
+    PairedCalibration {
+        runs: runs.len(),
+        family,
+        runs_with_false_alarm,
+        metrics: metrics.into_values().collect(),
+    }
+}
+
+/// The paired calibration as text: the family-wise rate first, then every metric that
+/// alarmed, then every metric's largest move and rounds.
+pub fn render_paired_calibration(calibration: &PairedCalibration) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "paired calibration: {} A/A paired runs of the same commit, {} wall-time benchmarks, \
+         judged as a family ({})",
+        calibration.runs,
+        calibration.metrics.len(),
+        calibration.family
+    );
+    let _ = writeln!(
+        out,
+        "runs with a false alarm: {} of {} ({:.1}%)",
+        calibration.runs_with_false_alarm,
+        calibration.runs,
+        100.0 * calibration.runs_with_false_alarm as f64 / calibration.runs.max(1) as f64
+    );
+    for metric in &calibration.metrics {
+        let alarm = if metric.false_alarms > 0 {
+            format!("{} FALSE ALARM(S)", metric.false_alarms)
+        } else {
+            "no false alarm".to_owned()
+        };
+        let not_judged = if metric.not_judged > 0 {
+            format!(", not judged in {}", metric.not_judged)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  {}  {alarm} in {} judged runs{not_judged}; moved up to {:.1}%, smallest p {:.3}, \
+             up to {} rounds",
+            metric.name,
+            metric.judged,
+            metric.max_change_pct,
+            metric.min_p_value,
+            metric.max_rounds
+        );
+    }
+    out
 }
 
 /// The calibration as text: the verdict first, then every metric that alarmed, then the
@@ -234,6 +368,47 @@ mod tests {
             })
             .collect();
         test_record(&"a".repeat(40), metrics)
+    }
+
+    #[test]
+    fn paired_a_a_runs_count_false_alarms_per_run_and_per_metric() {
+        let rounds = |factors: [f64; 10]| compare::RoundSamples {
+            base: vec![1000.0; 10],
+            head: factors.iter().map(|f| 1000.0 * f).collect(),
+        };
+        let quiet = rounds([1.01, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99, 1.02, 0.98, 1.005]);
+        let alarm = rounds([1.2, 1.21, 1.19, 1.22, 1.18, 1.2, 1.21, 1.19, 1.22, 1.18]);
+        let run = |a: &compare::RoundSamples, b: &compare::RoundSamples| {
+            compare::PairedSamples::from([
+                ("wall_time/a".to_owned(), a.clone()),
+                ("wall_time/b".to_owned(), b.clone()),
+            ])
+        };
+        let runs = [
+            run(&quiet, &quiet),
+            run(&quiet, &alarm),
+            run(&quiet, &quiet),
+        ];
+        let calibration = summarize_paired(&runs, &Thresholds::default(), FamilyControl::default());
+        assert_eq!(calibration.runs, 3);
+        assert_eq!(calibration.runs_with_false_alarm, 1);
+        let b = &calibration.metrics[1];
+        assert_eq!(
+            (b.name.as_str(), b.judged, b.false_alarms),
+            ("wall_time/b", 3, 1)
+        );
+        assert_eq!(calibration.metrics[0].false_alarms, 0);
+        let text = render_paired_calibration(&calibration);
+        assert!(
+            text.contains("runs with a false alarm: 1 of 3 (33.3%)"),
+            "{text}"
+        );
+        assert!(text.contains("judged as a family (Holm)"), "{text}");
+        assert!(
+            text.contains("wall_time/b  1 FALSE ALARM(S) in 3 judged runs"),
+            "{text}"
+        );
+        insta::assert_snapshot!(text);
     }
 
     #[test]

@@ -235,6 +235,21 @@ pub struct CalibrateFlags {
     /// How many times HEAD is measured (at least 2; each run is compared with the one before).
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=100))]
     pub runs: u32,
+    /// Paired A/A runs instead: HEAD is built once and timed against itself in interleaved
+    /// rounds (as `perf --paired` times base and head, adaptive rounds included) --runs times;
+    /// each run's wall-time rows are judged as one family, and the runs with any false alarm
+    /// and the false alarms per metric are reported (`calibration-paired.json`).
+    #[arg(long)]
+    pub paired: bool,
+    /// First rounds of each paired run (with --paired).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::suites::paired::DEFAULT_ROUNDS,
+        value_parser = clap::value_parser!(u32).range(6..=100),
+        requires = "paired"
+    )]
+    pub paired_rounds: u32,
     #[command(flatten)]
     pub measure: MeasureFlags,
     #[command(flatten)]

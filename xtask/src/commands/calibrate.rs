@@ -1,19 +1,23 @@
 //! `cargo xtask perf calibrate`: measures HEAD several times on one set of services (each run
 //! with a database and cache keys of its own), compares each run with the one before, and
 //! reports the false alarms per metric (`calibrate::summarize`, pure) in `calibration.json` and
-//! on the terminal. Exit 1 when any metric alarmed.
+//! on the terminal. Exit 1 when any metric alarmed. With `--paired`, HEAD's wall-time benchmarks
+//! timed against themselves in paired runs (`suites::paired::run_rounds`, as `perf --paired`),
+//! judged as a family per run (`calibrate::summarize_paired`), in `calibration-paired.json`.
 
 use anyhow::Result;
 
 use crate::baseline::{GitRepo, HeadState};
+use crate::compare;
 use crate::config::Config;
 use crate::exit::Outcome;
 use crate::flags::CalibrateFlags;
 use crate::pipeline::collect::{self, Measuring};
 use crate::pipeline::services;
 use crate::progress::{Progress, ProgressStyleChoice};
-use crate::record::{self, RunRecord};
+use crate::record::{self, RunRecord, Suite};
 use crate::shutdown::Shutdown;
+use crate::suites::{self, Checkout};
 
 /// Measures HEAD `--runs` times and reports the false alarms.
 pub async fn run(
@@ -42,6 +46,13 @@ pub async fn run(
         quick: flags.measure.quick,
         selection: selection.as_deref(),
     };
+    if flags.paired {
+        let measured = shutdown
+            .until_interrupted(paired_runs(&measuring, &head, flags))
+            .await;
+        services::tear_down(services, &progress).await;
+        return report_paired(config, &progress, &measured?);
+    }
     let measured = shutdown
         .until_interrupted(measure_runs(&measuring, &head, flags.runs))
         .await;
@@ -81,4 +92,80 @@ async fn measure_runs(
         records.push(measuring.record(&environment, head, measurement));
     }
     Ok(records)
+}
+
+/// HEAD built once, its binaries kept as both sides, then timed against itself in `--runs`
+/// paired runs, each with a run id (databases, cache namespaces) of its own: the samples of
+/// each run, adaptive rounds included.
+async fn paired_runs(
+    measuring: &Measuring<'_>,
+    head: &HeadState,
+    flags: &CalibrateFlags,
+) -> Result<Vec<compare::PairedSamples>> {
+    let config = measuring.config;
+    let calibration_id = collect::run_id();
+    let context = measuring.suite_context(calibration_id.clone(), true);
+    if suites::tool_filter(context.filter, Suite::WallTime.prefix()) == suites::ToolFilter::Skip {
+        anyhow::bail!(
+            "calibrate --paired times wall-time benchmarks, but the selection ({}) selects none.\n  fix: drop --filter, or give one that selects wall_time/ benchmarks",
+            config.describe_selection(flags.select.filter.as_deref())
+        );
+    }
+    let head_side = suites::build_for_pairing(
+        &context,
+        &Checkout {
+            label: "head",
+            dir: &config.layout.root,
+            commit: &head.commit,
+            target_dir: &config.layout.target_dir,
+        },
+    )
+    .await?;
+    let base_side = head_side.copy_as("base", &config.layout.raw_dir("base"))?;
+    let plan = suites::paired::RoundsPlan {
+        rounds: flags.paired_rounds,
+        thresholds: &config.metadata.thresholds,
+        paired: config.metadata.paired,
+    };
+    let mut runs = Vec::new();
+    for run in 1..=flags.runs {
+        measuring.progress.line(&format!(
+            "calibrate --paired: A/A run {run} of {}",
+            flags.runs
+        ));
+        let context = measuring.suite_context(format!("{calibration_id}p{run}"), true);
+        let rounds = suites::paired::run_rounds(&context, [&base_side, &head_side], plan).await?;
+        for note in &rounds.notes {
+            measuring.progress.line(note);
+        }
+        runs.push(rounds.samples);
+    }
+    Ok(runs)
+}
+
+/// Writes `calibration-paired.json`, prints the paired calibration; exit 1 with any false
+/// alarm.
+fn report_paired(
+    config: &Config,
+    progress: &Progress,
+    runs: &[compare::PairedSamples],
+) -> Result<Outcome> {
+    let calibration = crate::calibrate::summarize_paired(
+        runs,
+        &config.metadata.thresholds,
+        config.metadata.paired.family,
+    );
+    let path = config.layout.out_dir.join("calibration-paired.json");
+    record::write_atomically(&path, &serde_json::to_vec_pretty(&calibration)?)?;
+    progress.line(&format!("paired calibration written to {}", path.display()));
+    progress.finish();
+    print!(
+        "{}",
+        crate::calibrate::render_paired_calibration(&calibration)
+    );
+    Ok(if calibration.runs_with_false_alarm == 0 {
+        Outcome::Success
+    } else {
+        Outcome::RegressionFound
+    })
 }

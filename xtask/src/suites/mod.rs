@@ -215,37 +215,12 @@ pub async fn measure(
     ctx: &SuiteContext<'_>,
     checkout: &Checkout<'_>,
 ) -> Result<Measurement, SuiteError> {
-    check_entry_points(checkout)?;
     let raw = ctx.layout.raw_dir(checkout.label);
-    let _ = std::fs::remove_dir_all(&raw);
-    std::fs::create_dir_all(&raw).map_err(|e| SuiteError::Output {
-        suite: "setup",
-        detail: format!("cannot create {}: {e}", raw.display()),
-    })?;
     let mut measurement = Measurement::default();
     let label = checkout.label;
-
     let started = Instant::now();
-    ctx.progress.line(&format!(
-        "{label}: building bench-suite at {}",
-        short_sha(checkout.commit)
-    ));
     // Held until the measurement is done: no other run rebuilds these binaries meanwhile.
-    let _built = build_guard::build_checkout(
-        checkout.dir,
-        checkout.target_dir,
-        |message| ctx.progress.line(&format!("{label}: {message}")),
-        || {
-            build_bench_suite(
-                checkout.dir,
-                checkout.target_dir,
-                label,
-                &raw,
-                BuildScope::for_filter(ctx.filter),
-            )
-        },
-    )
-    .await?;
+    let _built = build(ctx, checkout, &raw).await?;
     measurement.phase_done(format!("{label}: build"), started);
     if ctx.keep_for_pairing && tool_filter(ctx.filter, Suite::WallTime.prefix()) != ToolFilter::Skip
     {
@@ -260,6 +235,52 @@ pub async fn measure(
     dropped?;
     measurement.metrics.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(measurement)
+}
+
+/// Checks the checkout's entry points, empties its raw output directory `raw` and builds its
+/// `bench-suite`; the binaries stay as built while the returned guard is held.
+async fn build(
+    ctx: &SuiteContext<'_>,
+    checkout: &Checkout<'_>,
+    raw: &Path,
+) -> Result<build_guard::BuiltCheckout, SuiteError> {
+    check_entry_points(checkout)?;
+    let _ = std::fs::remove_dir_all(raw);
+    std::fs::create_dir_all(raw).map_err(|e| SuiteError::Output {
+        suite: "setup",
+        detail: format!("cannot create {}: {e}", raw.display()),
+    })?;
+    let label = checkout.label;
+    ctx.progress.line(&format!(
+        "{label}: building bench-suite at {}",
+        short_sha(checkout.commit)
+    ));
+    build_guard::build_checkout(
+        checkout.dir,
+        checkout.target_dir,
+        |message| ctx.progress.line(&format!("{label}: {message}")),
+        || {
+            build_bench_suite(
+                checkout.dir,
+                checkout.target_dir,
+                label,
+                raw,
+                BuildScope::for_filter(ctx.filter),
+            )
+        },
+    )
+    .await
+}
+
+/// Builds one checkout and keeps its `suite` and `wall_time` binaries for paired rounds,
+/// measuring nothing else (`calibrate --paired`).
+pub async fn build_for_pairing(
+    ctx: &SuiteContext<'_>,
+    checkout: &Checkout<'_>,
+) -> Result<paired::PairedSide, SuiteError> {
+    let raw = ctx.layout.raw_dir(checkout.label);
+    let _built = build(ctx, checkout, &raw).await?;
+    paired::keep_binaries(checkout, &raw).await
 }
 
 /// One checkout's measurement in its own database: what each suite's step needs.

@@ -85,25 +85,45 @@ pub async fn keep_binaries(checkout: &Checkout<'_>, raw: &Path) -> Result<Paired
             raw.join("paired-locate.log").display()
         ),
     })?;
+    Ok(PairedSide {
+        label: checkout.label.to_owned(),
+        commit: checkout.commit.to_owned(),
+        suite: keep(
+            &checkout.target_dir.join("release").join("suite"),
+            raw,
+            "suite",
+        )?,
+        wall_time: keep(&built, raw, "wall_time")?,
+    })
+}
+
+/// Copies `from` to `<raw>/paired/bin/<name>`.
+fn keep(from: &Path, raw: &Path, name: &str) -> Result<PathBuf, SuiteError> {
     let bin = raw.join("paired").join("bin");
     std::fs::create_dir_all(&bin).map_err(|e| SuiteError::Output {
         suite: "paired",
         detail: format!("cannot create {}: {e}", bin.display()),
     })?;
-    let copy = |from: &Path, name: &str| -> Result<PathBuf, SuiteError> {
-        let to = bin.join(name);
-        std::fs::copy(from, &to).map_err(|e| SuiteError::Output {
-            suite: "paired",
-            detail: format!("cannot copy {} to {}: {e}", from.display(), to.display()),
-        })?;
-        Ok(to)
-    };
-    Ok(PairedSide {
-        label: checkout.label.to_owned(),
-        commit: checkout.commit.to_owned(),
-        suite: copy(&checkout.target_dir.join("release").join("suite"), "suite")?,
-        wall_time: copy(&built, "wall_time")?,
-    })
+    let to = bin.join(name);
+    std::fs::copy(from, &to).map_err(|e| SuiteError::Output {
+        suite: "paired",
+        detail: format!("cannot copy {} to {}: {e}", from.display(), to.display()),
+    })?;
+    Ok(to)
+}
+
+impl PairedSide {
+    /// The same binaries kept again for a side of another `label`, under its raw directory
+    /// `raw` (at a path of the same length when the labels are): an A/A pair of one commit
+    /// (`calibrate --paired`).
+    pub fn copy_as(&self, label: &str, raw: &Path) -> Result<PairedSide, SuiteError> {
+        Ok(PairedSide {
+            label: label.to_owned(),
+            commit: self.commit.clone(),
+            suite: keep(&self.suite, raw, "suite")?,
+            wall_time: keep(&self.wall_time, raw, "wall_time")?,
+        })
+    }
 }
 
 /// The `wall_time` executable named in cargo's `--message-format=json` output.
