@@ -1,7 +1,8 @@
 //! The statistics behind verdicts: how much a deterministic count may move before its change
 //! is news ([`noise_band`]), whether wall times measured side by side in one job differ
-//! ([`paired_test`]), and where a target branch's history of one metric shifted level for good
-//! ([`change_points`]).
+//! ([`paired_test`]), how the paired rows of one run share their significance level and which
+//! of them more rounds could still decide ([`adjust_family`], [`undecided`]), and where a target
+//! branch's history of one metric shifted level for good ([`change_points`]).
 //!
 //! Pure: it never does I/O, never reads a clock, never draws random numbers (every method
 //! here is exact or deterministic, so the same input always gives the same answer), and never
