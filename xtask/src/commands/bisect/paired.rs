@@ -2,7 +2,8 @@
 //! slower (or faster) than at the good end by the paired test. The good end is built and
 //! measured once, in a worktree, with its binaries kept; each commit the search looks at is
 //! built and measured in a worktree too, then both are timed side by side in interleaved rounds
-//! (as `perf --paired`) and the metric's paired verdict says whether it crossed. The bad end
+//! (as `perf --paired`, more rounds while the verdict is undecided) and the metric's paired
+//! verdict says whether it crossed. The bad end
 //! must be judged changed, else there is nothing to bisect. Nothing is read from stored records
 //! (a wall time is only comparable within one job), and the services run from the good end's
 //! measurement to the end.
@@ -167,9 +168,13 @@ impl Steps<'_> {
         ));
         let samples = shutdown
             .until_interrupted(async {
-                let rounds =
-                    crate::suites::paired::run_rounds(&context, [good, &head], self.rounds);
-                Ok::<_, anyhow::Error>(rounds.await?)
+                let plan = crate::suites::paired::RoundsPlan {
+                    rounds: self.rounds,
+                    thresholds: &self.config.metadata.thresholds,
+                    paired: self.config.metadata.paired,
+                };
+                let rounds = crate::suites::paired::run_rounds(&context, [good, &head], plan);
+                Ok::<_, anyhow::Error>(rounds.await?.samples)
             })
             .await?;
         self.judged += 1;
