@@ -126,6 +126,7 @@ async fn paired_runs(
         rounds: flags.paired_rounds,
         thresholds: &config.metadata.thresholds,
         paired: config.metadata.paired,
+        only: None,
     };
     let mut runs = Vec::new();
     for run in 1..=flags.runs {

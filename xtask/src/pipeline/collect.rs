@@ -234,6 +234,7 @@ pub async fn collect(
                 rounds,
                 thresholds: &measuring.config.metadata.thresholds,
                 paired: measuring.config.metadata.paired,
+                only: None,
             };
             let measured =
                 suites::paired::run_rounds(&context, [&base_side, &head_side], plan).await?;

@@ -155,6 +155,9 @@ pub struct RoundsPlan<'a> {
     /// The family adjustment and the adaptive rounds' limits
     /// (`[workspace.metadata.perf.paired]`).
     pub paired: PairedConfig,
+    /// Time only this benchmark (a metric name, `wall_time/<group>/<bench>`), whatever else the
+    /// filter selects: `perf bisect --paired`. `None`: every benchmark the filter selects.
+    pub only: Option<&'a str>,
 }
 
 /// What the rounds measured, and what the record should say about them.
@@ -255,9 +258,11 @@ impl<'a> RoundRunner<'a> {
 
     /// The first rounds of every benchmark `pattern` selects, then the adaptive ones.
     async fn run(self, pattern: Option<&str>, plan: RoundsPlan<'_>) -> Result<Rounds, SuiteError> {
-        let first = self
-            .measure(pattern.map(wall_time::regex_escape), 0..plan.rounds)
-            .await?;
+        let first_pattern = match plan.only {
+            Some(name) => Some(exact_names_regex(&[name.to_owned()])),
+            None => pattern.map(wall_time::regex_escape),
+        };
+        let first = self.measure(first_pattern, 0..plan.rounds).await?;
         let mut rounds = Rounds {
             samples: collect_samples(&first),
             notes: Vec::new(),

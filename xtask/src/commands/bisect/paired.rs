@@ -172,6 +172,7 @@ impl Steps<'_> {
                     rounds: self.rounds,
                     thresholds: &self.config.metadata.thresholds,
                     paired: self.config.metadata.paired,
+                    only: Some(self.metric),
                 };
                 let rounds = crate::suites::paired::run_rounds(&context, [good, &head], plan);
                 Ok::<_, anyhow::Error>(rounds.await?.samples)
