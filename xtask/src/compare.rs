@@ -90,11 +90,11 @@ pub struct MetricComparison {
     /// The paired test of a wall-time metric measured side by side (`--paired`); it decided
     /// the verdict, and `change_pct` is its estimate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paired: Option<PairedResult>,
+    pub paired: Option<Box<PairedResult>>,
     /// Where a regressed or improved count moved: the statements or commands that changed
     /// with it, or the plan's `EXPLAIN` ([`crate::locate`]).
     #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
-    pub location: Option<Location>,
+    pub location: Option<Box<Location>>,
 }
 
 /// A whole comparison, rows ordered regressions first.
@@ -491,7 +491,7 @@ fn judge_paired(row: MetricComparison, outcome: PairedOutcome) -> MetricComparis
                     .map_or(row.change_pct, |r| Some(r.change_pct)),
                 verdict: Verdict::Informational,
                 rule,
-                paired: result,
+                paired: result.map(Box::new),
                 location: None,
                 ..row
             };
@@ -530,7 +530,7 @@ fn judge_paired(row: MetricComparison, outcome: PairedOutcome) -> MetricComparis
         change_pct: Some(result.change_pct),
         verdict,
         rule,
-        paired: Some(result),
+        paired: Some(Box::new(result)),
         location: None,
         ..row
     }

@@ -102,7 +102,7 @@ pub fn locate(
         if !matches!(row.verdict, Verdict::Regression | Verdict::Improvement) {
             continue;
         }
-        row.location = location_of(row, base, head, change.as_ref());
+        row.location = location_of(row, base, head, change.as_ref()).map(Box::new);
         if row.location.as_ref().is_some_and(|l| l.outside_change) {
             row.rule.push_str(
                 "; every function whose own instructions moved is outside the files this \

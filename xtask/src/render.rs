@@ -873,7 +873,7 @@ fn markdown_where(out: &mut String, comparison: &Comparison) {
     let located: Vec<(&MetricComparison, &Location)> = comparison
         .rows
         .iter()
-        .filter_map(|row| Some((row, row.location.as_ref()?)))
+        .filter_map(|row| Some((row, row.location.as_deref()?)))
         .filter(|(_, location)| !location.parts.is_empty() || !location.functions.is_empty())
         .collect();
     if located.is_empty() {
