@@ -875,6 +875,19 @@ pub fn plan_verdict(base_shape: &str, head_shape: &str) -> (Verdict, String) {
 mod tests {
     use super::*;
 
+    /// Sorting a comparison moves rows through stack temporaries; glibc's memcpy copies up to
+    /// 256 bytes without a loop, so its instruction count then does not depend on where the
+    /// stack is, which moves with the length of the binary's path (the render benchmark's
+    /// count must not; `tests/e2e/instructions.rs`).
+    #[test]
+    fn a_row_is_small_enough_to_move_without_a_copy_loop() {
+        let size = std::mem::size_of::<MetricComparison>();
+        assert!(
+            size <= 256,
+            "MetricComparison is {size} bytes: box a large field"
+        );
+    }
+
     fn metric(name: &str, suite: Suite, kind: MetricKind, value: f64) -> Metric {
         Metric {
             name: name.to_owned(),
