@@ -29,6 +29,11 @@ use crate::sm2::Grade;
 const HOT_WORD: i64 = 42;
 /// A user with a long due list in the default seed.
 const BUSY_USER: i64 = 7;
+/// The user whose second due page the paging benchmark reads: user 1 has the most cards at
+/// every seed size (the seed gives users cards by weights that fall with their rank), so the
+/// smallest seeds a team configures for speed still give it a second page where user 7 has
+/// none (2,000 cards over 50 users leave user 7 with 40 due cards, user 1 with 163).
+pub const PAGING_USER: i64 = 1;
 /// The user whose card the review benchmark reviews again and again (no other benchmark or
 /// scenario reads this user's data).
 const REVIEW_USER: i64 = 13;
@@ -158,7 +163,7 @@ impl Operation {
             Self::WordsLookup50 => "50 word lookups with L1 off, warm in Redis (1 MGET)",
             Self::DueCards => "the first due page of a busy user, from the database",
             Self::RawDueCardsStatement => "the first due page's statement, without the layer",
-            Self::DueCardsNextPage => "the second due page of a busy user, from the database",
+            Self::DueCardsNextPage => "the second due page of the busiest user, from the database",
             Self::DifficultCards => "a busy user's 20 most difficult cards",
             Self::WordPrefixSearch => "the first 20 words starting with \"ka\"",
             Self::UserStats => "a busy user's statistics, from the database",
@@ -221,8 +226,15 @@ impl Operation {
             }
             Self::DueCardsNextPage => {
                 let first =
-                    query::due_cards(with_l1.pool(), BUSY_USER, with_l1.now(), None).await?;
-                Prepared::Cursor(first.next.context("the busy user has no second due page")?)
+                    query::due_cards(with_l1.pool(), PAGING_USER, with_l1.now(), None).await?;
+                Prepared::Cursor(first.next.with_context(|| {
+                    format!(
+                        "user {PAGING_USER} has no second due page (at most {} due cards): the \
+                         seed is too small for query/due_cards_next_page; raise `cards` in \
+                         [workspace.metadata.perf.seed]",
+                        query::DUE_PAGE_SIZE
+                    )
+                })?)
             }
             Self::DashboardWarm => {
                 with_l1.dashboard(BUSY_USER).await?;
@@ -280,7 +292,7 @@ impl Operation {
                 .len() as u64,
             (Self::RawDueCardsStatement, _) => raw_due_cards(pool, now).await?,
             (Self::DueCardsNextPage, Prepared::Cursor(cursor)) => {
-                query::due_cards(pool, BUSY_USER, now, Some(*cursor))
+                query::due_cards(pool, PAGING_USER, now, Some(*cursor))
                     .await?
                     .cards
                     .len() as u64
@@ -442,5 +454,35 @@ mod tests {
             "the scenario is the benchmark's name with dots"
         );
         assert_eq!(Operation::of_scenario("due_cards"), None);
+    }
+
+    /// The paging benchmark needs more than one page of due cards for its user: at the
+    /// default seed, at a tenth and a hundredth of it, and at the small seed the workflow
+    /// lifecycle test configures (50 users, 20,000 words, 2,000 cards).
+    #[test]
+    fn the_paging_user_has_a_second_due_page_at_small_and_default_seed_sizes() {
+        let sizes = [
+            crate::seed::SeedSize::default(),
+            crate::seed::SeedSize::scaled(0.1),
+            crate::seed::SeedSize::scaled(0.01),
+            crate::seed::SeedSize {
+                users: 50,
+                words: 20_000,
+                cards: 2_000,
+            },
+        ];
+        let now = crate::fixed_now();
+        for size in sizes {
+            let data = crate::seed::generate(size);
+            let due = data
+                .cards
+                .iter()
+                .filter(|card| card.user_id == PAGING_USER && card.due_at <= now)
+                .count();
+            assert!(
+                due > query::DUE_PAGE_SIZE,
+                "{size:?}: user {PAGING_USER} has {due} due cards"
+            );
+        }
     }
 }
