@@ -419,18 +419,29 @@ async fn import_fixture(service: &Service) -> Result<Vec<NewCard>> {
 
 /// Deletes the imported cards and vacuums the table, so that every import (bulk or row by row)
 /// starts from the same table, without the dead index entries of earlier imports that its
-/// unique check would otherwise visit, more with each round.
+/// unique check would otherwise visit, more with each round. Both commit synchronously, for the
+/// reason [`crate::seed::seed`] does: `VACUUM` leaves pages whose rows' commit may not be
+/// flushed yet without their all-visible mark.
 async fn remove_imported(pool: &sqlx::PgPool) -> Result<()> {
-    sqlx::query("DELETE FROM review_cards WHERE user_id BETWEEN $1 AND $2")
-        .bind(*IMPORT_USERS.start())
-        .bind(*IMPORT_USERS.end())
-        .execute(pool)
-        .await
-        .context("remove imported cards")?;
-    sqlx::query("VACUUM review_cards")
-        .execute(pool)
-        .await
-        .context("vacuum review_cards")?;
+    let mut connection = pool.acquire().await.context("remove imported cards")?;
+    let steps = [
+        "SET synchronous_commit = on",
+        "DELETE FROM review_cards WHERE user_id BETWEEN $1 AND $2",
+        "VACUUM review_cards",
+        "RESET synchronous_commit",
+    ];
+    for step in steps {
+        let mut statement = sqlx::query(step);
+        if step.contains("$1") {
+            statement = statement
+                .bind(*IMPORT_USERS.start())
+                .bind(*IMPORT_USERS.end());
+        }
+        statement
+            .execute(&mut *connection)
+            .await
+            .with_context(|| format!("remove imported cards: {step}"))?;
+    }
     Ok(())
 }
 
