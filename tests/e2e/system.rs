@@ -11,7 +11,8 @@
 //! keyset-paginated due list ([`pagination`]); no lost update under concurrent reviews
 //! ([`lost_update`]); attempts of one review request recorded once ([`idempotency`]); errors, consistency and recovery when Redis is killed or frozen
 //! ([`redis_outage`]) or when the connection to a Redis that keeps its data is cut
-//! mid-review ([`redis_partition`]).
+//! mid-review ([`redis_partition`]); every seeded page all-visible on the harness's asynchronously
+//! committing server ([`seeding`]).
 //!
 //! Every test holds [`perf_tests::heavy`]: it starts servers, and some of its checks are
 //! timing-bound (TTLs, time-outs), so it must not share the machine's two cores with a
@@ -25,6 +26,7 @@ mod lost_update;
 mod pagination;
 mod redis_outage;
 mod redis_partition;
+mod seeding;
 mod single_flight;
 mod ttl;
 
