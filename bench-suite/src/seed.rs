@@ -352,9 +352,23 @@ fn generate_cards(
     (cards, reviews)
 }
 
+/// The `default_statistics_target` at which `ANALYZE` reads every row of a table of `rows`
+/// rows (it samples 300 rows per unit of target), at least Postgres's default of 100 and at
+/// most its maximum of 10,000 (3,000,000 rows; larger seeds are sampled). `ANALYZE` samples at
+/// random, so two databases seeded alike got different statistics: different estimates, and so
+/// sometimes a different plan (sqlx's prepared statements switch to a generic plan by comparing
+/// estimated costs), which `--paired` measured as a steady difference between base and head of
+/// one commit (`query/difficult_cards`: 10% in most rounds of an A/A run). Read whole, the
+/// tables give the same statistics every time.
+pub fn statistics_target(rows: usize) -> u32 {
+    let target = rows.div_ceil(300).clamp(100, 10_000);
+    u32::try_from(target).unwrap_or(10_000)
+}
+
 /// Generates the fixtures and inserts them into an empty, migrated database, in one
 /// transaction; then moves the id sequences past the seeded ids and runs `VACUUM (ANALYZE)`
-/// (statistics for the planner, a visibility map for index-only scans).
+/// (statistics for the planner, a visibility map for index-only scans), with a statistics
+/// target that makes `ANALYZE` read every row ([`statistics_target`]).
 ///
 /// All of it commits synchronously, whatever the server's `synchronous_commit`: Postgres sets
 /// no hint bit, and so `VACUUM` marks no page all-visible, for rows whose commit may not be
@@ -390,14 +404,27 @@ pub async fn seed(pool: &PgPool, size: SeedSize) -> Result<SeedSummary, sqlx::Er
     .await?;
     tx.commit().await?;
 
-    // Outside a transaction (VACUUM cannot run in one), on the synchronous connection.
-    // (Two queries: statements of one simple query share an implicit transaction.)
-    sqlx::raw_sql("VACUUM (ANALYZE)")
-        .execute(&mut *connection)
-        .await?;
-    sqlx::raw_sql("RESET synchronous_commit")
-        .execute(&mut *connection)
-        .await?;
+    // Outside a transaction (VACUUM cannot run in one), on the synchronous connection; one
+    // query each (statements of one simple query share an implicit transaction).
+    let largest = data
+        .reviews
+        .len()
+        .max(data.cards.len())
+        .max(data.words.len());
+    let steps = [
+        format!(
+            "SET default_statistics_target = {}",
+            statistics_target(largest)
+        ),
+        "VACUUM (ANALYZE)".to_owned(),
+        "RESET default_statistics_target".to_owned(),
+        "RESET synchronous_commit".to_owned(),
+    ];
+    for step in steps {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(step))
+            .execute(&mut *connection)
+            .await?;
+    }
     Ok(SeedSummary {
         users: data.users.len() as u64,
         words: data.words.len() as u64,
@@ -564,6 +591,18 @@ pub fn lemma(id: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_statistics_target_reads_whole_tables_up_to_postgres_maximum() {
+        assert_eq!(super::statistics_target(0), 100);
+        assert_eq!(super::statistics_target(30_000), 100);
+        assert_eq!(super::statistics_target(30_001), 101);
+        // The default seed's largest table, review_log: 374,162 rows; 300 x 1,248 = 374,400.
+        let target = super::statistics_target(374_162);
+        assert_eq!(target, 1_248);
+        assert!(300 * u64::from(target) >= 374_162);
+        assert_eq!(super::statistics_target(50_000_000), 10_000);
+    }
+
     use std::collections::{BTreeMap, HashSet};
 
     use super::*;
