@@ -271,10 +271,12 @@ fn missing_in_head(m: &Metric, scope: Scope<'_>) -> MetricComparison {
         )
     } else {
         (
-                        Verdict::Regression,
-                        "missing in head: the benchmark was removed or renamed, and nothing                          judges it any more.\n  fix: restore it, or list it under `retired` in                          [workspace.metadata.perf] (or accept the run)"
-                            .to_owned(),
-                    )
+            Verdict::Regression,
+            "missing in head: the benchmark was removed or renamed, and nothing judges it any \
+             more.\n  fix: restore it, or list it under `retired` in [workspace.metadata.perf] \
+             (or accept the run)"
+                .to_owned(),
+        )
     };
     MetricComparison {
         base_shape: m.shape.clone(),
