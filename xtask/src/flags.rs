@@ -102,11 +102,11 @@ pub struct PerfFlags {
     pub accepted_by: Option<String>,
 
     /// Judge wall time: measure the base in this job (never from a stored record), then time
-    /// base and head side by side in interleaved rounds (base first in even rounds, head first
-    /// in odd ones), and let the paired test decide each wall-time benchmark: a regression when
-    /// significantly slower by more than `thresholds.wall_time_pct` (default 5%). Without it,
-    /// wall time is shown for information only. Each round runs every selected wall-time
-    /// benchmark of both sides for about 1.5 s.
+    /// base and head side by side in interleaved rounds (each benchmark on both sides back to
+    /// back, in ABBA order), and let the paired test decide each wall-time benchmark: a
+    /// regression when significantly slower by more than `thresholds.wall_time_pct` (default
+    /// 5%). Without it, wall time is shown for information only. Each round runs every selected
+    /// wall-time benchmark of both sides for about 1.5 s.
     #[arg(long)]
     pub paired: bool,
 

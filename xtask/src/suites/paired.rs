@@ -6,10 +6,14 @@
 //! measurement, and both copies then sit at paths of the same length (a binary's path length
 //! moves what its allocator does first). Once both sides are measured, [`run_rounds`] gives each
 //! a freshly seeded database of its own (the measured ones were dirtied by the load suite and
-//! dropped) and runs the two `wall_time` binaries in interleaved rounds: base first in even
-//! rounds and head first in odd ones (ABBA), so that neither side always runs on the warmer or
-//! the quieter machine. Each run is a short criterion run; its per-benchmark median is that
-//! round's sample. Then, while the paired test leaves some benchmarks undecided
+//! dropped), lists the benchmarks both sides have (criterion's `--list`), and runs them in
+//! rounds, one benchmark at a time: each round times every benchmark on both sides, back to
+//! back, before the next benchmark, base first for one benchmark and head first for the next,
+//! the order flipping again each round (ABBA), so that neither side always runs on the warmer
+//! or the quieter machine. A benchmark's base and head samples of one round are so about 1.5 s
+//! apart, not a whole side's run of every benchmark (about 25 s for 17): on a runner whose
+//! speed drifts over seconds, only samples that close are pairs. Each run is a short criterion
+//! run of one benchmark; its median is that round's sample. Then, while the paired test leaves some benchmarks undecided
 //! (`compare::undecided_benchmarks`: a suggestive p-value the family's threshold does not reach,
 //! an interval straddling the minimum effect), more interleaved rounds of only those benchmarks
 //! (criterion's filter naming them exactly) are appended to their samples, a batch at a time,
@@ -136,9 +140,10 @@ fn wall_time_executable(cargo_json: &str) -> Option<PathBuf> {
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
 }
 
-/// Which side runs first in `round` (counting from 0): base in even rounds, head in odd ones.
-pub fn round_order(round: u32) -> [usize; 2] {
-    if round.is_multiple_of(2) {
+/// Which side runs first in `slot` (counting from 0; a round's `n`th benchmark is at slot
+/// `round + n`): base in even slots, head in odd ones.
+pub fn round_order(slot: u32) -> [usize; 2] {
+    if slot.is_multiple_of(2) {
         [0, 1]
     } else {
         [1, 0]
@@ -211,6 +216,30 @@ pub async fn run_rounds(
     result
 }
 
+/// How long one round of one benchmark (both sides) has taken so far: what the adaptive rounds
+/// estimate a batch by, so that no batch starts that would pass `paired.max_extra_seconds`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pace {
+    seconds: f64,
+    benchmark_rounds: f64,
+}
+
+impl Pace {
+    fn add(&mut self, took: std::time::Duration, rounds: u32, benchmarks: usize) {
+        self.seconds += took.as_secs_f64();
+        self.benchmark_rounds += f64::from(rounds) * benchmarks as f64;
+    }
+
+    /// The time `rounds` rounds of `benchmarks` benchmarks should take (zero before any).
+    fn estimate(&self, rounds: u32, benchmarks: usize) -> std::time::Duration {
+        if self.benchmark_rounds <= 0.0 {
+            return std::time::Duration::ZERO;
+        }
+        let per = self.seconds / self.benchmark_rounds;
+        std::time::Duration::from_secs_f64(per * f64::from(rounds) * benchmarks as f64)
+    }
+}
+
 /// Both sides' seeded databases, ready for rounds.
 struct RoundRunner<'a> {
     ctx: &'a SuiteContext<'a>,
@@ -258,11 +287,15 @@ impl<'a> RoundRunner<'a> {
 
     /// The first rounds of every benchmark `pattern` selects, then the adaptive ones.
     async fn run(self, pattern: Option<&str>, plan: RoundsPlan<'_>) -> Result<Rounds, SuiteError> {
-        let first_pattern = match plan.only {
+        let selected = match plan.only {
             Some(name) => Some(exact_names_regex(&[name.to_owned()])),
             None => pattern.map(wall_time::regex_escape),
         };
-        let first = self.measure(first_pattern, 0..plan.rounds).await?;
+        let names = self.list(selected.as_deref()).await?;
+        let timing = Instant::now();
+        let first = self.measure(&names, 0..plan.rounds).await?;
+        let mut pace = Pace::default();
+        pace.add(timing.elapsed(), plan.rounds, names.len());
         let mut rounds = Rounds {
             samples: collect_samples(&first),
             notes: Vec::new(),
@@ -282,33 +315,35 @@ impl<'a> RoundRunner<'a> {
             if undecided.is_empty() {
                 break;
             }
-            if started.elapsed() >= limit {
-                rounds.notes.push(format!(
-                    "--paired: {} benchmark(s) still undecided ({}) when the extra rounds' time \
-                     limit ({} s, paired.max_extra_seconds) was reached",
-                    undecided.len(),
-                    undecided.join(", "),
-                    plan.paired.max_extra_seconds
-                ));
-                break;
-            }
             let fewest = undecided
                 .iter()
                 .map(|name| rounds.samples[name].base.len())
                 .min()
                 .unwrap_or(adaptive.max_rounds);
             let count = adaptive.batch.min(adaptive.max_rounds - fewest) as u32;
+            let batch = pace.estimate(count, undecided.len());
+            if started.elapsed() + batch > limit {
+                rounds.notes.push(format!(
+                    "--paired: {} benchmark(s) still undecided ({}): {count} more rounds (about \
+                     {:.0} s) would have passed the extra rounds' time limit ({} s, \
+                     paired.max_extra_seconds)",
+                    undecided.len(),
+                    undecided.join(", "),
+                    batch.as_secs_f64(),
+                    plan.paired.max_extra_seconds
+                ));
+                break;
+            }
             self.ctx.progress.line(&format!(
                 "paired: {} undecided ({}): {count} more rounds of them",
                 undecided.len(),
                 undecided.join(", ")
             ));
+            let timing = Instant::now();
             let more = self
-                .measure(
-                    Some(exact_names_regex(&undecided)),
-                    next_round..next_round + count,
-                )
+                .measure(&undecided, next_round..next_round + count)
                 .await?;
+            pace.add(timing.elapsed(), count, undecided.len());
             next_round += count;
             append_samples(&mut rounds.samples, &more, &undecided, adaptive.max_rounds);
             extra.push((undecided.join(", "), count));
@@ -326,48 +361,93 @@ impl<'a> RoundRunner<'a> {
         Ok(rounds)
     }
 
-    /// Interleaved rounds `rounds` of both sides' `wall_time` binaries, criterion selecting
-    /// the benchmarks `regex` matches (all without one).
+    /// The benchmarks (metric names) `regex` selects (all without one) that both sides have, in
+    /// head's order: criterion's `--list`, which runs nothing. A benchmark only one side has
+    /// cannot be paired.
+    async fn list(&self, regex: Option<&str>) -> Result<Vec<String>, SuiteError> {
+        let mut listed: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+        for (index, side) in self.sides.iter().enumerate() {
+            let mut list = self.command(index, &side.wall_time, "list");
+            list.args(["--bench", "--list"]).args(regex);
+            let stdout = run_tool(
+                list,
+                &format!("paired: {} wall_time --list", side.label),
+                &self.raws[index].join("list.log"),
+            )
+            .await?;
+            listed[index] = parse_benchmark_list(&stdout);
+        }
+        let [base, head] = listed;
+        Ok(head
+            .into_iter()
+            .filter(|name| base.contains(name))
+            .collect())
+    }
+
+    /// Rounds `rounds` of the benchmarks `names`, one benchmark at a time, both sides back to
+    /// back ([`round_order`] of the round plus the benchmark's position).
     async fn measure(
         &self,
-        regex: Option<String>,
+        names: &[String],
         rounds: std::ops::Range<u32>,
     ) -> Result<SideMedians, SuiteError> {
         let total = rounds.end;
         let mut medians: SideMedians = [Vec::new(), Vec::new()];
         for round in rounds {
             let started = Instant::now();
-            for index in round_order(round) {
-                let side = self.sides[index];
-                let home = self.raws[index].join(format!("round-{round:02}"));
-                let _ = std::fs::remove_dir_all(&home);
-                let mut bench = self.command(index, &side.wall_time, &round.to_string());
-                bench
-                    .arg("--bench")
-                    .args(ROUND_CRITERION_ARGS)
-                    .args(regex.as_deref())
-                    .env("CRITERION_HOME", &home);
-                run_tool(
-                    bench,
-                    &format!("paired: round {round} {}", side.label),
-                    &self.raws[index].join(format!("round-{round:02}.log")),
-                )
-                .await?;
+            let homes = self
+                .raws
+                .each_ref()
+                .map(|raw| raw.join(format!("round-{round:02}")));
+            for home in &homes {
+                let _ = std::fs::remove_dir_all(home);
+            }
+            for (position, name) in (0u32..).zip(names) {
+                for index in round_order(round + position) {
+                    self.time_one(index, name, round, &homes[index]).await?;
+                }
+            }
+            for (index, home) in homes.iter().enumerate() {
                 medians[index].push(
-                    wall_time::read_results(&home)?
+                    wall_time::read_results(home)?
                         .into_iter()
                         .map(|metric| (metric.name, metric.value))
                         .collect(),
                 );
             }
             self.ctx.progress.line(&format!(
-                "paired: round {} of {total} ({} first) in {:.0} s",
+                "paired: round {} of {total} ({} benchmark(s), each side by side) in {:.0} s",
                 round + 1,
-                self.sides[round_order(round)[0]].label,
+                names.len(),
                 started.elapsed().as_secs_f64()
             ));
         }
         Ok(medians)
+    }
+
+    /// One short criterion run of benchmark `name` on side `index`, its results under `home`.
+    async fn time_one(
+        &self,
+        index: usize,
+        name: &str,
+        round: u32,
+        home: &Path,
+    ) -> Result<(), SuiteError> {
+        let side = self.sides[index];
+        let mut bench = self.command(index, &side.wall_time, &round.to_string());
+        bench
+            .arg("--bench")
+            .args(ROUND_CRITERION_ARGS)
+            .arg(exact_names_regex(&[name.to_owned()]))
+            .env("CRITERION_HOME", home);
+        let id = name.strip_prefix(Suite::WallTime.prefix()).unwrap_or(name);
+        run_tool(
+            bench,
+            &format!("paired: round {round} {} {id}", side.label),
+            &self.raws[index].join(format!("round-{round:02}-{}.log", id.replace('/', "-"))),
+        )
+        .await?;
+        Ok(())
     }
 
     /// A kept binary of side `index` as a child process, with the side's database, Redis and
@@ -395,6 +475,15 @@ fn exact_names_regex(names: &[String]) -> String {
         })
         .collect();
     format!("^({})$", ids.join("|"))
+}
+
+/// The metric names (`wall_time/<id>`) in criterion's `--list` output (`<id>: benchmark`).
+fn parse_benchmark_list(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_suffix(": benchmark"))
+        .map(|id| format!("{}{id}", Suite::WallTime.prefix()))
+        .collect()
 }
 
 /// Appends the extra rounds' medians of `names` to their samples: a round counts for a
@@ -475,6 +564,32 @@ mod tests {
             order.sort_unstable();
             assert_eq!(order, [0, 1], "each side runs once per round");
         }
+    }
+
+    #[test]
+    fn a_batch_is_estimated_from_the_time_per_benchmark_round_so_far() {
+        let mut pace = Pace::default();
+        assert_eq!(pace.estimate(5, 3), std::time::Duration::ZERO);
+        // 10 rounds of 17 benchmarks in 510 s: 3 s per benchmark-round.
+        pace.add(std::time::Duration::from_secs(510), 10, 17);
+        assert_eq!(pace.estimate(5, 2), std::time::Duration::from_secs(30));
+        // A faster batch pulls the pace down: 540 s over 180 benchmark-rounds.
+        pace.add(std::time::Duration::from_secs(30), 5, 2);
+        assert_eq!(pace.estimate(1, 1), std::time::Duration::from_secs(3));
+    }
+
+    #[test]
+    fn benchmarks_are_read_from_criterions_list() {
+        let stdout = "query/due_cards: benchmark\nquery/due_cards_next_page: benchmark\n\n\
+                      Gnuplot not found, using plotters backend\n";
+        assert_eq!(
+            parse_benchmark_list(stdout),
+            [
+                "wall_time/query/due_cards",
+                "wall_time/query/due_cards_next_page"
+            ]
+        );
+        assert!(parse_benchmark_list("").is_empty());
     }
 
     #[test]
