@@ -7,6 +7,7 @@ mod bisect;
 mod blind_spots;
 mod docker;
 mod external;
+mod far_moves;
 mod faults;
 mod instructions;
 mod memload;

@@ -26,7 +26,8 @@ pub struct RoundSamples {
 }
 
 /// The wall-time benchmarks measured side by side in this job, by metric name
-/// (`wall_time/...`); empty when the run was not `--paired`.
+/// (`wall_time/...`): every selected one with `--paired`, else the far moves
+/// ([`far_unpaired_moves`]) if any.
 pub type PairedSamples = BTreeMap<String, RoundSamples>;
 
 /// What a metric's change means.
@@ -563,6 +564,49 @@ fn judge_paired_rows(
             *row = judge_paired(row.clone(), outcome);
         }
     }
+}
+
+/// How far an unpaired wall-time median must move, this factor slower or faster with the two
+/// 95% intervals apart, for the run to time the benchmark side by side anyway: twice or half
+/// is beyond every move between separate runs of one commit measured on the development
+/// machine (the largest, 68.5%, came from the seeding fault `seed::seed` documents), so such a
+/// move is the change or a broken machine, and timing side by side tells which. A move that
+/// triggers it wrongly costs time (a base build when the base is a stored record, and the
+/// rounds), never a verdict: the paired test judges.
+pub const FAR_MOVE_FACTOR: f64 = 2.0;
+
+/// At most this many far moves are timed side by side, the farthest first: the rounds cost
+/// about 3 s per benchmark each.
+pub const MAX_FAR_MOVES: usize = 3;
+
+/// The wall-time benchmarks whose median moved at least [`FAR_MOVE_FACTOR`] either way from
+/// `base` to `head` with their intervals apart (when both records have them), farthest first,
+/// at most [`MAX_FAR_MOVES`]: what an unpaired run times side by side.
+pub fn far_unpaired_moves(base: &RunRecord, head: &RunRecord) -> Vec<String> {
+    let mut far: Vec<(f64, &str)> = head
+        .metrics
+        .iter()
+        .filter(|metric| metric.suite == Suite::WallTime)
+        .filter_map(|after| {
+            let before = base.metrics.iter().find(|m| m.name == after.name)?;
+            if before.value <= 0.0 || after.value <= 0.0 {
+                return None;
+            }
+            let factor = (after.value / before.value).max(before.value / after.value);
+            let apart = match (before.interval, after.interval) {
+                (Some([low, high]), Some([other_low, other_high])) => {
+                    high < other_low || other_high < low
+                }
+                _ => true,
+            };
+            (factor >= FAR_MOVE_FACTOR && apart).then_some((factor, after.name.as_str()))
+        })
+        .collect();
+    far.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    far.into_iter()
+        .take(MAX_FAR_MOVES)
+        .map(|(_, name)| name.to_owned())
+        .collect()
 }
 
 /// Relative change in percent; a change from 0 is infinite (or 0 when it stays 0).
@@ -1589,6 +1633,59 @@ mod tests {
 
     fn record(metrics: Vec<Metric>) -> RunRecord {
         record::test_record("c", metrics)
+    }
+
+    #[test]
+    fn far_unpaired_moves_are_twice_or_half_with_intervals_apart_farthest_first() {
+        let wall = |name: &str, value: f64, interval: Option<[f64; 2]>| Metric {
+            interval,
+            ..metric(name, Suite::WallTime, MetricKind::Statistical, value)
+        };
+        let around = |value: f64| Some([value * 0.9, value * 1.1]);
+        let base = record(vec![
+            wall("wall_time/cache/l1_hit", 326.0, around(326.0)),
+            wall("wall_time/a", 100.0, around(100.0)),
+            wall("wall_time/b", 100.0, around(100.0)),
+            wall("wall_time/c", 100.0, around(100.0)),
+            wall("wall_time/d", 100.0, around(100.0)),
+            wall("wall_time/e", 100.0, Some([50.0, 200.0])),
+            wall("wall_time/f", 100.0, None),
+            wall("wall_time/g", 0.0, None),
+            metric(
+                "io/x/sql_statements",
+                Suite::IoCounts,
+                MetricKind::Deterministic,
+                1.0,
+            ),
+        ]);
+        let head = record(vec![
+            // The L1 turned off: 590 times slower.
+            wall("wall_time/cache/l1_hit", 192_119.0, around(192_119.0)),
+            // Just under twice: not far.
+            wall("wall_time/a", 199.0, around(199.0)),
+            // Four times faster: far.
+            wall("wall_time/b", 25.0, around(25.0)),
+            // Three times slower: far, but only three are timed.
+            wall("wall_time/c", 300.0, around(300.0)),
+            wall("wall_time/d", 250.0, around(250.0)),
+            // Twice, but the intervals overlap.
+            wall("wall_time/e", 200.0, Some([150.0, 400.0])),
+            // No intervals: the medians decide.
+            wall("wall_time/f", 1_000.0, None),
+            wall("wall_time/g", 5.0, None),
+            // Not wall time.
+            metric(
+                "io/x/sql_statements",
+                Suite::IoCounts,
+                MetricKind::Deterministic,
+                50.0,
+            ),
+        ]);
+        assert_eq!(
+            far_unpaired_moves(&base, &head),
+            ["wall_time/cache/l1_hit", "wall_time/f", "wall_time/b"]
+        );
+        assert!(far_unpaired_moves(&base, &base).is_empty());
     }
 
     #[test]

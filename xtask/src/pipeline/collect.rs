@@ -203,7 +203,9 @@ pub async fn collect(
     first_phases: Vec<Phase>,
     request: RunRequest,
 ) -> Result<Collected> {
-    let context = measuring.suite_context(run_id(), request.paired_rounds.is_some());
+    // Unpaired runs keep the binaries too: a far move is timed side by side anyway.
+    let keep = request.paired_rounds.is_some() || !matches!(plan, BasePlan::None { .. });
+    let context = measuring.suite_context(run_id(), keep);
     let environment = measuring.environment();
     let mut head_measurement = measuring
         .in_work_tree(&context, "head", &head.commit)
@@ -222,37 +224,28 @@ pub async fn collect(
         Some(base) => target_branch_history(measuring, repo, base)?,
         None => Lineage::default(),
     };
-    let paired = match (base_paired, head_side, request.paired_rounds) {
-        (Some(base_side), Some(head_side), Some(rounds)) => {
-            let started = std::time::Instant::now();
-            measuring.progress.line(&format!(
-                "paired: {rounds} interleaved rounds of base {} and head {}",
-                short_sha(&base_side.commit),
-                short_sha(&head_side.commit)
-            ));
-            let plan = suites::paired::RoundsPlan {
-                rounds,
-                thresholds: &measuring.config.metadata.thresholds,
-                paired: measuring.config.metadata.paired,
-                only: None,
-            };
-            let measured =
-                suites::paired::run_rounds(&context, [&base_side, &head_side], plan).await?;
-            head_record.phases.push(Phase {
-                name: format!("paired: {rounds} rounds"),
-                seconds: started.elapsed().as_secs_f64(),
-            });
-            head_record.notes.extend(measured.notes);
-            measured.samples
+    let sides = PairingSides {
+        base: base_paired,
+        head: head_side,
+    };
+    let paired = match request.paired_rounds {
+        Some(rounds) => {
+            time_side_by_side(measuring, &context, sides, rounds, None, &mut head_record).await?
         }
-        (_, _, paired_rounds) => {
-            if paired_rounds.is_some() {
-                head_record.notes.push(
-                    "--paired: the filter selects no wall-time benchmark, so nothing was timed side by side".to_owned(),
-                );
+        None => match &base.record {
+            Some(base_record) => {
+                time_far_moves(
+                    measuring,
+                    &context,
+                    repo,
+                    sides,
+                    base_record,
+                    &mut head_record,
+                )
+                .await?
             }
-            compare::PairedSamples::new()
-        }
+            None => compare::PairedSamples::new(),
+        },
     };
     Ok(Collected {
         head: head_record,
@@ -260,6 +253,122 @@ pub async fn collect(
         history,
         paired,
     })
+}
+
+/// Both sides' kept binaries, where this run has them.
+struct PairingSides {
+    base: Option<suites::paired::PairedSide>,
+    head: Option<suites::paired::PairedSide>,
+}
+
+/// `--paired` (`only`: `None`) or an unpaired run's far moves: both sides timed side by side
+/// in `rounds` first rounds, the record told how long it took and what the rounds noted.
+async fn time_side_by_side(
+    measuring: &Measuring<'_>,
+    context: &SuiteContext<'_>,
+    sides: PairingSides,
+    rounds: u32,
+    only: Option<&[String]>,
+    head_record: &mut RunRecord,
+) -> Result<compare::PairedSamples> {
+    let (Some(base_side), Some(head_side)) = (sides.base, sides.head) else {
+        head_record.notes.push(
+            "--paired: the filter selects no wall-time benchmark, so nothing was timed side by side"
+                .to_owned(),
+        );
+        return Ok(compare::PairedSamples::new());
+    };
+    let started = std::time::Instant::now();
+    measuring.progress.line(&format!(
+        "paired: {rounds} interleaved rounds of base {} and head {}",
+        short_sha(&base_side.commit),
+        short_sha(&head_side.commit)
+    ));
+    let plan = suites::paired::RoundsPlan {
+        rounds,
+        thresholds: &measuring.config.metadata.thresholds,
+        paired: measuring.config.metadata.paired,
+        only,
+    };
+    let measured = suites::paired::run_rounds(context, [&base_side, &head_side], plan).await?;
+    head_record.phases.push(Phase {
+        name: format!("paired: {rounds} rounds"),
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    head_record.notes.extend(measured.notes);
+    Ok(measured.samples)
+}
+
+/// An unpaired run whose wall-time benchmarks moved far (`compare::far_unpaired_moves`): those
+/// benchmarks are timed side by side with the base's own binaries (kept when the base was
+/// measured in this run, else built in a worktree now) and judged by the paired test, not left
+/// as information. Nothing when nothing moved that far.
+async fn time_far_moves(
+    measuring: &Measuring<'_>,
+    context: &SuiteContext<'_>,
+    repo: &GitRepo,
+    mut sides: PairingSides,
+    base_record: &RunRecord,
+    head_record: &mut RunRecord,
+) -> Result<compare::PairedSamples> {
+    let far = compare::far_unpaired_moves(base_record, head_record);
+    if far.is_empty() || sides.head.is_none() {
+        return Ok(compare::PairedSamples::new());
+    }
+    let factor = compare::FAR_MOVE_FACTOR;
+    measuring.progress.line(&format!(
+        "wall time: {} moved at least {factor}x from the base; timing them side by side",
+        far.join(", ")
+    ));
+    if sides.base.is_none() {
+        let started = std::time::Instant::now();
+        sides.base = Some(built_in_worktree(context, repo, "base", &base_record.commit).await?);
+        head_record.phases.push(Phase {
+            name: "base: build for the far moves' rounds".to_owned(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    let rounds = suites::paired::DEFAULT_ROUNDS;
+    let samples =
+        time_side_by_side(measuring, context, sides, rounds, Some(&far), head_record).await?;
+    head_record.notes.push(format!(
+        "wall time without --paired: {} moved at least {factor}x from the base with the \
+         intervals apart, so this run timed {} side by side with the base and the paired test \
+         judged {}",
+        far.join(", "),
+        if far.len() == 1 { "it" } else { "them" },
+        if far.len() == 1 { "it" } else { "them" },
+    ));
+    Ok(samples)
+}
+
+/// Checks `commit` out in a worktree of its own, builds its `bench-suite` (in the bases'
+/// target directory) and keeps its `suite` and `wall_time` binaries for paired rounds; measures
+/// nothing.
+async fn built_in_worktree(
+    context: &SuiteContext<'_>,
+    repo: &GitRepo,
+    label: &str,
+    commit: &str,
+) -> Result<suites::paired::PairedSide> {
+    let layout = context.layout;
+    let worktree = repo.add_worktree(commit, &layout.worktree_dir(commit, &context.run_id))?;
+    suites::build_guard::seed_from(&layout.target_dir, &layout.base_target_dir(), |m| {
+        context.progress.line(&format!("{label}: {m}"))
+    })
+    .await?;
+    let side = suites::build_for_pairing(
+        context,
+        &Checkout {
+            label,
+            dir: worktree.path(),
+            commit,
+            target_dir: &layout.base_target_dir(),
+        },
+    )
+    .await?;
+    drop(worktree);
+    Ok(side)
 }
 
 /// Where the base's record comes from, once HEAD's environment is known.

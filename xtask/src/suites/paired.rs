@@ -160,9 +160,10 @@ pub struct RoundsPlan<'a> {
     /// The family adjustment and the adaptive rounds' limits
     /// (`[workspace.metadata.perf.paired]`).
     pub paired: PairedConfig,
-    /// Time only this benchmark (a metric name, `wall_time/<group>/<bench>`), whatever else the
-    /// filter selects: `perf bisect --paired`. `None`: every benchmark the filter selects.
-    pub only: Option<&'a str>,
+    /// Time only these benchmarks (metric names, `wall_time/<group>/<bench>`), whatever else
+    /// the filter selects: `perf bisect --paired`'s metric, an unpaired run's far moves
+    /// (`compare::far_unpaired_moves`). `None`: every benchmark the filter selects.
+    pub only: Option<&'a [String]>,
 }
 
 /// What the rounds measured, and what the record should say about them.
@@ -288,7 +289,7 @@ impl<'a> RoundRunner<'a> {
     /// The first rounds of every benchmark `pattern` selects, then the adaptive ones.
     async fn run(self, pattern: Option<&str>, plan: RoundsPlan<'_>) -> Result<Rounds, SuiteError> {
         let selected = match plan.only {
-            Some(name) => Some(exact_names_regex(&[name.to_owned()])),
+            Some(names) => Some(exact_names_regex(names)),
             None => pattern.map(wall_time::regex_escape),
         };
         let names = self.list(selected.as_deref()).await?;

@@ -166,13 +166,14 @@ impl Steps<'_> {
             short_sha(&good.commit),
             short_sha(commit)
         ));
+        let only = [self.metric.to_owned()];
         let samples = shutdown
             .until_interrupted(async {
                 let plan = crate::suites::paired::RoundsPlan {
                     rounds: self.rounds,
                     thresholds: &self.config.metadata.thresholds,
                     paired: self.config.metadata.paired,
-                    only: Some(self.metric),
+                    only: Some(&only),
                 };
                 let rounds = crate::suites::paired::run_rounds(&context, [good, &head], plan);
                 Ok::<_, anyhow::Error>(rounds.await?.samples)

@@ -1,0 +1,81 @@
+//! A wall-time benchmark that moves far without `--paired` is not left as information: the
+//! unpaired run times it side by side with the base (the base's binaries, kept from its
+//! measurement in this run) and the paired test judges it. The issue's own example: the word
+//! L1 turned off (`word_l1_capacity` 0) makes `cache/l1_hit` a Redis round trip, hundreds of
+//! times slower, which a run without `--paired` filed under information.
+
+use perf_tests::{fixture, heavy, read_json, run};
+
+use crate::regressions::edit;
+
+#[test]
+fn a_far_unpaired_wall_time_move_is_timed_side_by_side_and_judged() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let base = fixture.head();
+    edit(
+        fixture,
+        "bench-suite/src/service.rs",
+        "            word_l1_capacity: 10_000,",
+        "            word_l1_capacity: 0,",
+    );
+    fixture.commit_all("perf: the word L1 turned off");
+    let out = tempfile::tempdir().unwrap();
+    let output = run(fixture.xtask(&[
+        "perf",
+        "--quick",
+        "--services",
+        "native",
+        "--base",
+        &base,
+        "--filter",
+        "wall_time/cache/",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]));
+    fixture.git(&["reset", "--quiet", "--hard", &base]);
+    let described = output.describe();
+    let report = read_json(&out.path().join("report.json"));
+    let rows = report["rows"].as_array().cloned().unwrap_or_default();
+    let row = |name: &str| {
+        rows.iter()
+            .find(|row| row["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row {name}: {described}"))
+    };
+    let hit = row("wall_time/cache/l1_hit");
+    eprintln!("wall_time/cache/l1_hit: {hit}");
+    assert!(
+        hit["change_pct"].as_f64().unwrap() > 100.0,
+        "the L1 turned off makes a hit a Redis round trip: {hit:#}"
+    );
+    assert_eq!(hit["verdict"], "regression", "{hit:#}\n{described}");
+    assert!(
+        hit["rule"].as_str().unwrap().starts_with("paired:"),
+        "{hit:#}"
+    );
+    assert!(hit["paired"]["rounds"].as_u64().unwrap() >= 10, "{hit:#}");
+    // The benchmarks that had L1 off already did not move far: information, not timed again.
+    for name in [
+        "wall_time/cache/cache_aside_read",
+        "wall_time/cache/words_lookup_50",
+    ] {
+        let other = row(name);
+        assert!(other["paired"].is_null(), "{name}: {other:#}");
+        assert_eq!(other["verdict"], "informational", "{name}: {other:#}");
+    }
+    let notes = report["notes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        notes.iter().any(|note| note
+            .as_str()
+            .is_some_and(|n| n.starts_with("wall time without --paired: wall_time/cache/l1_hit"))),
+        "{notes:#?}"
+    );
+    assert!(
+        output
+            .stderr
+            .contains("wall_time/cache/l1_hit moved at least 2x from the base"),
+        "{described}"
+    );
+    assert_eq!(output.code, Some(1), "{described}");
+}
