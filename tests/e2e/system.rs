@@ -12,7 +12,8 @@
 //! ([`lost_update`]); attempts of one review request recorded once ([`idempotency`]); errors, consistency and recovery when Redis is killed or frozen
 //! ([`redis_outage`]) or when the connection to a Redis that keeps its data is cut
 //! mid-review ([`redis_partition`]); every seeded page all-visible on the harness's asynchronously
-//! committing server ([`seeding`]).
+//! committing server, and two databases seeded alike read as identical, as `--paired` needs to
+//! share one between its sides ([`seeding`]).
 //!
 //! Every test holds [`perf_tests::heavy`]: it starts servers, and some of its checks are
 //! timing-bound (TTLs, time-outs), so it must not share the machine's two cores with a

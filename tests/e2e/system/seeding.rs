@@ -6,6 +6,7 @@
 
 use perf_tests::heavy;
 use perf_tests::services::TestServices;
+use sqlx::Connection;
 
 use super::small_seed;
 
@@ -40,5 +41,70 @@ async fn every_seeded_page_is_all_visible_on_a_server_that_commits_asynchronousl
         );
     }
     pool.close().await;
+    servers.stop().await;
+}
+
+/// `--paired` times both sides against one database when their seeded databases' contents are
+/// equal (`xtask::suites::contents`): two databases seeded alike must read equal, and a changed
+/// row or a different seed must not.
+#[allow(clippy::await_holding_lock)] // see the module documentation of `system`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn databases_seeded_alike_read_as_identical_and_a_changed_row_does_not() {
+    use xtask::suites::contents;
+
+    let _heavy = heavy();
+    let servers = TestServices::start(small_seed()).await;
+    let services = servers.services();
+    let seeded = |database: &'static str, size: bench_suite::seed::SeedSize| async move {
+        let mut admin = sqlx::PgConnection::connect(&services.postgres_url("postgres"))
+            .await
+            .expect("admin connection");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        let pool = bench_suite::query::connect(&services.postgres_url(database), 1)
+            .await
+            .expect("pool");
+        bench_suite::query::MIGRATOR
+            .run(&pool)
+            .await
+            .expect("migrations");
+        bench_suite::seed::seed(&pool, size).await.expect("seed");
+        pool
+    };
+    let twin = seeded("seeding_twin", small_seed()).await;
+    let mut larger = small_seed();
+    larger.cards += 1;
+    let other = seeded("seeding_other", larger).await;
+
+    let first = contents::read(&servers.settings.database_url)
+        .await
+        .expect("contents");
+    let second = contents::read_database(services, "seeding_twin")
+        .await
+        .expect("contents");
+    assert!(first.tables.len() >= 4, "{:?}", first.tables);
+    assert_eq!(first.difference(&second), None, "{first:?}\n{second:?}");
+
+    let third = contents::read_database(services, "seeding_other")
+        .await
+        .expect("contents");
+    let difference = first.difference(&third).expect("a different seed differs");
+    assert!(difference.contains("differ"), "{difference}");
+
+    sqlx::query("UPDATE words SET lemma = lemma || 'x' WHERE id = (SELECT min(id) FROM words)")
+        .execute(&twin)
+        .await
+        .expect("update");
+    let changed = contents::read_database(services, "seeding_twin")
+        .await
+        .expect("contents");
+    assert_eq!(
+        first.difference(&changed).as_deref(),
+        Some("their rows differ in words")
+    );
+    twin.close().await;
+    other.close().await;
     servers.stop().await;
 }

@@ -22,6 +22,7 @@
 pub mod build_guard;
 pub mod callgrind;
 pub mod child;
+pub mod contents;
 pub mod instructions;
 pub mod io_counts;
 pub mod listing;

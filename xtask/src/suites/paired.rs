@@ -6,7 +6,11 @@
 //! measurement, and both copies then sit at paths of the same length (a binary's path length
 //! moves what its allocator does first). Once both sides are measured, [`run_rounds`] gives each
 //! a freshly seeded database of its own (the measured ones were dirtied by the load suite and
-//! dropped), lists the benchmarks both sides have (criterion's `--list`), and runs them in
+//! dropped), seeded by the side's own `suite prepare`; when the two hold the same migrations,
+//! schema and rows ([`contents`]), both sides are timed against the first, so that no
+//! difference between two databases seeded alike passes for one between the commits (seen: a
+//! steady 10% in one query between two such databases of one commit). It then lists the
+//! benchmarks both sides have (criterion's `--list`), and runs them in
 //! rounds, one benchmark at a time: each round times every benchmark on both sides, back to
 //! back, before the next benchmark, base first for one benchmark and head first for the next,
 //! the order flipping again each round (ABBA), so that neither side always runs on the warmer
@@ -28,6 +32,7 @@ use crate::config::{PairedConfig, Thresholds};
 use crate::record::Suite;
 
 use super::child::{self, run_tool};
+use super::contents;
 use super::{
     Checkout, SuiteContext, SuiteError, ToolFilter, create_database, drop_database, prepare_args,
     tool, tool_filter, wall_time,
@@ -248,6 +253,9 @@ struct RoundRunner<'a> {
     urls: [String; 2],
     raws: [PathBuf; 2],
     redis_url: String,
+    /// Why each side was timed against its own database, when they were: the record says so,
+    /// since a difference between the two databases then adds to the commits'.
+    database_note: Option<String>,
 }
 
 /// Per side, per run (round), each benchmark's median.
@@ -268,6 +276,7 @@ impl<'a> RoundRunner<'a> {
                 .map(|database| ctx.services.postgres_url(&database)),
             raws: sides.map(|side| ctx.layout.raw_dir(&side.label).join("paired")),
             redis_url: ctx.services.redis_url(),
+            database_note: None,
         };
         for (index, side) in sides.iter().enumerate() {
             ctx.progress.line(&format!(
@@ -283,7 +292,36 @@ impl<'a> RoundRunner<'a> {
             )
             .await?;
         }
-        Ok(runner)
+        runner.share_identical_database(databases).await
+    }
+
+    /// When both sides' seeded databases hold the same migrations, schema and rows, points both
+    /// sides at the first, so that a benchmark's pair of samples runs against one database
+    /// (`contents`' reasons); otherwise each side keeps its own.
+    async fn share_identical_database(
+        mut self,
+        databases: &[String; 2],
+    ) -> Result<Self, SuiteError> {
+        let base = contents::read_database(self.ctx.services, &databases[0]).await?;
+        let head = contents::read_database(self.ctx.services, &databases[1]).await?;
+        match base.difference(&head) {
+            None => {
+                self.urls[1] = self.urls[0].clone();
+                self.ctx.progress.line(
+                    "paired: both seeded databases are identical (migrations, schema and rows): \
+                     both sides are timed against the first",
+                );
+            }
+            Some(difference) => {
+                let note = format!(
+                    "--paired: each side was timed against its own seeded database, since \
+                     {difference}; a difference between the two databases adds to the commits'"
+                );
+                self.ctx.progress.line(&note);
+                self.database_note = Some(note);
+            }
+        }
+        Ok(self)
     }
 
     /// The first rounds of every benchmark `pattern` selects, then the adaptive ones.
@@ -299,7 +337,7 @@ impl<'a> RoundRunner<'a> {
         pace.add(timing.elapsed(), plan.rounds, names.len());
         let mut rounds = Rounds {
             samples: collect_samples(&first),
-            notes: Vec::new(),
+            notes: self.database_note.iter().cloned().collect(),
         };
         let adaptive = plan.paired.adaptive();
         let limit = std::time::Duration::from_secs(plan.paired.max_extra_seconds);
