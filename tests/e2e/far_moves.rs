@@ -2,7 +2,9 @@
 //! unpaired run times it side by side with the base (the base's binaries, kept from its
 //! measurement in this run) and the paired test judges it. The issue's own example: the word
 //! L1 turned off (`word_l1_capacity` 0) makes `cache/l1_hit` a Redis round trip, hundreds of
-//! times slower, which a run without `--paired` filed under information.
+//! times slower, which a run without `--paired` filed under information. The same change seen in
+//! the cache-aside scenario's counts: its warm lookups become Redis `GET`s, and the report's
+//! "where" names the command and the round trips per lookup.
 
 use perf_tests::{fixture, heavy, read_json, run};
 
@@ -29,7 +31,7 @@ fn a_far_unpaired_wall_time_move_is_timed_side_by_side_and_judged() {
         "--base",
         &base,
         "--filter",
-        "wall_time/cache/",
+        "wall_time/cache/,io/cache_aside_read",
         "--out",
         out.path().to_str().unwrap(),
     ]));
@@ -76,6 +78,33 @@ fn a_far_unpaired_wall_time_move_is_timed_side_by_side_and_judged() {
             .stderr
             .contains("wall_time/cache/l1_hit moved at least 2x from the base"),
         "{described}"
+    );
+    // The warm pass of the first service (50 lookups) now goes to Redis: 50 more GETs, each a
+    // round trip of its own; the lookups are the same.
+    let commands = row("io/cache_aside_read/redis_commands");
+    assert_eq!(commands["verdict"], "regression", "{commands:#}");
+    let part = &commands["where"]["parts"][0];
+    assert_eq!(
+        part["name"], "io/cache_aside_read/redis/get",
+        "{commands:#}"
+    );
+    assert_eq!(
+        part["head"].as_f64().unwrap() - part["base"].as_f64().unwrap(),
+        50.0,
+        "{commands:#}"
+    );
+    let trips = &commands["where"]["round_trips"];
+    assert_eq!(
+        trips["head"].as_u64().unwrap() - trips["base"].as_u64().unwrap(),
+        50,
+        "{commands:#}"
+    );
+    assert!(trips["base_lookups"].as_u64().unwrap() > 0, "{commands:#}");
+    assert_eq!(trips["base_lookups"], trips["head_lookups"], "{commands:#}");
+    let markdown = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(
+        markdown.contains("round trips to Redis ("),
+        "report.md has no round trips:\n{markdown}"
     );
     assert_eq!(output.code, Some(1), "{described}");
 }

@@ -224,6 +224,58 @@ fn each_injected_regression_is_explained_by_its_function_or_statement_first() {
     );
 }
 
+/// A change whose own code runs in no instruction benchmark still moves some: longer words in
+/// the seed (`seed::lemma`, which only the benchmarks' setups and the seeded database use) make
+/// the decoders copy and validate more bytes, in functions of serde, sqlx, `core` and `alloc`
+/// that the change did not touch. The report names those functions, marks none of them as in
+/// the change, and labels the row as outside it rather than presenting it as the change's cost.
+#[test]
+fn a_move_whose_functions_are_all_outside_the_change_is_labelled_so() {
+    let run = {
+        let _heavy = heavy();
+        let fixture = fixture();
+        edit(
+            fixture,
+            "bench-suite/src/seed.rs",
+            "        if n == 0 {\n            break;\n        }\n    }\n    out\n}",
+            "        if n == 0 {\n            break;\n        }\n    }\n    out.push_str(&\"-0123456789abcdef\".repeat(12));\n    out\n}",
+        );
+        compare_with_parent(fixture, "seed: longer words", "instructions/")
+    };
+    let decode = row(
+        &run.rows,
+        "instructions/query/due_cards_page_decode/page_of_50",
+        &run.described,
+    );
+    assert_eq!(decode["verdict"], "regression", "{decode:#}");
+    let location = &decode["where"];
+    assert_eq!(location["outside_change"], true, "{decode:#}");
+    let functions = location["functions"].as_array().expect("functions");
+    assert!(!functions.is_empty(), "{decode:#}");
+    for function in functions {
+        assert_eq!(function["in_change"], false, "{function:#}");
+    }
+    assert!(
+        decode["rule"]
+            .as_str()
+            .is_some_and(|rule| rule.contains("outside the files this change touched")),
+        "{decode:#}"
+    );
+    assert!(
+        run.report_markdown
+            .contains("every moved function is outside this change"),
+        "report.md does not say so:\n{}",
+        run.report_markdown
+    );
+    assert!(
+        run.output
+            .stdout
+            .contains("every moved function is outside this change"),
+        "{}",
+        run.described
+    );
+}
+
 /// With `--paired`, wall time is judged: the N+1 (50 more round trips to Postgres per page) makes
 /// the due list far slower, and the paired test, over base and head timed in interleaved rounds
 /// in this run, says so with its interval.

@@ -141,6 +141,20 @@ pub struct PairedCalibration {
     /// Runs in which any row alarmed: the family-wise false alarm rate's numerator.
     pub runs_with_false_alarm: usize,
     pub metrics: Vec<PairedMetricCalibration>,
+    /// Every false alarm, by run: which run, so that one can be matched with what the machine
+    /// was doing then (the run's progress lines are numbered alike).
+    pub alarms: Vec<PairedAlarm>,
+}
+
+/// One row's false alarm in one A/A run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairedAlarm {
+    /// Counting from 1.
+    pub run: usize,
+    pub name: String,
+    pub change_pct: f64,
+    pub p_value: f64,
+    pub rounds: usize,
 }
 
 /// Judges each A/A run's paired samples (`runs`, HEAD against itself) as the gate would,
@@ -152,7 +166,8 @@ pub fn summarize_paired(
 ) -> PairedCalibration {
     let mut metrics: BTreeMap<String, PairedMetricCalibration> = BTreeMap::new();
     let mut runs_with_false_alarm = 0;
-    for samples in runs {
+    let mut alarms = Vec::new();
+    for (index, samples) in runs.iter().enumerate() {
         let mut alarmed = false;
         for (name, outcome) in compare::paired_outcomes(samples, thresholds, family) {
             let entry = metrics
@@ -173,6 +188,13 @@ pub fn summarize_paired(
                     if result.verdict != PairedVerdict::NoChange {
                         entry.false_alarms += 1;
                         alarmed = true;
+                        alarms.push(PairedAlarm {
+                            run: index + 1,
+                            name: name.clone(),
+                            change_pct: result.change_pct,
+                            p_value: result.p_value,
+                            rounds: samples[&name].base.len(),
+                        });
                     }
                     Some(result)
                 }
@@ -193,6 +215,7 @@ pub fn summarize_paired(
         family,
         runs_with_false_alarm,
         metrics: metrics.into_values().collect(),
+        alarms,
     }
 }
 
@@ -215,6 +238,13 @@ pub fn render_paired_calibration(calibration: &PairedCalibration) -> String {
         calibration.runs,
         100.0 * calibration.runs_with_false_alarm as f64 / calibration.runs.max(1) as f64
     );
+    for alarm in &calibration.alarms {
+        let _ = writeln!(
+            out,
+            "  run {}: {} moved {:+.1}% (p {:.4}, {} rounds)",
+            alarm.run, alarm.name, alarm.change_pct, alarm.p_value, alarm.rounds
+        );
+    }
     for metric in &calibration.metrics {
         let alarm = if metric.false_alarms > 0 {
             format!("{} FALSE ALARM(S)", metric.false_alarms)
@@ -398,6 +428,12 @@ mod tests {
             ("wall_time/b", 3, 1)
         );
         assert_eq!(calibration.metrics[0].false_alarms, 0);
+        let alarms: Vec<(usize, &str)> = calibration
+            .alarms
+            .iter()
+            .map(|alarm| (alarm.run, alarm.name.as_str()))
+            .collect();
+        assert_eq!(alarms, [(2, "wall_time/b")]);
         let text = render_paired_calibration(&calibration);
         assert!(
             text.contains("runs with a false alarm: 1 of 3 (33.3%)"),

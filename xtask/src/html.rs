@@ -162,8 +162,15 @@ fn flagged_sections(out: &mut String, rows: &[&MetricComparison], plots: &mut Pl
 /// Where a flagged row moved: the statements or commands that changed with it (largest change
 /// first, each statement with its text), or the plan's `EXPLAIN`.
 fn where_section(out: &mut String, row: &MetricComparison, location: &Location) {
+    if let Some(trips) = location.round_trips {
+        let _ = writeln!(
+            out,
+            "<p class=\"rule\">Round trips: {}.</p>",
+            escape_html(&trips.summary())
+        );
+    }
     if !location.parts.is_empty() {
-        let what = if row.name.ends_with("/redis_commands") {
+        let what = if crate::locate::is_redis_row(&row.name) {
             "command"
         } else {
             "statement"
@@ -192,7 +199,7 @@ fn where_section(out: &mut String, row: &MetricComparison, location: &Location) 
             let _ = writeln!(
                 out,
                 "<p class=\"rule\">Every function whose own instructions moved is outside the \
-                 files this change touched: codegen of shared code moved.</p>"
+                 files this change touched: shared code's codegen, or the data it was given, moved.</p>"
             );
         }
         let _ = writeln!(

@@ -5,12 +5,16 @@
 //! - `io/<scenario>/sql_statements` and `…/sql_rows`: the statements (`io/<scenario>/sql/<label>`)
 //!   whose calls changed, largest change first, with their normalized text; a statement that
 //!   appears or vanishes is a change from or to 0;
-//! - `io/<scenario>/redis_commands`: the command types whose counts changed;
+//! - `io/<scenario>/redis_commands` (and a namespace's `observed/….redis_round_trips`): the
+//!   command types whose counts changed, and the scenario's round trips to Redis, in all and
+//!   per cache lookup (a pipeline is one round trip, so a batch that stops pipelining shows
+//!   here even where the commands stay the same);
 //! - `plans/<query>`: head's `EXPLAIN` (base's when head has none);
 //! - `instructions/…`: the functions (from both records' Callgrind profiles) whose own or
 //!   inclusive instructions changed, largest change of their own first, each marked in or
 //!   outside the files the change touched; a row whose moved functions are all outside it is
-//!   labelled so (codegen of shared code moved), rather than presented as the change's cost.
+//!   labelled so (shared code's codegen, or the data it was given, moved), rather than presented
+//!   as the change's cost.
 //!
 //! Pure: no I/O. Must never invent a part: every part is a metric of one of the two records,
 //! and a record without texts (older ones) shows labels only.
@@ -36,11 +40,56 @@ pub struct Location {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<FunctionChange>,
     /// Every function whose own instructions moved is outside the files the change touched (and
-    /// the change touched no build configuration): the move is codegen of shared code, not the
+    /// the change touched no build configuration): the move is shared code's codegen or its data, not the
     /// change's own cost.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub outside_change: bool,
+    /// For a Redis row: the scenario's round trips to Redis, base and head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_trips: Option<RoundTrips>,
 }
+
+/// A scenario's round trips to Redis and cache lookups, summed over its cache namespaces
+/// (`io/<scenario>/observed/<namespace>.<counter>`), base and head.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundTrips {
+    pub base: u64,
+    pub head: u64,
+    /// Lookups: hits of either level (values and cached "missing"), coalesced waits and misses.
+    pub base_lookups: u64,
+    pub head_lookups: u64,
+}
+
+impl RoundTrips {
+    /// Round trips per lookup, base and head; `None` for a side without lookups.
+    pub fn per_lookup(&self) -> [Option<f64>; 2] {
+        [
+            (self.base, self.base_lookups),
+            (self.head, self.head_lookups),
+        ]
+        .map(|(trips, lookups)| (lookups > 0).then(|| trips as f64 / lookups as f64))
+    }
+
+    /// `60 -> 110 round trips (1.20 -> 2.20 per lookup)`, per lookup only where both have
+    /// lookups.
+    pub fn summary(&self) -> String {
+        let per = match self.per_lookup() {
+            [Some(base), Some(head)] => format!(" ({base:.2} -> {head:.2} per lookup)"),
+            _ => String::new(),
+        };
+        format!("{} -> {} round trips to Redis{per}", self.base, self.head)
+    }
+}
+
+/// The cache counters that count one lookup each.
+const LOOKUP_COUNTERS: [&str; 6] = [
+    "l1_hits",
+    "l1_negative_hits",
+    "l2_hits",
+    "l2_negative_hits",
+    "coalesced",
+    "misses",
+];
 
 /// How many functions an instruction row's location lists.
 pub const TOP_FUNCTIONS: usize = 10;
@@ -106,7 +155,8 @@ pub fn locate(
         if row.location.as_ref().is_some_and(|l| l.outside_change) {
             row.rule.push_str(
                 "; every function whose own instructions moved is outside the files this \
-                 change touched: codegen of shared code moved, not this change's own cost",
+                 change touched: shared code's codegen, or the data it was given, moved, not this \
+                 change's own code",
             );
         }
     }
@@ -133,15 +183,56 @@ fn location_of(
         return function_location(&row.name, base, head, change);
     }
     let (scenario, total) = row.name.strip_prefix("io/")?.split_once('/')?;
+    let redis = is_redis_row(&row.name);
     let family = match total {
         "sql_statements" | "sql_rows" => "sql/",
-        "redis_commands" => "redis/",
+        _ if redis => "redis/",
         _ => return None,
     };
     let parts = changed_parts(&format!("io/{scenario}/{family}"), base, head);
-    (!parts.is_empty()).then_some(Location {
+    let round_trips = redis.then(|| round_trips(scenario, base, head)).flatten();
+    (!parts.is_empty() || round_trips.is_some()).then_some(Location {
         parts,
+        round_trips,
         ..Location::default()
+    })
+}
+
+/// Whether a row counts Redis commands or round trips (its parts are commands, not statements).
+pub fn is_redis_row(name: &str) -> bool {
+    name.starts_with("io/")
+        && (name.ends_with("/redis_commands") || name.ends_with(".redis_round_trips"))
+}
+
+/// The scenario's round trips to Redis and lookups, summed over its namespaces; `None` when
+/// neither record counted a round trip (records before the counter, or no Redis at all).
+fn round_trips(scenario: &str, base: &RunRecord, head: &RunRecord) -> Option<RoundTrips> {
+    let prefix = format!("io/{scenario}/observed/");
+    let sum = |record: &RunRecord, counters: &[&str]| -> (u64, bool) {
+        let mut total = 0.0;
+        let mut any = false;
+        for metric in &record.metrics {
+            let Some(key) = metric.name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let counter = key.rsplit('.').next().unwrap_or(key);
+            if key.contains('.') && counters.contains(&counter) {
+                total += metric.value;
+                any = true;
+            }
+        }
+        (total as u64, any)
+    };
+    let (base_trips, base_any) = sum(base, &["redis_round_trips"]);
+    let (head_trips, head_any) = sum(head, &["redis_round_trips"]);
+    if !base_any && !head_any {
+        return None;
+    }
+    Some(RoundTrips {
+        base: base_trips,
+        head: head_trips,
+        base_lookups: sum(base, &LOOKUP_COUNTERS).0,
+        head_lookups: sum(head, &LOOKUP_COUNTERS).0,
     })
 }
 
@@ -341,6 +432,81 @@ mod tests {
             paired: None,
             location: None,
         }
+    }
+
+    #[test]
+    fn a_redis_row_gives_its_commands_and_round_trips_per_lookup() {
+        let base = TestRecord::new("b")
+            .metrics(vec![
+                count("io/read/redis_commands", 100.0),
+                count("io/read/redis/get", 50.0),
+                count("io/read/redis/set", 50.0),
+                count("io/read/observed/words.misses", 50.0),
+                count("io/read/observed/words.redis_round_trips", 51.0),
+                count("io/read/observed/due.l2_hits", 10.0),
+                count("io/read/observed/due.redis_round_trips", 10.0),
+                // Not a namespace's counter: neither a lookup nor a round trip.
+                count("io/read/observed/due_now", 7.0),
+            ])
+            .build();
+        // Same commands, no longer pipelined: a round trip per SET.
+        let head = TestRecord::new("h")
+            .metrics(vec![
+                count("io/read/redis_commands", 100.0),
+                count("io/read/redis/get", 50.0),
+                count("io/read/redis/set", 50.0),
+                count("io/read/observed/words.misses", 50.0),
+                count("io/read/observed/words.redis_round_trips", 100.0),
+                count("io/read/observed/due.l2_hits", 10.0),
+                count("io/read/observed/due.redis_round_trips", 10.0),
+            ])
+            .build();
+        let mut comparison = Comparison {
+            rows: vec![
+                row(
+                    "io/read/observed/words.redis_round_trips",
+                    Verdict::Regression,
+                ),
+                row("io/read/sql_statements", Verdict::Regression),
+            ],
+        };
+        locate(&mut comparison, &base, &head, &[]);
+        let location = comparison.rows[0].location.as_ref().expect("a location");
+        assert!(location.parts.is_empty(), "{location:?}");
+        let trips = location.round_trips.expect("round trips");
+        assert_eq!(
+            trips,
+            RoundTrips {
+                base: 61,
+                head: 110,
+                base_lookups: 60,
+                head_lookups: 60,
+            }
+        );
+        assert_eq!(
+            trips.summary(),
+            "61 -> 110 round trips to Redis (1.02 -> 1.83 per lookup)"
+        );
+        // A statement total has no round trips, and no statement moved.
+        assert_eq!(comparison.rows[1].location, None);
+
+        // Records without the counter (older ones) show the commands only.
+        let without = |record: &RunRecord| {
+            let mut record = record.clone();
+            record.metrics.retain(|m| !m.name.contains("observed/"));
+            record
+        };
+        let mut head_more = without(&head);
+        head_more.metrics[1].value = 55.0;
+        let mut comparison = Comparison {
+            rows: vec![row("io/read/redis_commands", Verdict::Regression)],
+        };
+        locate(&mut comparison, &without(&base), &head_more, &[]);
+        let location = comparison.rows[0].location.as_ref().expect("a location");
+        assert_eq!(location.round_trips, None);
+        assert_eq!(location.parts[0].short_name(), "get");
+        assert!(is_redis_row("io/read/redis_commands"));
+        assert!(!is_redis_row("io/read/sql_statements"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::compare::{BudgetCheck, Comparison, MetricComparison, Verdict};
-use crate::locate::{Location, PartChange};
+use crate::locate::Location;
 use crate::record::{RunRecord, Suite, Unit};
 
 /// Which baseline a report compares with, and how it was found, or why there is none.
@@ -416,7 +416,14 @@ pub fn where_line(row: &MetricComparison) -> Option<String> {
             function.name,
         ));
     }
-    let part = location.parts.first()?;
+    let Some(part) = location.parts.first() else {
+        let trips = location.round_trips?;
+        return Some(format!(
+            "  where {}: {}",
+            bench_of(&row.name),
+            trips.summary()
+        ));
+    };
     Some(format!(
         "  where {}: {} {} -> {}{}",
         bench_of(&row.name),
@@ -874,7 +881,11 @@ fn markdown_where(out: &mut String, comparison: &Comparison) {
         .rows
         .iter()
         .filter_map(|row| Some((row, row.location.as_deref()?)))
-        .filter(|(_, location)| !location.parts.is_empty() || !location.functions.is_empty())
+        .filter(|(_, location)| {
+            !location.parts.is_empty()
+                || !location.functions.is_empty()
+                || location.round_trips.is_some()
+        })
         .collect();
     if located.is_empty() {
         return;
@@ -882,7 +893,7 @@ fn markdown_where(out: &mut String, comparison: &Comparison) {
     let _ = writeln!(out, "### Where\n");
     for (row, location) in located {
         if location.functions.is_empty() {
-            markdown_parts(out, row, &location.parts);
+            markdown_parts(out, row, location);
         } else {
             markdown_functions(out, row, location);
         }
@@ -891,20 +902,29 @@ fn markdown_where(out: &mut String, comparison: &Comparison) {
 }
 
 /// A total's statements or commands that changed, as a folded table.
-fn markdown_parts(out: &mut String, row: &MetricComparison, parts: &[PartChange]) {
-    let what = if row.name.ends_with("/redis_commands") {
+fn markdown_parts(out: &mut String, row: &MetricComparison, location: &Location) {
+    let parts = &location.parts;
+    let what = if crate::locate::is_redis_row(&row.name) {
         "command"
     } else {
         "statement"
     };
+    let first = parts.first().map_or(String::new(), |part| {
+        format!(", first <code>{}</code>", part.short_name())
+    });
     let _ = writeln!(
         out,
-        "<details><summary><code>{}</code> ({}): {} {what}(s) changed, first <code>{}</code></summary>\n",
+        "<details><summary><code>{}</code> ({}): {} {what}(s) changed{first}</summary>\n",
         row.name,
         verdict_label(row.verdict),
         parts.len(),
-        parts[0].short_name()
     );
+    if let Some(trips) = location.round_trips {
+        let _ = writeln!(out, "Round trips: {}.\n", trips.summary());
+    }
+    if parts.is_empty() {
+        return;
+    }
     let _ = writeln!(out, "| {what} | base | head | change | text |");
     let _ = writeln!(out, "|---|---:|---:|---:|---|");
     for part in parts {
@@ -939,7 +959,7 @@ fn markdown_functions(out: &mut String, row: &MetricComparison, location: &Locat
         shorten_middle(&first.name, FUNCTION_CELL_CHARS),
         first.exclusive_change(),
         if location.outside_change {
-            ": every moved function is outside this change (shared code's codegen moved)"
+            ": every moved function is outside this change (shared code's codegen or its data moved)"
         } else {
             ""
         }

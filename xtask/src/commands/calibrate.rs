@@ -139,6 +139,24 @@ async fn paired_runs(
         for note in &rounds.notes {
             measuring.progress.line(note);
         }
+        let judged = crate::calibrate::summarize_paired(
+            std::slice::from_ref(&rounds.samples),
+            plan.thresholds,
+            plan.paired.family,
+        );
+        let alarms: Vec<String> = judged
+            .alarms
+            .iter()
+            .map(|alarm| format!("{} {:+.1}%", alarm.name, alarm.change_pct))
+            .collect();
+        measuring.progress.line(&format!(
+            "calibrate --paired: A/A run {run}: {}",
+            if alarms.is_empty() {
+                "no false alarm".to_owned()
+            } else {
+                format!("FALSE ALARM in {}", alarms.join(", "))
+            }
+        ));
         runs.push(rounds.samples);
     }
     Ok(runs)
