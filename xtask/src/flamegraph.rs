@@ -332,7 +332,7 @@ fn push_frame(
         fill(frame.base, frame.head)
     );
     let fits = ((width - 4.0) / CHAR_WIDTH).floor().max(0.0) as usize;
-    if fits >= 3 {
+    if fits >= 5 {
         let _ = write!(
             svg,
             "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
