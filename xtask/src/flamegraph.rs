@@ -243,7 +243,7 @@ pub fn differential_svg(
     let _ = writeln!(
         svg,
         "<text x=\"2\" y=\"15\">{}</text>",
-        escape_html(&header(title, &root, &laid_out, drawn.len()))
+        escape_html(&header(title, &root, &laid_out, &drawn))
     );
     for &index in &drawn {
         push_frame(&mut svg, &laid_out[index], root.head, rows, limits);
@@ -291,15 +291,17 @@ fn widest(placed: &[Placed<'_>], most: usize) -> Vec<usize> {
     order
 }
 
-/// The header line: the benchmark, its entry's instructions, what is drawn and what is not.
-fn header(title: &str, root: &Frame, placed: &[Placed<'_>], drawn: usize) -> String {
-    let hidden: usize = placed.iter().map(|p| p.frame.hidden.len()).sum();
+/// The header line: the benchmark, its entry's instructions, how many frames are drawn, and
+/// how many callees the drawn frames' tooltips list as not drawn.
+fn header(title: &str, root: &Frame, placed: &[Placed<'_>], drawn: &[usize]) -> String {
+    let hidden: usize = drawn.iter().map(|&i| placed[i].frame.hidden.len()).sum();
     let mut line = format!(
-        "{title} from {}: base {} Ir, head {} Ir ({}); {drawn} of {} frames drawn",
+        "{title} from {}: base {} Ir, head {} Ir ({}); {} of {} frames drawn",
         root.name,
         grouped(root.base),
         grouped(root.head),
         change(root.base, root.head),
+        drawn.len(),
         placed.len()
     );
     if hidden > 0 {
