@@ -181,7 +181,8 @@ impl FlameBudget<'_> {
             out,
             "<details open class=\"flame\"><summary>Differential flame graph: a frame is a path \
              of calls, as wide as head's instructions; <b style=\"color:#c22\">red grew</b>, \
-             <b style=\"color:#22c\">blue shrank</b> (deeper is more), white unchanged; hover a \
+             <b style=\"color:#22c\">blue shrank</b> (the deeper, the larger the relative \
+             change), white unchanged; hover a \
              frame for base, head and change (estimated from Callgrind's call edges)</summary>"
         );
         push_svg(out, Ok(svg));
