@@ -5,7 +5,10 @@
 //! `plotters`' SVG backend: the per-iteration samples of base and head of wall-time metrics
 //! (a strip plot), and each metric's values along the target branch with its change points
 //! and this run's head value. At most [`MAX_PLOTS`] plots are drawn, regressions first; the
-//! page says how many were left out. Every text from outside is escaped ([`escape_html`]).
+//! page says how many were left out. Under each regressed or improved instruction row whose
+//! records both have its benchmark's call edges, its differential flame graph ([`flamegraph`],
+//! at most [`MAX_FLAME_GRAPHS`] a page); never in the Markdown, which is the PR comment. Every
+//! text from outside is escaped ([`escape_html`]).
 
 use std::fmt::Write as _;
 
