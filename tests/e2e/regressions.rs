@@ -399,8 +399,8 @@ fn chromium(page: &Path, width: u32, height: u32, screenshot: &Path) -> String {
 }
 
 /// `report.html` as a reviewer opens it, in a real browser at 1280 px: no horizontal
-/// scrolling, and the verdict and the first regression (its name and numbers) on the first
-/// screen. The page itself has no scripts: the test's copy gets one that measures the laid-out
+/// scrolling, the verdict and the first regression (its name and numbers) on the first
+/// screen, and the instruction regression's differential flame graph drawn within the width. The page itself has no scripts: the test's copy gets one that measures the laid-out
 /// page. The screenshot stays at `target/perf-e2e/report-1280.png`.
 #[test]
 fn the_report_page_opens_on_the_verdict_and_the_first_regression_at_1280_px() {
@@ -420,6 +420,7 @@ document.getElementById("probe").textContent = JSON.stringify({
   scrollWidth: document.documentElement.scrollWidth,
   verdictBottom: document.querySelector("h1").getBoundingClientRect().bottom,
   firstRegressionBottom: first ? first.querySelector("table").getBoundingClientRect().bottom : null,
+  flameWidth: Array.from(document.querySelectorAll("details.flame svg"), (svg) => svg.getBoundingClientRect().width),
 });
 </script></body>"#;
     std::fs::write(&page, run.report_html.replace("</body>", probe)).unwrap();
@@ -456,4 +457,26 @@ document.getElementById("probe").textContent = JSON.stringify({
         "no screenshot at {}",
         screenshot.display()
     );
+    // The instruction regression has its differential flame graph (both sides were measured
+    // by this harness, so both records have call edges), drawn and no wider than the window.
+    let decode = "instructions/query/due_cards_row_decode/page_of_50";
+    let section = run
+        .report_html
+        .split("<section class=\"regression\">")
+        .skip(1)
+        .map(|rest| rest.split("</section>").next().unwrap_or(rest))
+        .find(|section| section.contains(decode))
+        .unwrap_or_else(|| panic!("no section of {decode}: {}", run.described));
+    assert!(
+        section.contains("<details open class=\"flame\">"),
+        "no flame graph under {decode}: {section}"
+    );
+    let flames = layout["flameWidth"].as_array().cloned().unwrap_or_default();
+    assert!(!flames.is_empty(), "no flame graph laid out: {layout}");
+    for width in flames.iter().filter_map(serde_json::Value::as_f64) {
+        assert!(
+            width > 0.0 && width <= number("innerWidth"),
+            "a flame graph {width} px wide: {layout}"
+        );
+    }
 }

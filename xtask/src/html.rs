@@ -5,7 +5,10 @@
 //! `plotters`' SVG backend: the per-iteration samples of base and head of wall-time metrics
 //! (a strip plot), and each metric's values along the target branch with its change points
 //! and this run's head value. At most [`MAX_PLOTS`] plots are drawn, regressions first; the
-//! page says how many were left out. Every text from outside is escaped ([`escape_html`]).
+//! page says how many were left out. Under each regressed or improved instruction row whose
+//! records both have its benchmark's call edges, its differential flame graph ([`flamegraph`],
+//! at most [`MAX_FLAME_GRAPHS`] a page); never in the Markdown, which is the PR comment. Every
+//! text from outside is escaped ([`escape_html`]).
 
 use std::fmt::Write as _;
 
@@ -13,13 +16,18 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use crate::compare::{MetricComparison, Verdict};
+use crate::flamegraph::{self, CallGraph, TreeLimits};
 use crate::history::HistorySeries;
 use crate::locate::Location;
-use crate::record::{MetricKind, RunRecord, Unit};
+use crate::record::{CallEdge, FunctionCost, MetricKind, RunRecord, Unit};
 use crate::render::{self, BaselineDisclosure, Report};
 
 /// How many plots a page holds at most, so that the file stays small.
 pub const MAX_PLOTS: usize = 40;
+
+/// How many differential flame graphs a page holds at most (regressions first): each is up to
+/// about 100 KB ([`flamegraph::MAX_FRAMES`] frames with their tooltips).
+pub const MAX_FLAME_GRAPHS: usize = 10;
 
 /// `text` safe inside HTML element content and quoted attribute values.
 pub fn escape_html(text: &str) -> String {
@@ -81,7 +89,21 @@ pub fn html_with_limit(
         plots: plan_plots(&rows, base, head, history),
         left: max_plots,
     };
-    flagged_sections(&mut out, &rows, &mut plots);
+    let mut flames = FlameBudget {
+        base,
+        head,
+        left: MAX_FLAME_GRAPHS,
+        left_out: 0,
+    };
+    flagged_sections(&mut out, &rows, &mut plots, &mut flames);
+    if flames.left_out > 0 {
+        let _ = writeln!(
+            out,
+            "<p class=\"meta\">{} flame graph(s) left out to keep this file small \
+             (regressions are drawn first).</p>",
+            flames.left_out
+        );
+    }
     if report.comparison.is_some() {
         other_rows_by_suite(&mut out, &rows, &mut plots);
     } else {
@@ -125,8 +147,70 @@ impl PlotBudget<'_> {
     }
 }
 
-/// A section per regression, then per improvement: its row, its rule, its plots.
-fn flagged_sections(out: &mut String, rows: &[&MetricComparison], plots: &mut PlotBudget<'_>) {
+/// The records a page's flame graphs are drawn from, and how many more it may draw.
+struct FlameBudget<'a> {
+    base: Option<&'a RunRecord>,
+    head: &'a RunRecord,
+    left: usize,
+    /// How many rows had a flame graph to draw when none was left.
+    left_out: usize,
+}
+
+impl FlameBudget<'_> {
+    /// The differential flame graph of an instruction row, when both records have its
+    /// benchmark's functions and call edges and the budget lasts.
+    fn draw(&mut self, out: &mut String, row: &MetricComparison) {
+        let Some(base) = self.base else {
+            return;
+        };
+        let (Some(before), Some(after)) = (profile(base, &row.name), profile(self.head, &row.name))
+        else {
+            return;
+        };
+        if self.left == 0 {
+            self.left_out += 1;
+            return;
+        }
+        let Some(svg) = flamegraph::differential_svg(
+            &row.name,
+            &CallGraph::new(before.0, before.1),
+            &CallGraph::new(after.0, after.1),
+            &TreeLimits::default(),
+        ) else {
+            return;
+        };
+        self.left -= 1;
+        let _ = writeln!(
+            out,
+            "<details open class=\"flame\"><summary>Differential flame graph: a frame is a path \
+             of calls, as wide as head's instructions; <b style=\"color:#c22\">red grew</b>, \
+             <b style=\"color:#22c\">blue shrank</b> (the deeper, the larger the relative \
+             change), white unchanged; hover a \
+             frame for base, head and change (estimated from Callgrind's call edges)</summary>"
+        );
+        push_svg(out, Ok(svg));
+        let _ = writeln!(out, "</details>");
+    }
+}
+
+/// A benchmark's functions and call edges in a record, when it has both.
+fn profile<'r>(
+    record: &'r RunRecord,
+    metric: &str,
+) -> Option<(&'r [FunctionCost], &'r [CallEdge])> {
+    let functions = record.details.functions.get(metric)?;
+    let calls = record.details.calls.get(metric)?;
+    Some((functions, calls))
+}
+
+/// A section per regression, then per improvement: its row, its rule, its plots (and an
+/// instruction row's flame graph).
+fn flagged_sections(
+    out: &mut String,
+    rows: &[&MetricComparison],
+    plots: &mut PlotBudget<'_>,
+    flames: &mut FlameBudget<'_>,
+) {
     for (verdict, title) in [
         (Verdict::Regression, "Regressions"),
         (Verdict::Improvement, "Improvements"),
@@ -152,6 +236,9 @@ fn flagged_sections(out: &mut String, rows: &[&MetricComparison], plots: &mut Pl
             let _ = writeln!(out, "<p class=\"rule\">{}</p>", escape_html(&row.rule));
             if let Some(location) = &row.location {
                 where_section(out, row, location);
+            }
+            if row.name.starts_with("instructions/") {
+                flames.draw(out, row);
             }
             plots.draw(out, &[row.name.as_str()]);
             let _ = writeln!(out, "</section>");
@@ -1077,6 +1164,105 @@ mod tests {
         assert!(page.contains("class=\"change-point\""), "{page}");
         assert!(page.contains("samples, base and head"), "{page}");
         insta::assert_snapshot!(page);
+    }
+
+    /// An instruction benchmark of `total` instructions: `main` calls `Vec<u8>::push` for
+    /// `push` of them.
+    fn instructions(
+        name: &str,
+        total: u64,
+        push: u64,
+    ) -> (Metric, Vec<FunctionCost>, Vec<CallEdge>) {
+        let metric = Metric {
+            suite: Suite::Instructions,
+            unit: Unit::Instructions,
+            ..count(name, total as f64)
+        };
+        let cost = |name: &str, exclusive, inclusive| FunctionCost {
+            name: name.to_owned(),
+            exclusive,
+            inclusive,
+        };
+        let functions = vec![
+            cost("main", total - push, total),
+            cost("Vec<u8>::push", push, push),
+        ];
+        let calls = vec![CallEdge {
+            caller: "main".to_owned(),
+            callee: "Vec<u8>::push".to_owned(),
+            inclusive: push,
+        }];
+        (metric, functions, calls)
+    }
+
+    fn with_profile(
+        commit: &str,
+        (metric, functions, calls): (Metric, Vec<FunctionCost>, Vec<CallEdge>),
+    ) -> RunRecord {
+        let mut record = record(commit, vec![metric.clone()]);
+        record
+            .details
+            .functions
+            .insert(metric.name.clone(), functions);
+        record.details.calls.insert(metric.name, calls);
+        record
+    }
+
+    #[test]
+    fn a_regressed_instruction_row_has_a_flame_graph_in_its_section() {
+        let name = "instructions/cache/decode/word";
+        let base = with_profile(&"1".repeat(40), instructions(name, 10_000, 2_000));
+        let head = with_profile(&"2".repeat(40), instructions(name, 13_000, 5_000));
+        let comparison = compare(&base, &head, &Thresholds::default());
+        assert_eq!(comparison.rows[0].verdict, Verdict::Regression);
+        let page = html(&report(&head, &comparison), Some(&base), &[]);
+        let section = &page[page.find("<section class=\"regression\">").unwrap()..];
+        let section = &section[..section.find("</section>").unwrap()];
+        assert!(section.contains("Differential flame graph"), "{section}");
+        assert_eq!(section.matches("<svg").count(), 1, "{section}");
+        assert!(
+            section.contains("<title>Vec&lt;u8&gt;::push\n"),
+            "{section}"
+        );
+        assert!(
+            section.contains("fill=\"rgb(248,58,58)\""),
+            "push grew 150%: {section}"
+        );
+        for external in ["http://", "https://", "src=", "href="] {
+            assert!(!page.contains(external), "{external} in the page");
+        }
+
+        let mut older = base.clone();
+        older.details.calls.clear();
+        let page = html(&report(&head, &comparison), Some(&older), &[]);
+        assert!(
+            !page.contains("flame graph"),
+            "a base without call edges draws none"
+        );
+    }
+
+    #[test]
+    fn a_page_draws_at_most_max_flame_graphs_and_says_how_many_it_left_out() {
+        let names: Vec<String> = (0..MAX_FLAME_GRAPHS + 2)
+            .map(|i| format!("instructions/g/bench_{i:02}"))
+            .collect();
+        let mut base = record(&"1".repeat(40), Vec::new());
+        let mut head = record(&"2".repeat(40), Vec::new());
+        for name in &names {
+            for (record, push) in [(&mut base, 2_000), (&mut head, 5_000)] {
+                let profiled = with_profile(&record.commit, instructions(name, 8_000 + push, push));
+                record.metrics.extend(profiled.metrics);
+                record.details.functions.extend(profiled.details.functions);
+                record.details.calls.extend(profiled.details.calls);
+            }
+        }
+        let comparison = compare(&base, &head, &Thresholds::default());
+        let page = html(&report(&head, &comparison), Some(&base), &[]);
+        assert_eq!(
+            page.matches("<details open class=\"flame\">").count(),
+            MAX_FLAME_GRAPHS
+        );
+        assert!(page.contains("2 flame graph(s) left out"), "{page}");
     }
 
     #[test]

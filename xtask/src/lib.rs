@@ -32,6 +32,8 @@ pub mod fingerprint;
 #[cfg(feature = "harness")]
 pub mod flags;
 #[cfg(feature = "harness")]
+pub mod flamegraph;
+#[cfg(feature = "harness")]
 pub mod history;
 #[cfg(feature = "harness")]
 pub mod html;

@@ -103,12 +103,41 @@ pub struct Details {
     /// inclusive count first.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub functions: BTreeMap<String, Vec<FunctionCost>>,
+    /// The call edges of each `instructions/…` benchmark, from its Callgrind output: only the
+    /// edges of at least 0.1% of the benchmark's instructions (`MIN_CALL_SHARE`), largest
+    /// first. They draw `report.html`'s differential flame graph. Absent in older records,
+    /// which then show no flame graph.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub calls: BTreeMap<String, Vec<CallEdge>>,
 }
 
 impl Details {
     pub fn is_empty(&self) -> bool {
-        self.statements.is_empty() && self.plans.is_empty() && self.functions.is_empty()
+        self.statements.is_empty()
+            && self.plans.is_empty()
+            && self.functions.is_empty()
+            && self.calls.is_empty()
     }
+}
+
+/// The smallest share of a benchmark's instructions a call edge must carry to be kept in the
+/// record: 0.1%. A benchmark's profile has thousands of edges, most of them tiny (startup,
+/// formatting, allocator paths); the flame graph draws nothing narrower than 0.25% of its
+/// width anyway (about 3 of its 1200 pixels), so thinner edges would only make the record
+/// larger. Keeping 0.1% rather than 0.25% leaves head a margin below what is drawn, so that a
+/// path that only just crosses the drawn width still has its base side's edges; a base edge
+/// under the threshold reads as 0, an error of at most 0.1% of the benchmark.
+pub const MIN_CALL_SHARE: f64 = 0.001;
+
+/// One caller→callee edge of a benchmark's Callgrind profile, summed over every call site:
+/// what the callee cost (inclusive) when `caller` called it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CallEdge {
+    /// Demangled, as Callgrind names it.
+    pub caller: String,
+    pub callee: String,
+    /// The callee's instructions and those of everything it called, within these calls.
+    pub inclusive: u64,
 }
 
 /// One function's instructions in one benchmark run (Callgrind's `Ir`).
@@ -671,6 +700,36 @@ mod tests {
         );
     }
 
+    /// The details of [`sample_record`]: one of each kind.
+    fn sample_details() -> Details {
+        Details {
+            statements: BTreeMap::from([(
+                "select_words_0a1b2c3d".to_owned(),
+                "SELECT id FROM words WHERE id = ?".to_owned(),
+            )]),
+            plans: BTreeMap::from([(
+                "due_cards".to_owned(),
+                "Limit  (cost=0.29..8.31 rows=1 width=8)".to_owned(),
+            )]),
+            functions: BTreeMap::from([(
+                "instructions/query/decode/page".to_owned(),
+                vec![FunctionCost {
+                    name: "bench::decode".to_owned(),
+                    exclusive: 900,
+                    inclusive: 1000,
+                }],
+            )]),
+            calls: BTreeMap::from([(
+                "instructions/query/decode/page".to_owned(),
+                vec![CallEdge {
+                    caller: "bench::decode".to_owned(),
+                    callee: "alloc".to_owned(),
+                    inclusive: 100,
+                }],
+            )]),
+        }
+    }
+
     fn sample_record() -> RunRecord {
         RunRecord {
             schema_version: SCHEMA_VERSION,
@@ -731,24 +790,7 @@ mod tests {
                 reason: "intended".to_owned(),
                 accepted: vec!["io/x".to_owned()],
             }),
-            details: Details {
-                statements: BTreeMap::from([(
-                    "select_words_0a1b2c3d".to_owned(),
-                    "SELECT id FROM words WHERE id = ?".to_owned(),
-                )]),
-                plans: BTreeMap::from([(
-                    "due_cards".to_owned(),
-                    "Limit  (cost=0.29..8.31 rows=1 width=8)".to_owned(),
-                )]),
-                functions: BTreeMap::from([(
-                    "instructions/query/decode/page".to_owned(),
-                    vec![FunctionCost {
-                        name: "bench::decode".to_owned(),
-                        exclusive: 900,
-                        inclusive: 1000,
-                    }],
-                )]),
-            },
+            details: sample_details(),
         }
     }
 

@@ -629,9 +629,15 @@ async fn count_instructions(
         )
         .await?;
         let metrics = instructions::parse_output(&stdout)?;
-        let mut functions = callgrind::read_home(&home);
-        functions.retain(|name, _| metrics.iter().any(|metric| &metric.name == name));
-        measurement.details.functions.extend(functions);
+        let mut profiles = callgrind::read_home(&home);
+        profiles.retain(|name, _| metrics.iter().any(|metric| &metric.name == name));
+        for (name, profile) in profiles {
+            let details = &mut measurement.details;
+            details.functions.insert(name.clone(), profile.functions);
+            if !profile.calls.is_empty() {
+                details.calls.insert(name, profile.calls);
+            }
+        }
         measurement.metrics.extend(metrics);
     }
     measurement.phase_done(format!("{label}: instructions"), started);
