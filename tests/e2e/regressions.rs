@@ -338,19 +338,38 @@ fn the_parent_is_measured_in_a_removed_worktree_and_nothing_else_moves() {
             || name.starts_with("io/call.query.due_cards/")
             || name.starts_with("io/call.query.due_cards_next_page/")
             || name.starts_with("mem/due_cards/")
-            // Both call the due list, which now makes its N+1; `raw/due_cards_statement`
-            // (the same statement without the layer) must not move.
+            // Both call the due list, which now makes its N+1.
             || name == "wall_time/query/due_cards"
             || name == "wall_time/query/due_cards_next_page"
     };
+    // Exact counts must not move at all. Wall time is judged by a test that, on an unchanged
+    // benchmark, alarms in a small share of runs (one seen in CI: `raw/due_cards_statement`
+    // +7.7%, p 0.026): a verdict on it would make this test fail without a code change.
     let moved: Vec<&str> = run
         .rows
         .iter()
         .filter(|row| row["verdict"] == "regression" || row["verdict"] == "improvement")
+        .filter(|row| row["kind"] != "statistical")
         .filter_map(|row| row["name"].as_str())
         .filter(|name| !injected(name))
         .collect();
     assert!(moved.is_empty(), "moved: {moved:?}\n{}", run.described);
+    // `raw/due_cards_statement` runs the same statement without the layer: the N+1 is not in
+    // it. Paired, the layer's due list moves by about an order of magnitude (50 more round
+    // trips to Postgres); the raw statement by at most noise, far below that.
+    let paired_change = |name: &str| {
+        row(&run.rows, name, &run.described)["paired"]["change_pct"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name} was not paired: {}", run.described))
+    };
+    let layer = paired_change("wall_time/query/due_cards");
+    let raw = paired_change("wall_time/raw/due_cards_statement");
+    assert!(layer > 200.0, "the N+1 moved the due list {layer:+.1}%");
+    assert!(
+        raw.abs() < 50.0,
+        "the raw statement moved {raw:+.1}%, the due list {layer:+.1}%\n{}",
+        run.described
+    );
     let untouched = row(
         &run.rows,
         "instructions/query/due_cards_page_decode/page_of_50",
