@@ -26,23 +26,42 @@ pub fn cargo_feature_args(package: &str) -> &'static [&'static str] {
     }
 }
 
-/// Gungraun's arguments: JSON lines on stdout, and the harness's plain-text filter as a
-/// wildcard pattern over `FILE::GROUP::FUNCTION::ID`. A metric's name separates those parts
-/// with `/` (`instructions/query/due_cards_row_decode`), so `/` in the filter becomes `::`.
-pub fn gungraun_args(filter: Option<&str>) -> Vec<String> {
+/// Gungraun's arguments: JSON lines on stdout, and a wildcard pattern (made by
+/// [`gungraun_patterns`]) over `FILE::GROUP::FUNCTION::ID`.
+pub fn gungraun_args(pattern: Option<&str>) -> Vec<String> {
     let mut args = vec!["--output-format=json".to_owned()];
-    if let Some(pattern) = filter {
-        let escaped: String = pattern
-            .chars()
-            .flat_map(|c| {
-                let escape = matches!(c, '*' | '?' | '[' | ']' | '\\');
-                escape.then_some('\\').into_iter().chain([c])
-            })
-            .collect::<String>()
-            .replace('/', "::");
-        args.push(format!("*{escaped}*"));
-    }
+    args.extend(pattern.map(str::to_owned));
     args
+}
+
+/// The Gungraun invocations a suite's filter needs, one pattern each (`None`: every
+/// benchmark). Gungraun takes one wildcard pattern: the harness's plain-text filter becomes
+/// `*text*`; exact names (`=instructions/<group>/<function>/<id>`) one exact pattern each,
+/// `*::<group>::<function>::<id>` (the file's name is not in the metric's). A metric's name
+/// separates the parts with `/`, Gungraun with `::`.
+pub fn gungraun_patterns(filter: &super::ToolFilter<'_>) -> Vec<Option<String>> {
+    match filter {
+        super::ToolFilter::Skip => Vec::new(),
+        super::ToolFilter::All => vec![None],
+        super::ToolFilter::Pattern(pattern) => {
+            vec![Some(format!("*{}*", wildcard_escape(pattern)))]
+        }
+        super::ToolFilter::Exact(ids) => ids
+            .iter()
+            .map(|id| Some(format!("*::{}", wildcard_escape(id))))
+            .collect(),
+    }
+}
+
+/// Plain text as a literal in Gungraun's wildcard pattern, `/` as `::`.
+fn wildcard_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escape = matches!(c, '*' | '?' | '[' | ']' | '\\');
+            escape.then_some('\\').into_iter().chain([c])
+        })
+        .collect::<String>()
+        .replace('/', "::")
 }
 
 #[derive(Deserialize)]
@@ -141,13 +160,24 @@ mod tests {
     }
 
     #[test]
-    fn filter_becomes_a_substring_wildcard() {
-        assert_eq!(gungraun_args(Some("decode")).last().unwrap(), "*decode*");
+    fn filter_becomes_a_substring_wildcard_and_exact_names_one_exact_pattern_each() {
+        use crate::suites::ToolFilter::{All, Exact, Pattern, Skip};
+        let one = |pattern| gungraun_patterns(&Pattern(pattern));
+        assert_eq!(one("decode"), [Some("*decode*".to_owned())]);
         assert_eq!(
-            gungraun_args(Some("query/due_cards_row_decode/page"))
-                .last()
-                .unwrap(),
-            "*query::due_cards_row_decode::page*"
+            one("query/due_cards_row_decode/page"),
+            [Some("*query::due_cards_row_decode::page*".to_owned())]
         );
+        assert_eq!(one("a*b"), [Some("*a\\*b*".to_owned())]);
+        assert_eq!(
+            gungraun_patterns(&Exact(vec!["query/decode/page", "cache/get"])),
+            [
+                Some("*::query::decode::page".to_owned()),
+                Some("*::cache::get".to_owned())
+            ]
+        );
+        assert_eq!(gungraun_patterns(&All), [None]);
+        assert!(gungraun_patterns(&Skip).is_empty());
+        assert_eq!(gungraun_args(Some("*x*")).last().unwrap(), "*x*");
     }
 }

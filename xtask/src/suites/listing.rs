@@ -54,11 +54,7 @@ pub async fn list(
 
     let mut listed = list_suite(dir, &layout.target_dir, &raw).await?;
     listed.extend(list_benches(layout, filter, progress, &raw).await?);
-    listed.retain(|entry| {
-        filter.is_none_or(|filter| {
-            super::filter_alternatives(filter).any(|pattern| entry.name.contains(pattern))
-        })
-    });
+    listed.retain(|entry| filter.is_none_or(|filter| super::filter_matches(filter, &entry.name)));
     listed.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(listed)
 }

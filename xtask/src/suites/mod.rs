@@ -133,7 +133,7 @@ fn cargo_program() -> String {
 impl SuiteContext<'_> {
     fn matches(&self, name: &str) -> bool {
         self.filter
-            .is_none_or(|filter| filter_alternatives(filter).any(|pattern| name.contains(pattern)))
+            .is_none_or(|filter| filter_matches(filter, name))
     }
 
     /// Whether the filter selects something under `prefix` (e.g. `mem/due_cards`): the name
@@ -141,14 +141,13 @@ impl SuiteContext<'_> {
     /// (`mem/due_cards/peak_bytes`).
     fn selects(&self, prefix: &str) -> bool {
         self.filter.is_none_or(|filter| {
-            filter_alternatives(filter)
-                .any(|pattern| prefix.contains(pattern) || pattern.starts_with(prefix))
+            filter_alternatives(filter).any(|alternative| alternative.selects(prefix))
         })
     }
 }
 
 /// What `--filter` means for one suite's tool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToolFilter<'a> {
     /// The filter names another suite: do not run this one.
     Skip,
@@ -156,29 +155,104 @@ pub enum ToolFilter<'a> {
     All,
     /// Pass this pattern on (the filter, without the suite's prefix).
     Pattern(&'a str),
+    /// Run exactly these benchmarks (their names without the suite's prefix): the filter's
+    /// `=name` alternatives, as a shard selects its part.
+    Exact(Vec<&'a str>),
 }
 
 impl<'a> ToolFilter<'a> {
     /// The pattern to pass on, if any.
-    pub fn pattern(self) -> Option<&'a str> {
+    pub fn pattern(&self) -> Option<&'a str> {
         match self {
             ToolFilter::Pattern(pattern) => Some(pattern),
+            ToolFilter::Skip | ToolFilter::All | ToolFilter::Exact(_) => None,
+        }
+    }
+
+    /// criterion's filter (a regex over `group/bench`): the escaped pattern, or the exact
+    /// names anchored at both ends; `None` runs every benchmark.
+    pub fn criterion_regex(&self) -> Option<String> {
+        match self {
+            ToolFilter::Pattern(pattern) => Some(wall_time::regex_escape(pattern)),
+            ToolFilter::Exact(ids) => Some(wall_time::exact_ids_regex(ids)),
             ToolFilter::Skip | ToolFilter::All => None,
         }
     }
 }
 
-/// The alternatives of a `--filter`: comma-separated patterns, any of which selects a metric
-/// (`plans/,io/due_cards`). Empty alternatives are ignored.
-pub fn filter_alternatives(filter: &str) -> impl Iterator<Item = &str> {
-    filter.split(',').map(str::trim).filter(|p| !p.is_empty())
+/// One alternative of a `--filter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alternative<'a> {
+    /// Plain text: selects every name that contains it.
+    Contains(&'a str),
+    /// `=name`: exactly one benchmark, scenario, plan or load mix as `--list` names it, and
+    /// the metrics below it (`=io/dashboard_warm` selects `io/dashboard_warm/sql_statements`,
+    /// never `io/dashboard_warm_twice`).
+    Exact(&'a str),
+}
+
+impl Alternative<'_> {
+    /// Whether this alternative selects the benchmark, scenario or metric `name`.
+    pub fn matches(self, name: &str) -> bool {
+        match self {
+            Alternative::Contains(pattern) => name.contains(pattern),
+            Alternative::Exact(exact) => is_at_or_below(name, exact) || is_at_or_below(exact, name),
+        }
+    }
+
+    /// Whether this alternative selects something under `prefix` (a scenario's `mem/<name>`,
+    /// the load mix): as [`Alternative::matches`], or it names something below `prefix`.
+    fn selects(self, prefix: &str) -> bool {
+        match self {
+            Alternative::Contains(pattern) => {
+                prefix.contains(pattern) || pattern.starts_with(prefix)
+            }
+            Alternative::Exact(_) => self.matches(prefix),
+        }
+    }
+}
+
+/// `name` is `ancestor`, or a name below it (`ancestor/...`).
+fn is_at_or_below(name: &str, ancestor: &str) -> bool {
+    name.strip_prefix(ancestor)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The alternatives of a `--filter`: comma-separated, any of which selects a metric
+/// (`plans/,io/due_cards`); plain text selects the names that contain it, `=name` exactly that
+/// name. Empty alternatives are ignored.
+pub fn filter_alternatives(filter: &str) -> impl Iterator<Item = Alternative<'_>> {
+    filter
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && *p != "=")
+        .map(|p| match p.strip_prefix('=') {
+            Some(exact) => Alternative::Exact(exact.trim()),
+            None => Alternative::Contains(p),
+        })
+}
+
+/// Whether `filter` selects the benchmark, scenario or metric `name`.
+pub fn filter_matches(filter: &str, name: &str) -> bool {
+    filter_alternatives(filter).any(|alternative| alternative.matches(name))
+}
+
+/// `=name` alternatives for exactly `names` (a shard's part of a selection): the filter that
+/// selects them and nothing else.
+pub fn exact_filter<S: AsRef<str>>(names: &[S]) -> String {
+    names
+        .iter()
+        .map(|name| format!("={}", name.as_ref()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Metric names start with their suite: `wall_time/`, `instructions/`, `io/`, `plans/`,
 /// `mem/`, `load/`. A filter that starts with one of them selects that suite (and, after the
 /// prefix, its benchmarks); any other filter is passed to every suite. Of a filter with
 /// several alternatives, a suite gets what its alternatives select together: nothing when
-/// none selects it, one pattern when only one does, else all of it.
+/// none selects it, one pattern when only one does, exact names when all that do are exact,
+/// else all of it (and the run keeps only the metrics the filter selects).
 pub fn tool_filter<'a>(filter: Option<&'a str>, suite_prefix: &str) -> ToolFilter<'a> {
     let Some(filter) = filter else {
         return ToolFilter::All;
@@ -187,6 +261,10 @@ pub fn tool_filter<'a>(filter: Option<&'a str>, suite_prefix: &str) -> ToolFilte
     for alternative in filter_alternatives(filter) {
         combined = match (combined, one_tool_filter(alternative, suite_prefix)) {
             (ToolFilter::Skip, other) | (other, ToolFilter::Skip) => other,
+            (ToolFilter::Exact(mut ids), ToolFilter::Exact(more)) => {
+                ids.extend(more);
+                ToolFilter::Exact(ids)
+            }
             _ => ToolFilter::All,
         };
     }
@@ -194,7 +272,17 @@ pub fn tool_filter<'a>(filter: Option<&'a str>, suite_prefix: &str) -> ToolFilte
 }
 
 /// [`tool_filter`] of one alternative.
-fn one_tool_filter<'a>(pattern: &'a str, suite_prefix: &str) -> ToolFilter<'a> {
+fn one_tool_filter<'a>(alternative: Alternative<'a>, suite_prefix: &str) -> ToolFilter<'a> {
+    let pattern = match alternative {
+        Alternative::Exact(name) => {
+            return match name.strip_prefix(suite_prefix) {
+                Some(id) if !id.is_empty() => ToolFilter::Exact(vec![id]),
+                _ if suite_prefix.trim_end_matches('/') == name => ToolFilter::All,
+                _ => ToolFilter::Skip,
+            };
+        }
+        Alternative::Contains(pattern) => pattern,
+    };
     if let Some(rest) = pattern.strip_prefix(suite_prefix) {
         return if rest.is_empty() {
             ToolFilter::All
@@ -361,11 +449,11 @@ async fn measure_in_database(
     check_leaks(&run, &scenarios, measurement).await?;
     let filter = tool_filter(ctx.filter, Suite::WallTime.prefix());
     if filter != ToolFilter::Skip {
-        time_with_criterion(&run, filter, measurement).await?;
+        time_with_criterion(&run, &filter, measurement).await?;
     }
     let filter = tool_filter(ctx.filter, Suite::Instructions.prefix());
     if filter != ToolFilter::Skip {
-        count_instructions(&run, filter, measurement).await?;
+        count_instructions(&run, &filter, measurement).await?;
     }
     if ctx.selects(&format!("load/{}", load::MIX)) {
         run_load(&run, measurement).await?;
@@ -554,7 +642,7 @@ async fn check_leaks(
 /// Times the `wall_time` benchmarks with criterion.
 async fn time_with_criterion(
     run: &InDatabase<'_>,
-    filter: ToolFilter<'_>,
+    filter: &ToolFilter<'_>,
     measurement: &mut Measurement,
 ) -> Result<(), SuiteError> {
     let (ctx, label) = (run.ctx, run.label());
@@ -574,7 +662,10 @@ async fn time_with_criterion(
             "wall_time",
             "--",
         ])
-        .args(wall_time::criterion_args(ctx.quick, filter.pattern()))
+        .args(wall_time::criterion_args(
+            ctx.quick,
+            filter.criterion_regex(),
+        ))
         .env("CRITERION_HOME", &home);
     run.with_services(&mut bench, "wall_time");
     run_tool(
@@ -583,7 +674,11 @@ async fn time_with_criterion(
         &run.raw.join("wall_time.log"),
     )
     .await?;
-    measurement.metrics.extend(wall_time::read_results(&home)?);
+    // Several patterns of one suite run all of it: keep only what the filter selects.
+    let timed = wall_time::read_results(&home)?;
+    measurement
+        .metrics
+        .extend(timed.into_iter().filter(|metric| ctx.matches(&metric.name)));
     measurement.phase_done(format!("{label}: wall_time"), started);
     Ok(())
 }
@@ -592,7 +687,7 @@ async fn time_with_criterion(
 /// harness's own where the checkout has it.
 async fn count_instructions(
     run: &InDatabase<'_>,
-    filter: ToolFilter<'_>,
+    filter: &ToolFilter<'_>,
     measurement: &mut Measurement,
 ) -> Result<(), SuiteError> {
     let (ctx, label, checkout) = (run.ctx, run.label(), run.checkout);
@@ -613,35 +708,47 @@ async fn count_instructions(
             continue;
         }
         let home = run.raw.join("gungraun").join(bench_name);
-        let mut bench = tool(cargo_program(), checkout);
-        bench
-            .args(bench_target_args(package, bench_name))
-            .arg("--")
-            .args(instructions::gungraun_args(filter.pattern()))
-            .env("GUNGRAUN_HOME", &home);
-        runner_first_on_path(&mut bench, runner_dir.as_deref());
-        // Row decoding reads its rows from the seeded database in its setup.
-        run.with_services(&mut bench, "instructions");
-        let stdout = run_tool(
-            bench,
-            &format!("{label}: gungraun ({package} {bench_name})"),
-            &run.raw.join(format!("instructions-{bench_name}.log")),
-        )
-        .await?;
-        let metrics = instructions::parse_output(&stdout)?;
-        let mut profiles = callgrind::read_home(&home);
-        profiles.retain(|name, _| metrics.iter().any(|metric| &metric.name == name));
-        for (name, profile) in profiles {
-            let details = &mut measurement.details;
-            details.functions.insert(name.clone(), profile.functions);
-            if !profile.calls.is_empty() {
-                details.calls.insert(name, profile.calls);
-            }
+        for (index, pattern) in instructions::gungraun_patterns(filter).iter().enumerate() {
+            let log = match index {
+                0 => format!("instructions-{bench_name}.log"),
+                _ => format!("instructions-{bench_name}-{index}.log"),
+            };
+            let mut bench = tool(cargo_program(), checkout);
+            bench
+                .args(bench_target_args(package, bench_name))
+                .arg("--")
+                .args(instructions::gungraun_args(pattern.as_deref()))
+                .env("GUNGRAUN_HOME", &home);
+            runner_first_on_path(&mut bench, runner_dir.as_deref());
+            // Row decoding reads its rows from the seeded database in its setup.
+            run.with_services(&mut bench, "instructions");
+            let stdout = run_tool(
+                bench,
+                &format!("{label}: gungraun ({package} {bench_name})"),
+                &run.raw.join(log),
+            )
+            .await?;
+            let mut metrics = instructions::parse_output(&stdout)?;
+            metrics.retain(|metric| ctx.matches(&metric.name));
+            keep_profiles(&home, &metrics, &mut measurement.details);
+            measurement.metrics.extend(metrics);
         }
-        measurement.metrics.extend(metrics);
     }
     measurement.phase_done(format!("{label}: instructions"), started);
     Ok(())
+}
+
+/// Keeps the Callgrind functions and call edges of the benchmarks `metrics` counted, from the
+/// outputs Gungraun wrote under `home`.
+fn keep_profiles(home: &Path, metrics: &[Metric], details: &mut crate::record::Details) {
+    let mut profiles = callgrind::read_home(home);
+    profiles.retain(|name, _| metrics.iter().any(|metric| &metric.name == name));
+    for (name, profile) in profiles {
+        details.functions.insert(name.clone(), profile.functions);
+        if !profile.calls.is_empty() {
+            details.calls.insert(name, profile.calls);
+        }
+    }
 }
 
 /// Runs the open-loop load (`suite load`) while measuring the servers, or notes that this
@@ -961,7 +1068,7 @@ mod tests {
 
     #[test]
     fn a_filter_reaches_each_suite_as_it_should() {
-        use ToolFilter::{All, Pattern, Skip};
+        use ToolFilter::{All, Exact, Pattern, Skip};
         // (filter, what criterion gets, what gungraun gets)
         let cases = [
             (None, All, All),
@@ -983,6 +1090,17 @@ mod tests {
             (Some(","), Skip, Skip),
             (Some("mem/"), Skip, Skip),
             (Some("load/mixed"), Skip, Skip),
+            // Exact names: exactly those, per suite; mixed with a pattern, all of the suite.
+            (
+                Some("=wall_time/cache/get,=instructions/q/f/id,=wall_time/query/due"),
+                Exact(vec!["cache/get", "query/due"]),
+                Exact(vec!["q/f/id"]),
+            ),
+            (Some("=io/dashboard_warm,=plans/due"), Skip, Skip),
+            (Some("=wall_time/cache/get,wall_time/query"), All, Skip),
+            (Some("=wall_time"), All, Skip),
+            (Some("=wall_time/"), Skip, Skip),
+            (Some("=,="), Skip, Skip),
         ];
         assert_eq!(tool_filter(Some("plans/"), "plans/"), All);
         assert_eq!(tool_filter(Some("io/,plans/due"), "plans/"), Pattern("due"));
@@ -994,5 +1112,30 @@ mod tests {
                 "{filter:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_exact_name_selects_it_and_what_is_below_it_never_a_longer_name() {
+        let filter = "=io/dashboard_warm,=instructions/q/f/id";
+        for (name, selected) in [
+            ("io/dashboard_warm", true),
+            ("io/dashboard_warm/sql_statements", true),
+            ("io/dashboard_warm_twice", false),
+            ("io/dashboard", false),
+            ("mem/dashboard_warm", false),
+            ("instructions/q/f/id", true),
+            ("instructions/q/f/id2", false),
+            ("instructions/q/f", true), // the benchmark's group of ids: it names one below
+        ] {
+            assert_eq!(filter_matches(filter, name), selected, "{name}");
+        }
+        // Plain text still selects what contains it; both kinds mix.
+        assert!(filter_matches("warm,=plans/x", "io/dashboard_warm_twice"));
+        assert!(filter_matches("warm,=plans/x", "plans/x"));
+        assert!(!filter_matches("warm,=plans/x", "plans/xy"));
+        assert_eq!(
+            exact_filter(&["io/a", "wall_time/b/c"]),
+            "=io/a,=wall_time/b/c"
+        );
     }
 }

@@ -209,7 +209,7 @@ pub async fn run_rounds(
     if result.is_ok() {
         let rounds = RoundRunner::seed(ctx, sides, &databases).await;
         result = match rounds {
-            Ok(runner) => runner.run(filter.pattern(), plan).await,
+            Ok(runner) => runner.run(filter.criterion_regex(), plan).await,
             Err(error) => Err(error),
         };
     }
@@ -324,11 +324,11 @@ impl<'a> RoundRunner<'a> {
         Ok(self)
     }
 
-    /// The first rounds of every benchmark `pattern` selects, then the adaptive ones.
-    async fn run(self, pattern: Option<&str>, plan: RoundsPlan<'_>) -> Result<Rounds, SuiteError> {
+    /// The first rounds of every benchmark `regex` selects, then the adaptive ones.
+    async fn run(self, regex: Option<String>, plan: RoundsPlan<'_>) -> Result<Rounds, SuiteError> {
         let selected = match plan.only {
             Some(names) => Some(exact_names_regex(names)),
-            None => pattern.map(wall_time::regex_escape),
+            None => regex,
         };
         let names = self.list(selected.as_deref()).await?;
         let timing = Instant::now();
@@ -506,14 +506,11 @@ impl<'a> RoundRunner<'a> {
 /// A criterion filter that selects exactly the benchmarks of these metric names
 /// (`wall_time/<group>/<bench>`, criterion's id without the prefix).
 fn exact_names_regex(names: &[String]) -> String {
-    let ids: Vec<String> = names
+    let ids: Vec<&str> = names
         .iter()
-        .map(|name| {
-            let id = name.strip_prefix(Suite::WallTime.prefix()).unwrap_or(name);
-            wall_time::regex_escape(id)
-        })
+        .map(|name| name.strip_prefix(Suite::WallTime.prefix()).unwrap_or(name))
         .collect();
-    format!("^({})$", ids.join("|"))
+    wall_time::exact_ids_regex(&ids)
 }
 
 /// The metric names (`wall_time/<id>`) in criterion's `--list` output (`<id>: benchmark`).

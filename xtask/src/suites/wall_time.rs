@@ -16,7 +16,7 @@ use super::SuiteError;
 /// thousands of iterations of a microsecond-long operation. Benchmarks that set their own
 /// sample count (the imports, about a second per iteration) run that many iterations whatever
 /// the profile.
-pub fn criterion_args(quick: bool, filter: Option<&str>) -> Vec<String> {
+pub fn criterion_args(quick: bool, filter_regex: Option<String>) -> Vec<String> {
     let mut args = vec!["--noplot".to_owned()];
     if quick {
         args.extend(
@@ -43,10 +43,14 @@ pub fn criterion_args(quick: bool, filter: Option<&str>) -> Vec<String> {
             .map(str::to_owned),
         );
     }
-    if let Some(pattern) = filter {
-        args.push(regex_escape(pattern));
-    }
+    args.extend(filter_regex);
     args
+}
+
+/// criterion's filter for exactly these benchmark ids (`group/bench`): anchored at both ends.
+pub fn exact_ids_regex<S: AsRef<str>>(ids: &[S]) -> String {
+    let ids: Vec<String> = ids.iter().map(|id| regex_escape(id.as_ref())).collect();
+    format!("^({})$", ids.join("|"))
 }
 
 /// criterion filters by regex; the harness's filter is plain text.
@@ -199,7 +203,15 @@ mod tests {
 
     #[test]
     fn filter_is_escaped_for_criterion() {
-        let args = criterion_args(true, Some("cache/l1.hit"));
+        let filter = crate::suites::ToolFilter::Pattern("cache/l1.hit");
+        let args = criterion_args(true, filter.criterion_regex());
         assert_eq!(args.last().unwrap(), "cache/l1\\.hit");
+        let exact = crate::suites::ToolFilter::Exact(vec!["cache/l1.hit", "query/due"]);
+        assert_eq!(
+            criterion_args(false, exact.criterion_regex())
+                .last()
+                .unwrap(),
+            "^(cache/l1\\.hit|query/due)$"
+        );
     }
 }
