@@ -52,6 +52,7 @@ pub mod record;
 pub mod render;
 #[cfg(feature = "harness")]
 pub mod setup;
+pub mod shard;
 #[cfg(feature = "harness")]
 pub mod shutdown;
 pub mod stats;

@@ -86,6 +86,24 @@ pub struct RunRecord {
     /// texts and the plans' `EXPLAIN`. Absent in older records, which then show no text.
     #[serde(default, skip_serializing_if = "Details::is_empty")]
     pub details: Details,
+    /// The shard of a sharded run (`perf --shard k/n`) this record is one part of: never a
+    /// baseline alone, only merged with the other parts (`perf merge`). Absent in whole runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+}
+
+/// Which part of a sharded run a record holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShardInfo {
+    /// The shard, 1-based: `index` of `count`.
+    pub index: u32,
+    pub count: u32,
+    /// The benchmarks, scenarios, plans and load mixes this shard measured, as `--list` names
+    /// them; a metric belongs to the unit it is, or is below.
+    pub units: Vec<String>,
+    /// A digest of the whole partition (every unit and its shard): the same in every shard of
+    /// one run.
+    pub partition: String,
 }
 
 /// The texts behind a record's metrics, for the report's "where" of a moved count.
@@ -613,6 +631,7 @@ impl TestRecord {
             notes: Vec::new(),
             acceptance: None,
             details: Details::default(),
+            shard: None,
         })
     }
 
@@ -791,6 +810,15 @@ mod tests {
                 accepted: vec!["io/x".to_owned()],
             }),
             details: sample_details(),
+            shard: Some(ShardInfo {
+                index: 2,
+                count: 3,
+                units: vec![
+                    "plans/due_cards".to_owned(),
+                    "wall_time/cache/l1_hit".to_owned(),
+                ],
+                partition: "0123456789abcdef".to_owned(),
+            }),
         }
     }
 

@@ -80,6 +80,7 @@ impl Measuring<'_> {
             notes: measurement.notes,
             acceptance: None,
             details: measurement.details,
+            shard: None,
         }
     }
 
