@@ -172,17 +172,11 @@ pub enum MergeError {
         other: String,
         mismatches: String,
     },
+    /// Each side: the record's name, its shard and its partition's digest.
     #[error(
-        "the shards split the run differently: {first} is shard {first_shard} (partition {first_partition}), {other} is shard {other_shard} (partition {other_partition}).\n  fix: merge the shards of one run; when the run's selection or the base's record changed between its jobs, run every shard again"
+        "the shards split the run differently: {first}, {other}.\n  fix: merge the shards of one run; when the run's selection or the base's record changed between its jobs, run every shard again"
     )]
-    DifferentPartitions {
-        first: String,
-        first_shard: String,
-        first_partition: String,
-        other: String,
-        other_shard: String,
-        other_partition: String,
-    },
+    DifferentPartitions { first: String, other: String },
     #[error(
         "shard {shard} is given twice: {first} and {second}.\n  fix: pass each shard's record once"
     )]
@@ -288,13 +282,16 @@ fn check_alike(
         });
     }
     if shard.count != first_shard.count || shard.partition != first_shard.partition {
+        let describe = |name: &str, shard: &ShardInfo| {
+            format!(
+                "{name} is shard {} of partition {}",
+                shard_label(shard),
+                shard.partition
+            )
+        };
         return Err(MergeError::DifferentPartitions {
-            first: first_name.to_owned(),
-            first_shard: shard_label(first_shard),
-            first_partition: first_shard.partition.clone(),
-            other: name.to_owned(),
-            other_shard: shard_label(shard),
-            other_partition: shard.partition.clone(),
+            first: describe(first_name, first_shard),
+            other: describe(name, shard),
         });
     }
     Ok(())
