@@ -121,6 +121,15 @@ pub struct PerfFlags {
     )]
     pub paired_rounds: u32,
 
+    /// Measure one part of the selection: the k-th of n shards (e.g. `2/3`), for a run split
+    /// over several machines (a GitHub Actions matrix). Every shard lists the same selection
+    /// and splits it the same way, balanced by the base record's measuring times (else an
+    /// estimate per suite). A shard's record holds its part (`shard` in the record), goes
+    /// under `<out>/filtered/` and is never a baseline alone: `perf merge` makes the commit's
+    /// record from every shard's.
+    #[arg(long, value_name = "K/N", conflicts_with = "list")]
+    pub shard: Option<crate::shard::ShardSpec>,
+
     /// CI mode: no colours, the Markdown report is appended to `GITHUB_STEP_SUMMARY` and, in a
     /// workflow run by a pull request, published as its sticky comment (as `perf publish`; a
     /// comment that cannot be published is a warning, never a change of the exit code).
@@ -158,6 +167,15 @@ pub enum PerfAction {
     /// Exit codes: 0 found, 2 a harness or usage error (a bad revision or metric, ends that
     /// do not differ beyond the threshold, a wall-time metric).
     Bisect(BisectFlags),
+    /// One record of a commit from the records of its shards (`perf --shard k/n`): checks that
+    /// they are of one commit, one machine class and one partition, that no shard is missing or
+    /// given twice and that together they cover the partition, then writes the merged record to
+    /// `<out>/runs/<sha>.json` (a whole run's record, a baseline candidate like any other;
+    /// `<out>/filtered/` when the shards split a `--filter` run).
+    ///
+    /// Exit codes: 0 merged, 2 a record that cannot be read or the shards do not make one run
+    /// (the message names the record and the fix; nothing is written).
+    Merge(MergeFlags),
     /// Publish a run's report: append it to the job summary (`GITHUB_STEP_SUMMARY`) and
     /// create, or update in place, ONE comment on the pull request (found by a hidden marker).
     /// Reads `GITHUB_TOKEN`, `GITHUB_REPOSITORY`, `GITHUB_API_URL` (default
@@ -187,6 +205,17 @@ pub struct PublishFlags {
     /// request's code: this reads the two files and nothing else.
     #[arg(long, value_name = "DIR")]
     pub from_artifact: Option<PathBuf>,
+}
+
+/// `cargo xtask perf merge`.
+#[derive(Debug, Clone, Args)]
+pub struct MergeFlags {
+    /// Every shard's record (`<out>/filtered/<sha>.json` of each `perf --shard k/n` run).
+    #[arg(value_name = "RECORD", required = true)]
+    pub records: Vec<PathBuf>,
+    /// Where the merged record goes (`<DIR>/runs/<sha>.json`). Default: `target/perf`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `cargo xtask perf bisect`.

@@ -78,6 +78,9 @@ async fn run(command: Command, shutdown: &mut Shutdown) -> Result<Outcome> {
                 let config = load(calibrate.select.out.as_deref(), calibrate.measure.services)?;
                 commands::calibrate::run(&config, calibrate, shutdown).await
             }
+            Some(PerfAction::Merge(merge)) => {
+                commands::merge::run(&load(merge.out.as_deref(), ServicesMode::Auto)?, merge)
+            }
             Some(PerfAction::Publish(publish)) => {
                 // The directory published: the artifact's, else the report's.
                 let dir = publish

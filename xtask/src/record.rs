@@ -104,6 +104,10 @@ pub struct ShardInfo {
     /// A digest of the whole partition (every unit and its shard): the same in every shard of
     /// one run.
     pub partition: String,
+    /// The `--filter` the shards split (absent when they split the whole run): the merged
+    /// record of a filtered run is never a baseline either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 /// The texts behind a record's metrics, for the report's "where" of a moved count.
@@ -818,6 +822,7 @@ mod tests {
                     "wall_time/cache/l1_hit".to_owned(),
                 ],
                 partition: "0123456789abcdef".to_owned(),
+                filter: Some("plans/,wall_time/".to_owned()),
             }),
         }
     }

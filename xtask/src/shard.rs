@@ -59,8 +59,9 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// The record's description of shard `spec`: its units and the partition's digest.
-    pub fn info(&self, spec: ShardSpec) -> ShardInfo {
+    /// The record's description of shard `spec` of a run of `filter` (`None`: the whole run):
+    /// its units and the partition's digest.
+    pub fn info(&self, spec: ShardSpec, filter: Option<&str>) -> ShardInfo {
         ShardInfo {
             index: spec.index,
             count: spec.count,
@@ -72,6 +73,7 @@ impl Partition {
                         .map(move |unit| (unit.as_str(), shard as u32 + 1))
                 },
             )),
+            filter: filter.map(str::to_owned),
         }
     }
 }
@@ -281,12 +283,19 @@ fn check_alike(
                 .replace("head ", &format!("{name} ")),
         });
     }
-    if shard.count != first_shard.count || shard.partition != first_shard.partition {
+    if shard.count != first_shard.count
+        || shard.partition != first_shard.partition
+        || shard.filter != first_shard.filter
+    {
         let describe = |name: &str, shard: &ShardInfo| {
             format!(
-                "{name} is shard {} of partition {}",
+                "{name} is shard {} of partition {} of {}",
                 shard_label(shard),
-                shard.partition
+                shard.partition,
+                shard
+                    .filter
+                    .as_ref()
+                    .map_or_else(|| "the whole run".to_owned(), |f| format!("--filter {f:?}"))
             )
         };
         return Err(MergeError::DifferentPartitions {
@@ -431,7 +440,7 @@ mod tests {
         });
         (1..=count)
             .map(|index| {
-                let info = partition.info(ShardSpec { index, count });
+                let info = partition.info(ShardSpec { index, count }, None);
                 let metrics = whole_metrics()
                     .into_iter()
                     .filter(|metric| info.units.iter().any(|unit| owns(unit, &metric.name)))
@@ -489,14 +498,14 @@ mod tests {
     fn every_shard_names_the_same_partition_and_another_split_another() {
         let three = partition(&units(), 3, |unit| estimated_seconds(unit, Profile::Quick));
         let digests: BTreeSet<String> = (1..=3)
-            .map(|index| three.info(ShardSpec { index, count: 3 }).partition)
+            .map(|index| three.info(ShardSpec { index, count: 3 }, None).partition)
             .collect();
         assert_eq!(digests.len(), 1);
         let other = partition(&units(), 3, |_| 1.0);
         assert_ne!(other.shards, three.shards);
         assert_ne!(
-            other.info(ShardSpec { index: 1, count: 3 }).partition,
-            three.info(ShardSpec { index: 1, count: 3 }).partition
+            other.info(ShardSpec { index: 1, count: 3 }, None).partition,
+            three.info(ShardSpec { index: 1, count: 3 }, None).partition
         );
     }
 

@@ -11,6 +11,7 @@
 //! | `perf history` | [`history`] |
 //! | `perf bisect` | [`bisect`] |
 //! | `perf calibrate` | [`calibrate`] |
+//! | `perf merge` | [`merge`] |
 //! | `perf publish` | [`publish`] |
 //! | `setup` | [`setup`] |
 
@@ -19,6 +20,7 @@ pub mod bisect;
 pub mod calibrate;
 pub mod history;
 pub mod list;
+pub mod merge;
 pub mod perf;
 pub mod publish;
 pub mod setup;

@@ -18,9 +18,11 @@ use crate::pipeline::judge;
 use crate::pipeline::report::{self, RunReport, TerminalStyle};
 use crate::pipeline::{selection, services};
 use crate::progress::{Progress, ProgressStyleChoice};
-use crate::record;
+use crate::record::{self, ShardInfo};
 use crate::render::{self, short_sha};
+use crate::shard::ShardSpec;
 use crate::shutdown::Shutdown;
+use crate::suites;
 
 /// Runs the whole pipeline.
 pub async fn run(config: &Config, flags: &PerfFlags, shutdown: &mut Shutdown) -> Result<Outcome> {
@@ -50,10 +52,25 @@ pub async fn run(config: &Config, flags: &PerfFlags, shutdown: &mut Shutdown) ->
         plan.describe()
     ));
     let filter = flags.select.filter.as_deref();
-    let selection = config.selection(filter);
+    let mut selection = config.selection(filter);
     let mut first_phases = Vec::new();
-    if let Some(selection) = &selection {
-        first_phases.push(selection::check(config, filter, selection, &progress, shutdown).await?);
+    let mut shard = None;
+    if let Some(spec) = flags.shard {
+        let (listed, phase) =
+            selection::check(config, filter, selection.as_deref(), &progress, shutdown).await?;
+        first_phases.push(phase);
+        let part = shard_part(&listed, spec, filter, flags.measure.quick)?;
+        progress.line(&format!(
+            "shard {spec}: {} of the {} benchmarks, scenarios and plans selected",
+            part.units.len(),
+            listed.len()
+        ));
+        selection = Some(suites::exact_filter(&part.units));
+        shard = Some(part);
+    } else if let Some(selection) = &selection {
+        let (_, phase) =
+            selection::check(config, filter, Some(selection), &progress, shutdown).await?;
+        first_phases.push(phase);
     }
     let (services, services_phase) = services::start(
         config,
@@ -73,7 +90,7 @@ pub async fn run(config: &Config, flags: &PerfFlags, shutdown: &mut Shutdown) ->
     };
     let request = RunRequest {
         paired_rounds: flags.paired.then_some(flags.paired_rounds),
-        filtered: filter.is_some(),
+        filtered: filter.is_some() || shard.is_some(),
     };
     let collected = shutdown
         .until_interrupted(collect::collect(
@@ -86,7 +103,12 @@ pub async fn run(config: &Config, flags: &PerfFlags, shutdown: &mut Shutdown) ->
         ))
         .await;
     services::tear_down(services, &progress).await;
-    let judged = judge_and_report(config, flags, &repo, collected?, &progress)?;
+    let selected = Selected {
+        filtered: filter.is_some() || shard.is_some(),
+        selection: selection.is_some(),
+        shard,
+    };
+    let judged = judge_and_report(config, flags, &repo, collected?, selected, &progress)?;
     if flags.ci {
         let markdown = render::markdown(&judged.1.view());
         shutdown
@@ -119,6 +141,44 @@ fn changed_files(repo: &GitRepo, workspace: &std::path::Path, base: &str) -> Vec
         .collect()
 }
 
+/// What a run measured: part of the suites (`--filter`, a shard) or all of them, and a shard's
+/// part.
+struct Selected {
+    /// A part of the run's suites: a base metric head lacks was not measured, rather than
+    /// removed, and the record is never a baseline.
+    filtered: bool,
+    /// A selection (`--filter`, the configured `suites`, a shard) was measured.
+    selection: bool,
+    shard: Option<ShardInfo>,
+}
+
+/// The part of `listed` (the selection's names) shard `spec` measures, balanced by each suite's
+/// estimated time in this profile.
+fn shard_part(
+    listed: &[String],
+    spec: ShardSpec,
+    filter: Option<&str>,
+    quick: bool,
+) -> Result<ShardInfo> {
+    if listed.len() < spec.count as usize {
+        anyhow::bail!(
+            "--shard {spec}: the selection has {} benchmarks, scenarios and plans, fewer than {} shards.\n  fix: use at most {} shards for this selection",
+            listed.len(),
+            spec.count,
+            listed.len()
+        );
+    }
+    let profile = if quick {
+        record::Profile::Quick
+    } else {
+        record::Profile::Full
+    };
+    let partition = crate::shard::partition(listed, spec.count, |unit| {
+        crate::shard::estimated_seconds(unit, profile)
+    });
+    Ok(partition.info(spec, filter))
+}
+
 /// Judges what was collected, stores HEAD's record (with its acceptance), writes every report
 /// format and prints the terminal's text.
 fn judge_and_report(
@@ -126,6 +186,7 @@ fn judge_and_report(
     flags: &PerfFlags,
     repo: &GitRepo,
     collected: Collected,
+    selected: Selected,
     progress: &Progress,
 ) -> Result<(Outcome, RunReport)> {
     let layout = &config.layout;
@@ -135,7 +196,7 @@ fn judge_and_report(
         history,
         paired,
     } = collected;
-    let filtered = flags.select.filter.is_some();
+    let filtered = selected.filtered;
     let changed_files = base
         .record
         .as_ref()
@@ -143,7 +204,7 @@ fn judge_and_report(
         .unwrap_or_default();
     let scope = judge::Scope {
         filtered,
-        selected: config.selection(flags.select.filter.as_deref()).is_some(),
+        selected: selected.selection,
         changed_files: &changed_files,
     };
     let mut judgement = judge::judge(
@@ -161,7 +222,8 @@ fn judge_and_report(
     }
     let outcome = judgement.outcome();
     head.acceptance = judgement.acceptance;
-    // A filtered run measured only part of the suites: never a baseline candidate.
+    head.shard = selected.shard;
+    // A filtered run (or a shard) measured only part of the suites: never a baseline candidate.
     let record_dir = if filtered {
         layout.out_dir.join("filtered")
     } else {

@@ -11,22 +11,22 @@ use crate::record::Phase;
 use crate::shutdown::Shutdown;
 use crate::suites;
 
-/// Refuses a selection that selects nothing; the phase of its listing.
+/// Refuses a selection that selects nothing (`None`: everything); the names it selects (as
+/// `--list` prints them) and the phase of its listing.
 pub async fn check(
     config: &Config,
     filter: Option<&str>,
-    selection: &str,
+    selection: Option<&str>,
     progress: &Progress,
     shutdown: &mut Shutdown,
-) -> Result<Phase> {
-    progress.line(&format!("list: what {selection:?} selects"));
+) -> Result<(Vec<String>, Phase)> {
+    progress.line(&format!(
+        "list: what {} selects",
+        selection.map_or_else(|| "the whole run".to_owned(), |s| format!("{s:?}"))
+    ));
     let started = std::time::Instant::now();
     let listed = shutdown
-        .until_interrupted(suites::listing::list(
-            &config.layout,
-            Some(selection),
-            progress,
-        ))
+        .until_interrupted(suites::listing::list(&config.layout, selection, progress))
         .await?;
     if listed.is_empty() {
         bail!(
@@ -36,8 +36,9 @@ pub async fn check(
     }
     // Listing builds HEAD (the measuring build then finds it done): a phase of its own, so
     // that the time line shows where the build went.
-    Ok(Phase {
+    let phase = Phase {
         name: "list: build and list".to_owned(),
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((listed.into_iter().map(|entry| entry.name).collect(), phase))
 }

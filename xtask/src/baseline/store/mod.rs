@@ -65,6 +65,10 @@ pub enum StoreError {
     )]
     DirtyRecord { commit: String },
     #[error(
+        "the record of {commit} is shard {shard} of a sharded run: one part of the run is never stored as a baseline.\n  fix: merge every shard's record first (`cargo xtask perf merge <record>...`) and store the merged record"
+    )]
+    ShardRecord { commit: String, shard: String },
+    #[error(
         "the baseline branch {branch} is checked out in {work_tree}; the store never touches a work tree, so it will not move a branch one has checked out.\n  fix: check out another branch there (e.g. `git switch main`)"
     )]
     BranchCheckedOut { branch: String, work_tree: PathBuf },
@@ -255,6 +259,12 @@ impl BaselineStore {
                 commit: record.commit.clone(),
             });
         }
+        if let Some(shard) = &record.shard {
+            return Err(StoreError::ShardRecord {
+                commit: record.commit.clone(),
+                shard: format!("{}/{}", shard.index, shard.count),
+            });
+        }
         let machine_class = &record.environment.machine_class;
         let path = record_path(machine_class, &record.commit)?;
         let mut json = serde_json::to_vec_pretty(record).expect("a record serializes");
@@ -407,6 +417,9 @@ impl BaselineStore {
         }
         if record.dirty {
             return Err(corrupt("it is a dirty work tree's record".to_owned()));
+        }
+        if record.shard.is_some() {
+            return Err(corrupt("it is one shard's part of a run".to_owned()));
         }
         Ok(record)
     }

@@ -284,6 +284,31 @@ fn put_never_touches_the_work_tree_the_index_or_head() {
 }
 
 #[test]
+fn a_shards_record_is_refused_and_the_branch_is_unchanged() {
+    let dir = project();
+    let store = store(dir.path());
+    store.put(&record("m", 1)).unwrap();
+    let before = tip(dir.path());
+    let mut part = record("m", 2);
+    part.shard = Some(crate::record::ShardInfo {
+        index: 2,
+        count: 3,
+        units: vec!["io/due_cards".to_owned()],
+        partition: "0123456789abcdef".to_owned(),
+        filter: None,
+    });
+    let error = store.put(&part).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, StoreError::ShardRecord { .. })
+            && message.contains("shard 2/3 of a sharded run")
+            && message.contains("perf merge"),
+        "{message}"
+    );
+    assert_eq!(tip(dir.path()), before);
+}
+
+#[test]
 fn a_dirty_record_is_refused_and_the_branch_is_unchanged() {
     let dir = project();
     let store = store(dir.path());
