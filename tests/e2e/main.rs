@@ -15,5 +15,6 @@ mod native;
 mod open_loop;
 mod plans;
 mod regressions;
+mod shards;
 mod system;
 mod verdicts;

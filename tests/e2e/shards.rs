@@ -1,0 +1,269 @@
+//! A run split into shards (`perf --shard k/n`) and merged (`perf merge`), end to end on real
+//! servers: three shards of a selection, merged, hold exactly the deterministic metrics of the
+//! unsharded run of the same commit; a lost shard, a shard given twice, a shard of another
+//! commit or machine class is an error (exit 2) that writes nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use perf_tests::{Fixture, assert_torn_down, fixture, heavy, read_json, ready_services, run};
+
+/// Deterministic counts, plans and instructions of three suites: each shard seeds its own
+/// database, so the seed's cost is paid once per shard, not per benchmark.
+const SELECTION: &str = "io/,plans/,instructions/review";
+
+/// `perf --quick --services native --base none --filter SELECTION` with `extra` flags, into
+/// `out`; the one record it wrote under `filtered/`.
+fn measure(fixture: &Fixture, out: &Path, extra: &[&str]) -> PathBuf {
+    let mut args = vec![
+        "perf",
+        "--quick",
+        "--services",
+        "native",
+        "--base",
+        "none",
+        "--filter",
+        SELECTION,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let result = run(fixture.xtask(&args));
+    assert_eq!(result.code, Some(0), "{}", result.describe());
+    assert_torn_down(&ready_services(&result.stderr));
+    let records: Vec<PathBuf> = std::fs::read_dir(out.join("filtered"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    records.into_iter().next().unwrap()
+}
+
+/// A record's metrics by name: (kind, value).
+fn metrics(record: &serde_json::Value) -> BTreeMap<String, (String, f64)> {
+    record["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_owned(),
+                (
+                    m["kind"].as_str().unwrap().to_owned(),
+                    m["value"].as_f64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Every file below `dir` (none when it does not exist).
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flat_map(|entry| {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files_below(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
+
+/// A copy of the record at `path` in `dir`, with `edit` applied to its JSON.
+fn edited_copy(path: &Path, dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let mut record = read_json(path);
+    edit(&mut record);
+    std::fs::create_dir_all(dir).unwrap();
+    let copy = dir.join(path.file_name().unwrap());
+    std::fs::write(&copy, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    copy
+}
+
+#[test]
+fn three_shards_merged_hold_exactly_the_unsharded_runs_deterministic_metrics() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let whole = measure(fixture, &dir.path().join("whole"), &[]);
+    let shards: Vec<PathBuf> = (1..=3)
+        .map(|k| {
+            let shard = format!("{k}/3");
+            measure(
+                fixture,
+                &dir.path().join(format!("shard-{k}")),
+                &["--shard", &shard],
+            )
+        })
+        .collect();
+
+    // Each shard's record says which part it is and holds only that part.
+    let mut units_seen = Vec::new();
+    for (k, path) in shards.iter().enumerate() {
+        let record = read_json(path);
+        let shard = &record["shard"];
+        assert_eq!(shard["index"], k as u64 + 1, "{shard:#}");
+        assert_eq!(shard["count"], 3, "{shard:#}");
+        assert_eq!(shard["filter"], SELECTION, "{shard:#}");
+        let units: Vec<String> = shard["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap().to_owned())
+            .collect();
+        assert!(!units.is_empty(), "{shard:#}");
+        for name in metrics(&record).keys() {
+            assert!(
+                units
+                    .iter()
+                    .any(|unit| name == unit || name.starts_with(&format!("{unit}/"))),
+                "shard {}: {name} is outside its units {units:?}",
+                k + 1
+            );
+        }
+        units_seen.extend(units);
+    }
+    let distinct: std::collections::BTreeSet<&String> = units_seen.iter().collect();
+    assert_eq!(distinct.len(), units_seen.len(), "a unit in two shards");
+
+    let merged_out = dir.path().join("merged");
+    let mut args = vec!["perf", "merge", "--out", merged_out.to_str().unwrap()];
+    args.extend(shards.iter().map(|p| p.to_str().unwrap()));
+    let result = run(fixture.xtask(&args));
+    assert_eq!(result.code, Some(0), "{}", result.describe());
+    assert!(
+        result.stdout.contains("merged 3 shards"),
+        "{}",
+        result.describe()
+    );
+    // The shards split a `--filter` run: the merged record is not a baseline candidate either.
+    assert!(files_below(&merged_out.join("runs")).is_empty());
+    let merged_files = files_below(&merged_out.join("filtered"));
+    assert_eq!(merged_files.len(), 1, "{merged_files:?}");
+    let merged = read_json(&merged_files[0]);
+    assert!(merged.get("shard").is_none(), "{:#}", merged["shard"]);
+
+    let (merged, whole) = (metrics(&merged), metrics(&read_json(&whole)));
+    assert_eq!(
+        merged.keys().collect::<Vec<_>>(),
+        whole.keys().collect::<Vec<_>>(),
+        "the same metrics"
+    );
+    let deterministic: Vec<&String> = whole
+        .iter()
+        .filter(|(_, (kind, _))| kind != "statistical")
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        deterministic.len() > 100
+            && deterministic.iter().any(|n| n.starts_with("instructions/"))
+            && deterministic.iter().any(|n| n.starts_with("plans/"))
+            && deterministic.iter().any(|n| n.starts_with("io/")),
+        "{deterministic:?}"
+    );
+    for name in deterministic {
+        assert_eq!(merged[name], whole[name], "{name}");
+    }
+
+    // Faults: each an error naming the problem, exit 2, and nothing written.
+    let faulty = dir.path().join("faulty");
+    let edited = dir.path().join("edited");
+    let other_commit = edited_copy(&shards[2], &edited.join("commit"), |record| {
+        record["commit"] = "0".repeat(40).into();
+    });
+    let other_machine = edited_copy(&shards[1], &edited.join("machine"), |record| {
+        record["environment"]["machine_class"] = "linux-aarch64-64c-00000000".into();
+    });
+    let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let cases: [(&str, Vec<String>, &str); 4] = [
+        (
+            "a lost shard",
+            vec![path(&shards[0]), path(&shards[1])],
+            "shard 3/3 of this run is missing",
+        ),
+        (
+            "a shard given twice",
+            vec![
+                path(&shards[0]),
+                path(&shards[1]),
+                path(&shards[1]),
+                path(&shards[2]),
+            ],
+            "shard 2/3 is given twice",
+        ),
+        (
+            "a shard of another commit",
+            vec![path(&shards[0]), path(&shards[1]), path(&other_commit)],
+            "the shards are of different commits",
+        ),
+        (
+            "a shard of another machine class",
+            vec![path(&shards[0]), path(&other_machine), path(&shards[2])],
+            "linux-aarch64-64c-00000000",
+        ),
+    ];
+    for (what, records, message) in cases {
+        let mut args = vec![
+            "perf".to_owned(),
+            "merge".to_owned(),
+            "--out".to_owned(),
+            path(&faulty),
+        ];
+        args.extend(records);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let result = run(fixture.xtask(&args));
+        assert_eq!(result.code, Some(2), "{what}: {}", result.describe());
+        assert!(
+            result.stderr.contains(message) && result.stderr.contains("fix:"),
+            "{what}: {}",
+            result.describe()
+        );
+        assert!(
+            files_below(&faulty).is_empty(),
+            "{what}: something was written"
+        );
+    }
+}
+
+#[test]
+fn a_shard_that_is_not_k_of_n_or_more_shards_than_units_is_a_usage_error() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let out = tempfile::tempdir().unwrap();
+    let result = run(fixture.xtask(&["perf", "--shard", "4/3", "--base", "none"]));
+    assert_eq!(result.code, Some(2), "{}", result.describe());
+    assert!(
+        result.stderr.contains("k/n with 1 <= k <= n"),
+        "{}",
+        result.describe()
+    );
+    let result = run(fixture.xtask(&[
+        "perf",
+        "--shard",
+        "2/3",
+        "--base",
+        "none",
+        "--filter",
+        "=io/dashboard_warm,=plans/word_by_id",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]));
+    assert_eq!(result.code, Some(2), "{}", result.describe());
+    assert!(
+        result
+            .stderr
+            .contains("the selection has 2 benchmarks, scenarios and plans, fewer than 3 shards")
+            && result.stderr.contains("fix: use at most 2 shards"),
+        "{}",
+        result.describe()
+    );
+    assert!(
+        ready_services(&result.stderr).is_empty(),
+        "no service started: {}",
+        result.describe()
+    );
+}
