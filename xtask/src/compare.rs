@@ -17,13 +17,7 @@ use crate::stats::{
 /// band is learned from.
 pub type History = BTreeMap<String, Vec<f64>>;
 
-/// One wall-time benchmark measured side by side (`--paired`): round `i` gave `base[i]` and
-/// `head[i]`, each the median time per iteration of one short criterion run, in nanoseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RoundSamples {
-    pub base: Vec<f64>,
-    pub head: Vec<f64>,
-}
+pub use crate::record::RoundSamples;
 
 /// The wall-time benchmarks measured side by side in this job, by metric name
 /// (`wall_time/...`): every selected one with `--paired`, else the far moves

@@ -130,6 +130,21 @@ pub struct PerfFlags {
     #[arg(long, value_name = "K/N", conflicts_with = "list")]
     pub shard: Option<crate::shard::ShardSpec>,
 
+    /// Judge, report and publish a record measured earlier instead of measuring: the merged
+    /// record of a sharded run (`perf merge`), so that one job gates and comments once. Its
+    /// commit must be HEAD's; its base is chosen as usual and must have a comparable record
+    /// (the baseline branch, or the runs directory where `perf merge` put the shards' parts of
+    /// the base). Starts no service.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["shard", "list", "paired"])]
+    pub from_record: Option<PathBuf>,
+
+    /// With --from-record: the base's record to compare with (the merge of the shards' parts of
+    /// the base, `perf merge <shard out>/filtered/base/*.json`), instead of looking one up. It
+    /// must be comparable (same machine class, toolchain, service versions, configuration).
+    /// With --from-record, `--filter` says the records are of a filtered run.
+    #[arg(long, value_name = "FILE", requires = "from_record")]
+    pub base_record: Option<PathBuf>,
+
     /// CI mode: no colours, the Markdown report is appended to `GITHUB_STEP_SUMMARY` and, in a
     /// workflow run by a pull request, published as its sticky comment (as `perf publish`; a
     /// comment that cannot be published is a warning, never a change of the exit code).

@@ -90,6 +90,28 @@ pub struct RunRecord {
     /// baseline alone, only merged with the other parts (`perf merge`). Absent in whole runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardInfo>,
+    /// The wall-time benchmarks this run timed side by side with its base (`--paired`, or an
+    /// unpaired run's far moves): what the paired test judged, so that a merged record of
+    /// shards, or `perf --from-record`, judges them again. Absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<PairedRounds>,
+}
+
+/// The wall-time benchmarks a run timed side by side with its base.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PairedRounds {
+    /// Full sha of the base they were timed against.
+    pub base: String,
+    /// Each benchmark's per-round medians, by metric name (`wall_time/...`).
+    pub samples: BTreeMap<String, RoundSamples>,
+}
+
+/// One wall-time benchmark measured side by side (`--paired`): round `i` gave `base[i]` and
+/// `head[i]`, each the median time per iteration of one short criterion run, in nanoseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RoundSamples {
+    pub base: Vec<f64>,
+    pub head: Vec<f64>,
 }
 
 /// Which part of a sharded run a record holds.
@@ -636,6 +658,7 @@ impl TestRecord {
             acceptance: None,
             details: Details::default(),
             shard: None,
+            paired: None,
         })
     }
 
@@ -823,6 +846,16 @@ mod tests {
                 ],
                 partition: "0123456789abcdef".to_owned(),
                 filter: Some("plans/,wall_time/".to_owned()),
+            }),
+            paired: Some(PairedRounds {
+                base: "fedcba9876543210fedcba9876543210fedcba98".to_owned(),
+                samples: BTreeMap::from([(
+                    "wall_time/cache/l1_hit".to_owned(),
+                    RoundSamples {
+                        base: vec![250.0, 251.0],
+                        head: vec![249.0, 252.0],
+                    },
+                )]),
             }),
         }
     }

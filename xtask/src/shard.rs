@@ -191,6 +191,11 @@ pub enum MergeError {
         "shard {missing} of this run is missing (given: {given}).\n  fix: run that shard again (its job failed or its artifact was not downloaded) and pass its record too"
     )]
     Missing { missing: String, given: String },
+    /// Each side: the record's name and the base it was timed against.
+    #[error(
+        "the shards timed wall time side by side with different bases: {first}, {other}.\n  fix: merge the shards of one run (one base)"
+    )]
+    DifferentPairedBases { first: String, other: String },
     #[error(
         "{record} (shard {shard}) holds {name}, which is not in its part of the partition.\n  fix: merge records as `perf --shard` wrote them, unedited"
     )]
@@ -235,6 +240,7 @@ pub fn merge(records: &[(String, RunRecord)]) -> Result<RunRecord, MergeError> {
         });
     }
     check_parts(records)?;
+    check_paired_bases(records)?;
     Ok(merged(records))
 }
 
@@ -335,6 +341,23 @@ fn check_parts(records: &[(String, RunRecord)]) -> Result<(), MergeError> {
     Ok(())
 }
 
+/// The shards that timed wall time side by side did so against one base.
+fn check_paired_bases(records: &[(String, RunRecord)]) -> Result<(), MergeError> {
+    let mut paired = records
+        .iter()
+        .filter_map(|(name, record)| Some((name, &record.paired.as_ref()?.base)));
+    let Some((first, first_base)) = paired.next() else {
+        return Ok(());
+    };
+    match paired.find(|(_, base)| base != &first_base) {
+        Some((other, other_base)) => Err(MergeError::DifferentPairedBases {
+            first: format!("{first} against {first_base}"),
+            other: format!("{other} against {other_base}"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Whether `metric` is the unit's or below it.
 fn owns(unit: &str, metric: &str) -> bool {
     metric
@@ -353,6 +376,7 @@ fn merged(records: &[(String, RunRecord)]) -> RunRecord {
     merged.phases.clear();
     merged.notes.clear();
     merged.details = Default::default();
+    merged.paired = None;
     for record in ordered {
         let shard = shard_label(record.shard.as_ref().expect("checked"));
         merged.dirty |= record.dirty;
@@ -374,6 +398,16 @@ fn merged(records: &[(String, RunRecord)]) -> RunRecord {
         merged.details.plans.extend(details.plans.clone());
         merged.details.functions.extend(details.functions.clone());
         merged.details.calls.extend(details.calls.clone());
+        if let Some(paired) = &record.paired {
+            let samples = &mut merged
+                .paired
+                .get_or_insert_with(|| crate::record::PairedRounds {
+                    base: paired.base.clone(),
+                    samples: BTreeMap::new(),
+                })
+                .samples;
+            samples.extend(paired.samples.clone());
+        }
     }
     merged.metrics.sort_by(|a, b| a.name.cmp(&b.name));
     merged
@@ -525,6 +559,36 @@ mod tests {
                 "shard 2/3: head: seed",
                 "shard 3/3: head: seed"
             ]
+        );
+    }
+
+    #[test]
+    fn side_by_side_rounds_of_every_shard_are_kept_and_must_share_one_base() {
+        let mut records = shard_records("c0ffee", 2);
+        for (k, (_, record)) in records.iter_mut().enumerate() {
+            record.paired = Some(crate::record::PairedRounds {
+                base: "ba5e".to_owned(),
+                samples: BTreeMap::from([(
+                    format!("wall_time/group/bench_{k}"),
+                    crate::record::RoundSamples {
+                        base: vec![1.0, 2.0],
+                        head: vec![1.5, 2.5],
+                    },
+                )]),
+            });
+        }
+        let merged = merge(&records).unwrap().paired.unwrap();
+        assert_eq!(merged.base, "ba5e");
+        assert_eq!(
+            merged.samples.keys().collect::<Vec<_>>(),
+            ["wall_time/group/bench_0", "wall_time/group/bench_1"]
+        );
+        records[1].1.paired.as_mut().unwrap().base = "0ther".to_owned();
+        let error = merge(&records).unwrap_err().to_string();
+        assert!(
+            error.contains("shard-1.json against ba5e")
+                && error.contains("shard-2.json against 0ther"),
+            "{error}"
         );
     }
 

@@ -7,8 +7,8 @@
 
 use anyhow::Result;
 
-use crate::baseline::GitRepo;
 use crate::baseline::lookup::{self, BaseRequest};
+use crate::baseline::{BasePlan, GitRepo, HeadState};
 use crate::config::Config;
 use crate::exit::Outcome;
 use crate::flags::PerfFlags;
@@ -51,13 +51,40 @@ pub async fn run(config: &Config, flags: &PerfFlags, shutdown: &mut Shutdown) ->
         if head.dirty { " (dirty)" } else { "" },
         plan.describe()
     ));
+    let (collected, selected) = match &flags.from_record {
+        Some(path) => from_record(config, flags, &repo, &head, plan, path, &progress)?,
+        None => measure(config, flags, &repo, &head, plan, &progress, shutdown).await?,
+    };
+    let judged = judge_and_report(config, flags, &repo, collected, selected, &progress)?;
+    if flags.ci {
+        let markdown = render::markdown(&judged.1.view());
+        shutdown
+            .until_stopped(crate::publish::after_ci_run(&layout.out_dir, &markdown))
+            .await?;
+    }
+    drop(claimed);
+    Ok(judged.0)
+}
+
+/// The measuring stages: the selection (a shard's part of it with `--shard`) checked, the
+/// services started, HEAD and when needed the base measured, the services torn down whatever
+/// happened.
+async fn measure(
+    config: &Config,
+    flags: &PerfFlags,
+    repo: &GitRepo,
+    head: &HeadState,
+    plan: BasePlan,
+    progress: &Progress,
+    shutdown: &mut Shutdown,
+) -> Result<(Collected, Selected)> {
     let filter = flags.select.filter.as_deref();
     let mut selection = config.selection(filter);
     let mut first_phases = Vec::new();
     let mut shard = None;
     if let Some(spec) = flags.shard {
         let (listed, phase) =
-            selection::check(config, filter, selection.as_deref(), &progress, shutdown).await?;
+            selection::check(config, filter, selection.as_deref(), progress, shutdown).await?;
         first_phases.push(phase);
         let part = shard_part(&listed, spec, filter, flags.measure.quick)?;
         progress.line(&format!(
@@ -69,14 +96,14 @@ pub async fn run(config: &Config, flags: &PerfFlags, shutdown: &mut Shutdown) ->
         shard = Some(part);
     } else if let Some(selection) = &selection {
         let (_, phase) =
-            selection::check(config, filter, Some(selection), &progress, shutdown).await?;
+            selection::check(config, filter, Some(selection), progress, shutdown).await?;
         first_phases.push(phase);
     }
     let (services, services_phase) = services::start(
         config,
         flags.measure.services,
         selection.as_deref(),
-        &progress,
+        progress,
         shutdown,
     )
     .await?;
@@ -84,39 +111,116 @@ pub async fn run(config: &Config, flags: &PerfFlags, shutdown: &mut Shutdown) ->
     let measuring = Measuring {
         config,
         services: &services,
-        progress: &progress,
+        progress,
         quick: flags.measure.quick,
         selection: selection.as_deref(),
     };
     let request = RunRequest {
         paired_rounds: flags.paired.then_some(flags.paired_rounds),
         filtered: filter.is_some() || shard.is_some(),
+        shard: shard.as_ref(),
     };
     let collected = shutdown
         .until_interrupted(collect::collect(
             &measuring,
-            &repo,
-            &head,
+            repo,
+            head,
             plan,
             first_phases,
             request,
         ))
         .await;
-    services::tear_down(services, &progress).await;
+    services::tear_down(services, progress).await;
     let selected = Selected {
         filtered: filter.is_some() || shard.is_some(),
         selection: selection.is_some(),
         shard,
     };
-    let judged = judge_and_report(config, flags, &repo, collected?, selected, &progress)?;
-    if flags.ci {
-        let markdown = render::markdown(&judged.1.view());
-        shutdown
-            .until_stopped(crate::publish::after_ci_run(&layout.out_dir, &markdown))
-            .await?;
+    Ok((collected?, selected))
+}
+
+/// `--from-record`: HEAD's record read, not measured (the merge of a sharded run's records);
+/// its base must be stored (`perf merge` of the shards' parts of the base puts it in the runs
+/// directory).
+fn from_record(
+    config: &Config,
+    flags: &PerfFlags,
+    repo: &GitRepo,
+    head: &HeadState,
+    plan: BasePlan,
+    path: &std::path::Path,
+    progress: &Progress,
+) -> Result<(Collected, Selected)> {
+    let record = record::read_record(path)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "--from-record {}: no such record.\n  fix: pass the merged record (`cargo xtask perf merge` prints its path)",
+            path.display()
+        )
+    })?;
+    if let Some(shard) = &record.shard {
+        anyhow::bail!(
+            "--from-record {}: it is shard {}/{} of a sharded run, one part of it.\n  fix: merge every shard's record first (`cargo xtask perf merge <record>...`) and pass the merged record",
+            path.display(),
+            shard.index,
+            shard.count
+        );
     }
-    drop(claimed);
-    Ok(judged.0)
+    if record.commit != head.commit {
+        anyhow::bail!(
+            "--from-record {}: it measured {}, but HEAD is {}: its comparison, changed files and comment would be another commit's.\n  fix: check out {} (the commit its shards measured) first",
+            path.display(),
+            short_sha(&record.commit),
+            short_sha(&head.commit),
+            record.commit
+        );
+    }
+    progress.line(&format!(
+        "head {}: the record {} ({} metrics), measured earlier",
+        short_sha(&record.commit),
+        path.display(),
+        record.metrics.len()
+    ));
+    let plan = match &flags.base_record {
+        Some(base_path) => given_base(base_path)?,
+        None => plan,
+    };
+    let collected = collect::from_record(config, progress, repo, plan, record)?;
+    let filter = flags.select.filter.as_deref();
+    let selected = Selected {
+        filtered: filter.is_some(),
+        selection: config.selection(filter).is_some(),
+        shard: None,
+    };
+    Ok((collected, selected))
+}
+
+/// `--base-record`: the base is that record, whatever the lookup would have chosen.
+fn given_base(path: &std::path::Path) -> Result<BasePlan> {
+    let record = record::read_record(path)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "--base-record {}: no such record.\n  fix: pass the merged record of the base (`cargo xtask perf merge` prints its path)",
+            path.display()
+        )
+    })?;
+    if let Some(shard) = &record.shard {
+        anyhow::bail!(
+            "--base-record {}: it is shard {}/{} of the base, one part of it.\n  fix: merge the base's parts first (`cargo xtask perf merge <shard out>/filtered/base/*.json`) and pass the merged record",
+            path.display(),
+            shard.index,
+            shard.count
+        );
+    }
+    let choice = crate::baseline::BaseChoice {
+        commit: record.commit.clone(),
+        how_chosen: "--base-record".to_owned(),
+    };
+    Ok(BasePlan::Stored {
+        fallback: choice.clone(),
+        choice,
+        source: path.display().to_string(),
+        record: Box::new(record),
+        passed_over: Vec::new(),
+    })
 }
 
 /// The files (from the workspace's root) the change from `base` to the work tree touched;
@@ -223,6 +327,12 @@ fn judge_and_report(
     let outcome = judgement.outcome();
     head.acceptance = judgement.acceptance;
     head.shard = selected.shard;
+    if let (false, Some(base)) = (paired.is_empty(), &base.record) {
+        head.paired = Some(record::PairedRounds {
+            base: base.commit.clone(),
+            samples: paired.clone(),
+        });
+    }
     // A filtered run (or a shard) measured only part of the suites: never a baseline candidate.
     let record_dir = if filtered {
         layout.out_dir.join("filtered")

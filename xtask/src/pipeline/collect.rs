@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::fingerprint;
 use crate::progress::Progress;
 use crate::provision::Services;
-use crate::record::{self, Environment, Phase, Profile, RunRecord, SCHEMA_VERSION};
+use crate::record::{self, Environment, Phase, Profile, RunRecord, SCHEMA_VERSION, ShardInfo};
 use crate::render::{BaselineDisclosure, short_sha};
 use crate::suites::{self, Checkout, Measurement, SuiteContext};
 
@@ -81,6 +81,7 @@ impl Measuring<'_> {
             acceptance: None,
             details: measurement.details,
             shard: None,
+            paired: None,
         }
     }
 
@@ -166,11 +167,14 @@ pub fn run_id() -> String {
 
 /// What a run asked of the collect stage besides what to measure.
 #[derive(Debug, Clone, Copy)]
-pub struct RunRequest {
+pub struct RunRequest<'a> {
     /// `--paired`: its rounds; the base's binaries are kept and both sides timed side by side.
     pub paired_rounds: Option<u32>,
     /// `--filter` was given: a base measured here is not stored as a record.
     pub filtered: bool,
+    /// `--shard`: this shard's part. A base measured here is stored as that shard's part of
+    /// the base (`<out>/filtered/base/<sha>.json`), for `perf merge`.
+    pub shard: Option<&'a ShardInfo>,
 }
 
 /// The base side of a run.
@@ -202,7 +206,7 @@ pub async fn collect(
     head: &HeadState,
     plan: BasePlan,
     first_phases: Vec<Phase>,
-    request: RunRequest,
+    request: RunRequest<'_>,
 ) -> Result<Collected> {
     // Unpaired runs keep the binaries too: a far move is timed side by side anyway.
     let keep = request.paired_rounds.is_some() || !matches!(plan, BasePlan::None { .. });
@@ -222,7 +226,7 @@ pub async fn collect(
         head_record.phases.extend(measured.iter().cloned());
     }
     let history = match &base.record {
-        Some(base) => target_branch_history(measuring, repo, base)?,
+        Some(base) => target_branch_history(measuring.config, measuring.progress, repo, base)?,
         None => Lineage::default(),
     };
     let sides = PairingSides {
@@ -250,6 +254,72 @@ pub async fn collect(
     };
     Ok(Collected {
         head: head_record,
+        base,
+        history,
+        paired,
+    })
+}
+
+/// What `perf --from-record` judges: `head`, a record measured earlier (a merge of shards), and
+/// the base `plan` names, which must be a stored record comparable with it (nothing is
+/// measured here); the paired samples the record kept, when they were timed against that
+/// base.
+pub fn from_record(
+    config: &Config,
+    progress: &Progress,
+    repo: &GitRepo,
+    plan: BasePlan,
+    mut head: RunRecord,
+) -> Result<Collected> {
+    let (source, passed_over) = usable_base(plan, &head.environment);
+    let base = match source {
+        BaseSource::None(reason) => BaseSide {
+            disclosure: BaselineDisclosure::None { reason },
+            record: None,
+            measured_phases: None,
+        },
+        BaseSource::Stored {
+            choice,
+            source,
+            record,
+        } => BaseSide {
+            disclosure: BaselineDisclosure::Used {
+                commit: choice.commit,
+                how_chosen: choice.how_chosen,
+                source: format!("stored record {source}"),
+                passed_over,
+            },
+            record: Some(*record),
+            measured_phases: None,
+        },
+        BaseSource::Measure(choice) => anyhow::bail!(
+            "--from-record: no comparable record of the base {} ({}){}; this command measures nothing.\n  fix: merge the shards' parts of the base into this output directory (`cargo xtask perf merge <shard out>/filtered/base/*.json --out <out>`), or store the base's record, or measure with `cargo xtask perf`",
+            short_sha(&choice.commit),
+            choice.how_chosen,
+            if passed_over.is_empty() {
+                String::new()
+            } else {
+                format!("; passed over: {}", passed_over.join("; "))
+            }
+        ),
+    };
+    let history = match &base.record {
+        Some(base) => target_branch_history(config, progress, repo, base)?,
+        None => Lineage::default(),
+    };
+    let paired = match (head.paired.take(), &base.record) {
+        (Some(paired), Some(base)) if paired.base == base.commit => paired.samples,
+        (Some(paired), _) => {
+            head.notes.push(format!(
+                "the record's side-by-side rounds were timed against {}, not this base: not judged",
+                short_sha(&paired.base)
+            ));
+            compare::PairedSamples::new()
+        }
+        (None, _) => compare::PairedSamples::new(),
+    };
+    Ok(Collected {
+        head,
         base,
         history,
         paired,
@@ -430,7 +500,7 @@ async fn base_side(
     repo: &GitRepo,
     plan: BasePlan,
     environment: &Environment,
-    request: RunRequest,
+    request: RunRequest<'_>,
 ) -> Result<(BaseSide, Option<suites::paired::PairedSide>)> {
     let (source, passed_over) = usable_base(plan, environment);
     let used =
@@ -470,8 +540,23 @@ async fn base_side(
                 dirty: false,
                 branch: None,
             };
-            let record = measuring.record(environment, &revision, measurement);
-            if !request.filtered {
+            let mut record = measuring.record(environment, &revision, measurement);
+            if let Some(shard) = request.shard {
+                record.shard = Some(shard.clone());
+                let dir = measuring
+                    .config
+                    .layout
+                    .out_dir
+                    .join("filtered")
+                    .join("base");
+                let path = record::store_record(&dir, &record)?;
+                measuring.progress.line(&format!(
+                    "base: shard {}/{}'s part stored at {}",
+                    shard.index,
+                    shard.count,
+                    path.display()
+                ));
+            } else if !request.filtered {
                 let path = record::store_record(&measuring.config.layout.runs_dir(), &record)?;
                 measuring
                     .progress
@@ -492,11 +577,12 @@ async fn base_side(
 /// parents comparable with the base, the base last: what noise bands are learned from and the
 /// history plots show. A record that cannot be read is left out and said so.
 fn target_branch_history(
-    measuring: &Measuring<'_>,
+    config: &Config,
+    progress: &Progress,
     repo: &GitRepo,
     base: &RunRecord,
 ) -> Result<Lineage> {
-    let metadata = &measuring.config.metadata;
+    let metadata = &config.metadata;
     let store = BaselineStore::open(repo.root(), &metadata.baseline_branch)?;
     let mut lineage = Lineage::read(
         repo,
@@ -506,9 +592,7 @@ fn target_branch_history(
         &base.environment.machine_class,
     )?;
     for left_out in &lineage.left_out {
-        measuring
-            .progress
-            .line(&format!("history: left out {left_out}"));
+        progress.line(&format!("history: left out {left_out}"));
     }
     lineage
         .records
