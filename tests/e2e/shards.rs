@@ -1,7 +1,10 @@
 //! A run split into shards (`perf --shard k/n`) and merged (`perf merge`), end to end on real
 //! servers: three shards of a selection, merged, hold exactly the deterministic metrics of the
 //! unsharded run of the same commit; a lost shard, a shard given twice, a shard of another
-//! commit or machine class is an error (exit 2) that writes nothing.
+//! commit or machine class is an error (exit 2) that writes nothing; and a change with an
+//! injected regression, its base measured by each shard in a worktree of its own, merged and
+//! judged once (`perf --from-record`), gets the unsharded run's verdict on every deterministic
+//! row and its exit code.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -227,6 +230,142 @@ fn three_shards_merged_hold_exactly_the_unsharded_runs_deterministic_metrics() {
             "{what}: something was written"
         );
     }
+}
+
+/// Each deterministic row's verdict in a `report.json`.
+fn deterministic_verdicts(report: &serde_json::Value) -> BTreeMap<String, String> {
+    report["rows"]
+        .as_array()
+        .expect("comparison rows")
+        .iter()
+        .filter(|row| row["kind"] != "statistical")
+        .map(|row| {
+            (
+                row["name"].as_str().unwrap().to_owned(),
+                row["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The one file in `dir`.
+fn only_file(dir: &Path) -> PathBuf {
+    let files = files_below(dir);
+    assert_eq!(files.len(), 1, "{}: {files:?}", dir.display());
+    files.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_sharded_run_merged_and_judged_once_gets_the_unsharded_verdict() {
+    let _heavy = heavy();
+    let fixture = fixture();
+    let base = fixture.head();
+    std::fs::write(
+        fixture
+            .root
+            .join("bench-suite/migrations/0004_drop_due_index.sql"),
+        "-- A change that loses the due list's index.\nDROP INDEX review_cards_user_due;\n",
+    )
+    .unwrap();
+    fixture.commit_all("drop the due list's index");
+    let head = fixture.head();
+    let dir = tempfile::tempdir().unwrap();
+    let selection = "plans/,io/due_cards,io/dashboard_warm";
+    let perf = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "perf",
+            "--quick",
+            "--services",
+            "native",
+            "--base",
+            "HEAD^",
+            "--filter",
+            selection,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        run(fixture.xtask(&args))
+    };
+    let whole = perf(&dir.path().join("whole"), &[]);
+    let shards: Vec<_> = (1..=2)
+        .map(|k| {
+            perf(
+                &dir.path().join(format!("shard-{k}")),
+                &["--shard", &format!("{k}/2")],
+            )
+        })
+        .collect();
+    let merged_head = dir.path().join("merged-head");
+    let merged_base = dir.path().join("merged-base");
+    let merge = |out: &Path, part: &str| {
+        let mut args = vec!["perf", "merge", "--out", out.to_str().unwrap()];
+        let parts: Vec<String> = (1..=2)
+            .map(|k| {
+                let file = dir.path().join(format!("shard-{k}/filtered/{part}"));
+                file.to_str().unwrap().to_owned()
+            })
+            .collect();
+        args.extend(parts.iter().map(String::as_str));
+        run(fixture.xtask(&args))
+    };
+    let merged = [
+        merge(&merged_head, &format!("{head}.json")),
+        merge(&merged_base, &format!("base/{base}.json")),
+    ];
+    let judged_out = dir.path().join("judged");
+    let judged = {
+        let head_record = merged_head.join(format!("filtered/{head}.json"));
+        let base_record = merged_base.join(format!("filtered/{base}.json"));
+        run(fixture.xtask(&[
+            "perf",
+            "--from-record",
+            head_record.to_str().unwrap(),
+            "--base-record",
+            base_record.to_str().unwrap(),
+            "--filter",
+            selection,
+            "--out",
+            judged_out.to_str().unwrap(),
+        ]))
+    };
+    // Leave the shared fixture as other tests expect it.
+    fixture.git(&["reset", "--quiet", "--hard", &base]);
+
+    assert_eq!(whole.code, Some(1), "{}", whole.describe());
+    for shard in &shards {
+        assert!(matches!(shard.code, Some(0 | 1)), "{}", shard.describe());
+        assert_torn_down(&ready_services(&shard.stderr));
+        assert!(
+            shard.stderr.contains("base: shard") && shard.stderr.contains("part stored at"),
+            "each shard measured its part of the base: {}",
+            shard.describe()
+        );
+    }
+    for merge in &merged {
+        assert_eq!(merge.code, Some(0), "{}", merge.describe());
+    }
+    assert_eq!(judged.code, Some(1), "{}", judged.describe());
+    assert!(
+        ready_services(&judged.stderr).is_empty(),
+        "judging a record starts no service: {}",
+        judged.describe()
+    );
+    let expected = deterministic_verdicts(&read_json(&dir.path().join("whole/report.json")));
+    let report = read_json(&judged_out.join("report.json"));
+    assert_eq!(deterministic_verdicts(&report), expected);
+    assert_eq!(expected["plans/due_cards_first_page"], "regression");
+    assert_eq!(expected["io/dashboard_warm/sql_statements"], "unchanged");
+    assert_eq!(
+        report["baseline"]["commit"],
+        base.as_str(),
+        "{:#}",
+        report["baseline"]
+    );
+    // The judged record is stored like a run's, with nothing left of its shards.
+    let stored = read_json(&only_file(&judged_out.join("filtered")));
+    assert_eq!(stored["commit"], head.as_str());
+    assert!(stored.get("shard").is_none());
 }
 
 #[test]
