@@ -11,9 +11,18 @@ use std::path::{Path, PathBuf};
 
 use perf_tests::{Fixture, assert_torn_down, fixture, heavy, read_json, ready_services, run};
 
-/// Deterministic counts, plans and instructions of three suites: each shard seeds its own
-/// database, so the seed's cost is paid once per shard, not per benchmark.
-const SELECTION: &str = "io/,plans/,instructions/review";
+/// Deterministic counts, plans and instructions, and one wall-time benchmark that reviews
+/// cards: the row-decoding instruction benchmarks read their rows from the database, so their
+/// counts are the same in a shard and in the whole run only if no other suite's writes reach
+/// them first. Each shard seeds its own database, so the seed's cost is paid once per shard.
+const SELECTION: &str =
+    "io/,plans/,instructions/review,instructions/query,wall_time/service/record_review";
+
+/// The one instruction count that is not the same in two unsharded runs of one commit: decoding
+/// Postgres rows counted 135,559 and 135,712 instructions in two runs with the same filter
+/// (0.1%; within its noise band and the 1% threshold). Every other deterministic metric must
+/// be equal exactly.
+const ROW_DECODING: &str = "instructions/query/due_cards_row_decode/";
 
 /// `perf --quick --services native --base none --filter SELECTION` with `extra` flags, into
 /// `out`; the one record it wrote under `filtered/`.
@@ -163,13 +172,24 @@ fn three_shards_merged_hold_exactly_the_unsharded_runs_deterministic_metrics() {
         .collect();
     assert!(
         deterministic.len() > 100
-            && deterministic.iter().any(|n| n.starts_with("instructions/"))
+            && deterministic
+                .iter()
+                .any(|n| n.starts_with("instructions/query/due_cards_row_decode"))
             && deterministic.iter().any(|n| n.starts_with("plans/"))
             && deterministic.iter().any(|n| n.starts_with("io/")),
         "{deterministic:?}"
     );
     for name in deterministic {
-        assert_eq!(merged[name], whole[name], "{name}");
+        if name.starts_with(ROW_DECODING) {
+            // Varies between two runs of one commit, sharded or not (see ROW_DECODING).
+            let (merged, whole) = (merged[name].1, whole[name].1);
+            assert!(
+                ((merged - whole) / whole).abs() < 0.005,
+                "{name}: {merged} vs {whole}"
+            );
+        } else {
+            assert_eq!(merged[name], whole[name], "{name}");
+        }
     }
 
     // Faults: each an error naming the problem, exit 2, and nothing written.

@@ -427,10 +427,12 @@ impl<'a> InDatabase<'a> {
     }
 }
 
-/// Measures every selected suite of a built checkout in its database, in this order: seed, I/O
-/// counts and heap use per scenario, plans (after the I/O counts, which they must not warm),
-/// leak checks, wall time, instructions, and load last (it dirties the caches and the tables
-/// the other suites read).
+/// Measures every selected suite of a built checkout in its database, in this order: seed,
+/// instructions (first: some benchmarks read their rows in their setup, so their counts depend
+/// on the data, which must be the seed's whatever else the run selects, or a shard of the run
+/// would count other rows than the whole run), I/O counts and heap use per scenario, plans
+/// (after the I/O counts, which they must not warm), leak checks, wall time, and load last (it
+/// dirties the caches and the tables the other suites read).
 async fn measure_in_database(
     ctx: &SuiteContext<'_>,
     checkout: &Checkout<'_>,
@@ -440,6 +442,10 @@ async fn measure_in_database(
 ) -> Result<(), SuiteError> {
     let run = InDatabase::new(ctx, checkout, database, raw);
     seed(&run, measurement).await?;
+    let filter = tool_filter(ctx.filter, Suite::Instructions.prefix());
+    if filter != ToolFilter::Skip {
+        count_instructions(&run, &filter, measurement).await?;
+    }
     let scenarios = measure_scenarios(&run, measurement).await?;
     if tool_filter(ctx.filter, Suite::Plans.prefix()) != ToolFilter::Skip
         && has_plans_command(&run.suite_bin, checkout, ctx, raw).await?
@@ -450,10 +456,6 @@ async fn measure_in_database(
     let filter = tool_filter(ctx.filter, Suite::WallTime.prefix());
     if filter != ToolFilter::Skip {
         time_with_criterion(&run, &filter, measurement).await?;
-    }
-    let filter = tool_filter(ctx.filter, Suite::Instructions.prefix());
-    if filter != ToolFilter::Skip {
-        count_instructions(&run, &filter, measurement).await?;
     }
     if ctx.selects(&format!("load/{}", load::MIX)) {
         run_load(&run, measurement).await?;
