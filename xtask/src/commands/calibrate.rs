@@ -118,6 +118,7 @@ async fn paired_runs(
             dir: &config.layout.root,
             commit: &head.commit,
             target_dir: &config.layout.target_dir,
+            harness_worktree: false,
         },
     )
     .await?;

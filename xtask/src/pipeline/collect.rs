@@ -100,6 +100,7 @@ impl Measuring<'_> {
                 dir: &layout.root,
                 commit,
                 target_dir: &layout.target_dir,
+                harness_worktree: false,
             },
         )
         .await?)
@@ -147,6 +148,7 @@ pub async fn in_worktree(
             dir: worktree.path(),
             commit,
             target_dir: &layout.base_target_dir(),
+            harness_worktree: true,
         },
     )
     .await?;
@@ -435,6 +437,7 @@ async fn built_in_worktree(
             dir: worktree.path(),
             commit,
             target_dir: &layout.base_target_dir(),
+            harness_worktree: true,
         },
     )
     .await?;

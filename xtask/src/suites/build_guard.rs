@@ -57,14 +57,22 @@ pub struct BuiltCheckout {
 /// the workspace's crates first when the last build came from other sources in another place,
 /// and returns the shared lock that keeps the binaries as built. Runs of the same sources
 /// share the lock and never wait for each other; other sources wait for the directory to be
-/// free. `waiting` is told once when the run waits.
+/// free. `tell` is told once when the run waits, and when it reuses another place's build.
 ///
 /// A build from the same place needs no cleaning: there cargo's own comparison of
 /// modification times is right (an edit makes a file newer than the last build).
+///
+/// A `harness_worktree` (a base's worktree, made for this run) whose sources are exactly
+/// those the outputs were last built from, in another place, has its build inputs' times
+/// set back ([`backdate`]): its files are all newer than that build only because they were
+/// just checked out, and cargo would otherwise rebuild every workspace crate (about a minute)
+/// for the same bytes. Another shard of the run, or the next test comparing with the same
+/// base commit, then reuses the outputs. Never done to a tree someone edits.
 pub async fn build_checkout<F>(
     dir: &Path,
     target_dir: &Path,
-    waiting: impl Fn(&str),
+    harness_worktree: bool,
+    tell: impl Fn(&str),
     build: impl Fn() -> F,
 ) -> Result<BuiltCheckout, SuiteError>
 where
@@ -83,7 +91,7 @@ where
     let told = std::cell::Cell::new(false);
     let wait = async || {
         if !told.replace(true) {
-            waiting(&format!(
+            tell(&format!(
                 "waiting for another perf run that builds in or measures from {} (lock {})",
                 target_dir.display(),
                 lock_path.display()
@@ -97,8 +105,17 @@ where
         while !try_lock(&shared, &lock_path, Exclusivity::Shared)? {
             wait().await;
         }
-        if BuiltFrom::read(&marker_path).is_some_and(|last| last.sources == built_from.sources) {
+        let last = BuiltFrom::read(&marker_path);
+        if let Some(last) = last.filter(|last| last.sources == built_from.sources) {
             if !built_here {
+                if harness_worktree && last.place != built_from.place {
+                    backdate(dir)?;
+                    tell(&format!(
+                        "the same sources were last built in {} (from {}): reusing that build",
+                        target_dir.display(),
+                        last.place
+                    ));
+                }
                 // Cargo's check (a rebuild if outputs were removed) of sources identical to
                 // what other holders of the shared lock run: nothing they use can change.
                 build().await?;
@@ -196,6 +213,40 @@ pub async fn seed_from(
     let _ = std::fs::remove_dir_all(partial.join("incremental"));
     std::fs::rename(&partial, &destination).map_err(|e| io_error("rename", &partial, e))?;
     Ok(true)
+}
+
+/// The time [`backdate`] gives a checkout's build inputs: long before any build.
+const BACKDATED: Duration = Duration::from_secs(946_684_800); // 2000-01-01, after the epoch
+
+/// Sets the modification time of every build input of the checkout in `dir` (the files
+/// [`sources_digest`] reads, and their directories: a build script's `rerun-if-changed` of a
+/// directory, as `bench-suite`'s of its migrations, compares the directory's own time) to
+/// [`BACKDATED`], so that cargo finds the outputs of an earlier build of the same bytes fresh.
+/// Only for sources whose digest equals that build's: cargo decides freshness of workspace
+/// crates by these times alone.
+fn backdate(dir: &Path) -> Result<(), SuiteError> {
+    let mut files = Vec::new();
+    for input in BUILD_INPUTS {
+        collect_files(&dir.join(input), &mut files)?;
+    }
+    let mut directories: Vec<PathBuf> = files
+        .iter()
+        .flat_map(|file| {
+            file.ancestors()
+                .skip(1)
+                .take_while(|ancestor| *ancestor != dir)
+                .map(Path::to_path_buf)
+        })
+        .collect();
+    directories.sort();
+    directories.dedup();
+    let time = std::time::SystemTime::UNIX_EPOCH + BACKDATED;
+    for path in files.iter().chain(&directories) {
+        File::open(path)
+            .and_then(|opened| opened.set_modified(time))
+            .map_err(|e| io_error("set the modification time of", path, e))?;
+    }
+    Ok(())
 }
 
 /// Whether the workspace's crates must be cleaned before a build from `place`: unless the last
@@ -454,7 +505,7 @@ mod tests {
             builds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(())
         };
-        let first = build_checkout(a.path(), target.path(), |_| {}, build)
+        let first = build_checkout(a.path(), target.path(), false, |_| {}, build)
             .await
             .unwrap();
         let marker = BuiltFrom::read(&target.path().join("perf-built-from")).unwrap();
@@ -467,6 +518,7 @@ mod tests {
             build_checkout(
                 copy_of_a.path(),
                 target.path(),
+                false,
                 |message| told.lock().unwrap().push(message.to_owned()),
                 build,
             ),
@@ -490,7 +542,7 @@ mod tests {
         let marker = target.path().join("perf-built-from");
         let a = checkout("pub fn f() {}");
         drop(
-            build_checkout(a.path(), target.path(), |_| {}, || async { Ok(()) })
+            build_checkout(a.path(), target.path(), false, |_| {}, || async { Ok(()) })
                 .await
                 .unwrap(),
         );
@@ -503,7 +555,7 @@ mod tests {
             })
         };
         assert!(
-            build_checkout(b.path(), target.path(), |_| {}, failing)
+            build_checkout(b.path(), target.path(), false, |_| {}, failing)
                 .await
                 .is_err()
         );
@@ -524,7 +576,7 @@ mod tests {
         assert!(needs_cleaning(None, &after_failure.place));
         write(b.path(), "bench-suite/src/lib.rs", "pub fn f() { fixed() }");
         drop(
-            build_checkout(b.path(), target.path(), |_| {}, || async { Ok(()) })
+            build_checkout(b.path(), target.path(), false, |_| {}, || async { Ok(()) })
                 .await
                 .unwrap(),
         );
@@ -540,13 +592,14 @@ mod tests {
         let a = checkout("pub fn f() {}");
         let b = checkout("pub fn f() { other() }");
         let ok = || async { Ok(()) };
-        let held = build_checkout(a.path(), target.path(), |_| {}, ok)
+        let held = build_checkout(a.path(), target.path(), false, |_| {}, ok)
             .await
             .unwrap();
         let told = std::sync::Mutex::new(Vec::new());
         let waiting = build_checkout(
             b.path(),
             target.path(),
+            false,
             |message| told.lock().unwrap().push(message.to_owned()),
             ok,
         );
@@ -558,11 +611,93 @@ mod tests {
         assert!(told[0].contains("waiting for another perf run"), "{told:?}");
         drop(held);
         // Once it is gone, `b` builds.
-        let built = build_checkout(b.path(), target.path(), |_| {}, ok)
+        let built = build_checkout(b.path(), target.path(), false, |_| {}, ok)
             .await
             .unwrap();
         let marker = BuiltFrom::read(&target.path().join("perf-built-from")).unwrap();
         assert_eq!(marker.sources, sources_digest(b.path()).unwrap());
         drop(built);
+    }
+
+    fn modified(path: &Path) -> std::time::SystemTime {
+        std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_harness_worktree_of_the_last_built_sources_is_backdated_and_no_other_tree_is() {
+        let backdated = std::time::SystemTime::UNIX_EPOCH + BACKDATED;
+        let target = tempfile::tempdir().unwrap();
+        let ok = || async { Ok(()) };
+        let first = checkout("pub fn f() {}");
+        drop(
+            build_checkout(first.path(), target.path(), true, |_| {}, ok)
+                .await
+                .unwrap(),
+        );
+        let lib = "bench-suite/src/lib.rs";
+        assert_ne!(
+            modified(&first.path().join(lib)),
+            backdated,
+            "nothing to reuse"
+        );
+
+        let someones_tree = checkout("pub fn f() {}");
+        drop(
+            build_checkout(someones_tree.path(), target.path(), false, |_| {}, ok)
+                .await
+                .unwrap(),
+        );
+        assert_ne!(
+            modified(&someones_tree.path().join(lib)),
+            backdated,
+            "a tree the harness did not make keeps its times"
+        );
+
+        let same_sources = checkout("pub fn f() {}");
+        let told = std::sync::Mutex::new(Vec::<String>::new());
+        drop(
+            build_checkout(
+                same_sources.path(),
+                target.path(),
+                true,
+                |message| told.lock().unwrap().push(message.to_owned()),
+                ok,
+            )
+            .await
+            .unwrap(),
+        );
+        for input in [lib, "Cargo.toml", "bench-suite/src", "bench-suite"] {
+            assert_eq!(
+                modified(&same_sources.path().join(input)),
+                backdated,
+                "{input}"
+            );
+        }
+        for other in ["README.md", "bench-suite/target/release/junk"] {
+            assert_ne!(
+                modified(&same_sources.path().join(other)),
+                backdated,
+                "{other}"
+            );
+        }
+        let told = told.into_inner().unwrap();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(told[0].contains("reusing that build"), "{told:?}");
+        assert!(
+            told[0].contains(&first.path().display().to_string()),
+            "{told:?}"
+        );
+
+        let other_sources = checkout("pub fn f() { other() }");
+        drop(
+            build_checkout(other_sources.path(), target.path(), true, |_| {}, ok)
+                .await
+                .unwrap(),
+        );
+        assert_ne!(
+            modified(&other_sources.path().join(lib)),
+            backdated,
+            "other sources are built, never backdated"
+        );
     }
 }

@@ -39,6 +39,7 @@ pub async fn list(
     let _built = build_guard::build_checkout(
         dir,
         &layout.target_dir,
+        false,
         |message| eprintln!("list: {message}"),
         || {
             build_bench_suite(

@@ -99,6 +99,9 @@ pub struct Checkout<'a> {
     /// Cargo's target directory for this checkout's binaries (HEAD and bases use separate
     /// ones, so that measuring a base does not make HEAD's next run rebuild).
     pub target_dir: &'a Path,
+    /// Whether the harness made this checkout for the run (a base's worktree): then its
+    /// files' modification times are the harness's to set (`build_guard::build_checkout`).
+    pub harness_worktree: bool,
 }
 
 /// The metrics and phase times of one checkout.
@@ -347,6 +350,7 @@ async fn build(
     build_guard::build_checkout(
         checkout.dir,
         checkout.target_dir,
+        checkout.harness_worktree,
         |message| ctx.progress.line(&format!("{label}: {message}")),
         || {
             build_bench_suite(
