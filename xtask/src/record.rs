@@ -215,6 +215,20 @@ pub enum Profile {
     Full,
 }
 
+/// Whether the metric (or unit) `name` is `ancestor` or below it (`ancestor/...`): how an
+/// exact `--filter` alternative selects, and which metrics a shard's unit owns.
+pub fn is_at_or_below(name: &str, ancestor: &str) -> bool {
+    name.strip_prefix(ancestor)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+impl Profile {
+    /// The profile `--quick` (or its absence) asks for.
+    pub fn of(quick: bool) -> Self {
+        if quick { Self::Quick } else { Self::Full }
+    }
+}
+
 impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

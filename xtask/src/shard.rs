@@ -17,7 +17,7 @@ use std::str::FromStr;
 use sha2::{Digest, Sha256};
 
 use crate::compare::fingerprint_mismatches;
-use crate::record::{Profile, RunRecord, ShardInfo, Suite};
+use crate::record::{Profile, RunRecord, ShardInfo, Suite, is_at_or_below};
 
 /// `--shard k/n`: the k-th of n shards, 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,11 +317,12 @@ fn check_parts(records: &[(String, RunRecord)]) -> Result<(), MergeError> {
     let mut assignment = Vec::new();
     for (name, record) in records {
         let shard = record.shard.as_ref().expect("checked");
-        if let Some(metric) = record
-            .metrics
-            .iter()
-            .find(|metric| !shard.units.iter().any(|unit| owns(unit, &metric.name)))
-        {
+        if let Some(metric) = record.metrics.iter().find(|metric| {
+            !shard
+                .units
+                .iter()
+                .any(|unit| is_at_or_below(&metric.name, unit))
+        }) {
             return Err(MergeError::Outside {
                 record: name.clone(),
                 shard: shard_label(shard),
@@ -356,13 +357,6 @@ fn check_paired_bases(records: &[(String, RunRecord)]) -> Result<(), MergeError>
         }),
         None => Ok(()),
     }
-}
-
-/// Whether `metric` is the unit's or below it.
-fn owns(unit: &str, metric: &str) -> bool {
-    metric
-        .strip_prefix(unit)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The checked parts as one record.
@@ -477,7 +471,11 @@ mod tests {
                 let info = partition.info(ShardSpec { index, count }, None);
                 let metrics = whole_metrics()
                     .into_iter()
-                    .filter(|metric| info.units.iter().any(|unit| owns(unit, &metric.name)))
+                    .filter(|metric| {
+                        info.units
+                            .iter()
+                            .any(|unit| is_at_or_below(&metric.name, unit))
+                    })
                     .collect();
                 let mut record = TestRecord::new(commit).metrics(metrics).build();
                 record.phases.push(crate::record::Phase {

@@ -115,9 +115,11 @@ async fn measure(
         quick: flags.measure.quick,
         selection: selection.as_deref(),
     };
+    // A shard's record is a part, kept apart from whole runs like a filtered run's.
+    let filtered = filter.is_some() || shard.is_some();
     let request = RunRequest {
         paired_rounds: flags.paired.then_some(flags.paired_rounds),
-        filtered: filter.is_some() || shard.is_some(),
+        filtered,
         shard: shard.as_ref(),
     };
     let collected = shutdown
@@ -132,7 +134,7 @@ async fn measure(
         .await;
     services::tear_down(services, progress).await;
     let selected = Selected {
-        filtered: filter.is_some() || shard.is_some(),
+        filtered,
         selection: selection.is_some(),
         shard,
     };
@@ -151,20 +153,12 @@ fn from_record(
     path: &std::path::Path,
     progress: &Progress,
 ) -> Result<(Collected, Selected)> {
-    let record = record::read_record(path)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "--from-record {}: no such record.\n  fix: pass the merged record (`cargo xtask perf merge` prints its path)",
-            path.display()
-        )
-    })?;
-    if let Some(shard) = &record.shard {
-        anyhow::bail!(
-            "--from-record {}: it is shard {}/{} of a sharded run, one part of it.\n  fix: merge every shard's record first (`cargo xtask perf merge <record>...`) and pass the merged record",
-            path.display(),
-            shard.index,
-            shard.count
-        );
-    }
+    let record = read_whole_record(
+        path,
+        "--from-record",
+        "of a sharded run",
+        "every shard's record first (`cargo xtask perf merge <record>...`)",
+    )?;
     if record.commit != head.commit {
         anyhow::bail!(
             "--from-record {}: it measured {}, but HEAD is {}: its comparison, changed files and comment would be another commit's.\n  fix: check out {} (the commit its shards measured) first",
@@ -194,22 +188,39 @@ fn from_record(
     Ok((collected, selected))
 }
 
-/// `--base-record`: the base is that record, whatever the lookup would have chosen.
-fn given_base(path: &std::path::Path) -> Result<BasePlan> {
+/// The record at `path`, given with `flag`: an error when there is none, or when it is one
+/// shard's part (`of_what`: "of a sharded run"), whose fix is to merge `what_to_merge` first.
+fn read_whole_record(
+    path: &std::path::Path,
+    flag: &str,
+    of_what: &str,
+    what_to_merge: &str,
+) -> Result<record::RunRecord> {
     let record = record::read_record(path)?.ok_or_else(|| {
         anyhow::anyhow!(
-            "--base-record {}: no such record.\n  fix: pass the merged record of the base (`cargo xtask perf merge` prints its path)",
+            "{flag} {}: no such record.\n  fix: pass the merged record (`cargo xtask perf merge` prints its path)",
             path.display()
         )
     })?;
     if let Some(shard) = &record.shard {
         anyhow::bail!(
-            "--base-record {}: it is shard {}/{} of the base, one part of it.\n  fix: merge the base's parts first (`cargo xtask perf merge <shard out>/filtered/base/*.json`) and pass the merged record",
+            "{flag} {}: it is shard {}/{} {of_what}, one part of it.\n  fix: merge {what_to_merge} and pass the merged record",
             path.display(),
             shard.index,
             shard.count
         );
     }
+    Ok(record)
+}
+
+/// `--base-record`: the base is that record, whatever the lookup would have chosen.
+fn given_base(path: &std::path::Path) -> Result<BasePlan> {
+    let record = read_whole_record(
+        path,
+        "--base-record",
+        "of the base",
+        "the base's parts first (`cargo xtask perf merge <shard out>/filtered/base/*.json`)",
+    )?;
     let choice = crate::baseline::BaseChoice {
         commit: record.commit.clone(),
         how_chosen: "--base-record".to_owned(),
@@ -272,11 +283,7 @@ fn shard_part(
             listed.len()
         );
     }
-    let profile = if quick {
-        record::Profile::Quick
-    } else {
-        record::Profile::Full
-    };
+    let profile = record::Profile::of(quick);
     let partition = crate::shard::partition(listed, spec.count, |unit| {
         crate::shard::estimated_seconds(unit, profile)
     });

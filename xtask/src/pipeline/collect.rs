@@ -53,11 +53,7 @@ impl Measuring<'_> {
     }
 
     fn profile(&self) -> Profile {
-        if self.quick {
-            Profile::Quick
-        } else {
-            Profile::Full
-        }
+        Profile::of(self.quick)
     }
 
     /// A record of `revision`, measured now.
@@ -274,27 +270,9 @@ pub fn from_record(
     mut head: RunRecord,
 ) -> Result<Collected> {
     let (source, passed_over) = usable_base(plan, &head.environment);
-    let base = match source {
-        BaseSource::None(reason) => BaseSide {
-            disclosure: BaselineDisclosure::None { reason },
-            record: None,
-            measured_phases: None,
-        },
-        BaseSource::Stored {
-            choice,
-            source,
-            record,
-        } => BaseSide {
-            disclosure: BaselineDisclosure::Used {
-                commit: choice.commit,
-                how_chosen: choice.how_chosen,
-                source: format!("stored record {source}"),
-                passed_over,
-            },
-            record: Some(*record),
-            measured_phases: None,
-        },
-        BaseSource::Measure(choice) => anyhow::bail!(
+    let base = match known_side(source, passed_over) {
+        Ok(side) => side,
+        Err((choice, passed_over)) => anyhow::bail!(
             "--from-record: no comparable record of the base {} ({}){}; this command measures nothing.\n  fix: merge the shards' parts of the base into this output directory (`cargo xtask perf merge <shard out>/filtered/base/*.json --out <out>`), or store the base's record, or measure with `cargo xtask perf`",
             short_sha(&choice.commit),
             choice.how_chosen,
@@ -506,35 +484,9 @@ async fn base_side(
     request: RunRequest<'_>,
 ) -> Result<(BaseSide, Option<suites::paired::PairedSide>)> {
     let (source, passed_over) = usable_base(plan, environment);
-    let used =
-        |choice: BaseChoice, source: String, passed_over: Vec<String>| BaselineDisclosure::Used {
-            commit: choice.commit,
-            how_chosen: choice.how_chosen,
-            source,
-            passed_over,
-        };
-    Ok(match source {
-        BaseSource::None(reason) => (
-            BaseSide {
-                disclosure: BaselineDisclosure::None { reason },
-                record: None,
-                measured_phases: None,
-            },
-            None,
-        ),
-        BaseSource::Stored {
-            choice,
-            source,
-            record,
-        } => (
-            BaseSide {
-                disclosure: used(choice, format!("stored record {source}"), passed_over),
-                record: Some(*record),
-                measured_phases: None,
-            },
-            None,
-        ),
-        BaseSource::Measure(choice) => {
+    Ok(match known_side(source, passed_over) {
+        Ok(side) => (side, None),
+        Err((choice, passed_over)) => {
             let mut measurement = in_worktree(context, repo, "base", &choice.commit).await?;
             let paired_side = measurement.paired_side.take();
             let phases = measurement.phases.clone();
@@ -565,15 +517,49 @@ async fn base_side(
                     .progress
                     .line(&format!("base: record stored at {}", path.display()));
             }
-            let source = "measured in a git worktree in this run".to_owned();
             let side = BaseSide {
-                disclosure: used(choice, source, passed_over),
+                disclosure: BaselineDisclosure::Used {
+                    commit: choice.commit,
+                    how_chosen: choice.how_chosen,
+                    source: "measured in a git worktree in this run".to_owned(),
+                    passed_over,
+                },
                 record: Some(record),
                 measured_phases: Some(phases),
             };
             (side, paired_side)
         }
     })
+}
+
+/// The base's side when nothing has to be measured for it (no base, or a stored record);
+/// else the base to measure, with what was passed over.
+fn known_side(
+    source: BaseSource,
+    passed_over: Vec<String>,
+) -> std::result::Result<BaseSide, (BaseChoice, Vec<String>)> {
+    match source {
+        BaseSource::None(reason) => Ok(BaseSide {
+            disclosure: BaselineDisclosure::None { reason },
+            record: None,
+            measured_phases: None,
+        }),
+        BaseSource::Stored {
+            choice,
+            source,
+            record,
+        } => Ok(BaseSide {
+            disclosure: BaselineDisclosure::Used {
+                commit: choice.commit,
+                how_chosen: choice.how_chosen,
+                source: format!("stored record {source}"),
+                passed_over,
+            },
+            record: Some(*record),
+            measured_phases: None,
+        }),
+        BaseSource::Measure(choice) => Err((choice, passed_over)),
+    }
 }
 
 /// The stored records (baseline branch, the base's machine class) of the base and its first

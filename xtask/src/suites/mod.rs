@@ -199,7 +199,10 @@ impl Alternative<'_> {
     pub fn matches(self, name: &str) -> bool {
         match self {
             Alternative::Contains(pattern) => name.contains(pattern),
-            Alternative::Exact(exact) => is_at_or_below(name, exact) || is_at_or_below(exact, name),
+            Alternative::Exact(exact) => {
+                crate::record::is_at_or_below(name, exact)
+                    || crate::record::is_at_or_below(exact, name)
+            }
         }
     }
 
@@ -213,12 +216,6 @@ impl Alternative<'_> {
             Alternative::Exact(_) => self.matches(prefix),
         }
     }
-}
-
-/// `name` is `ancestor`, or a name below it (`ancestor/...`).
-fn is_at_or_below(name: &str, ancestor: &str) -> bool {
-    name.strip_prefix(ancestor)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The alternatives of a `--filter`: comma-separated, any of which selects a metric
