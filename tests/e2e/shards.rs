@@ -1,15 +1,15 @@
 //! A run split into shards (`perf --shard k/n`) and merged (`perf merge`), end to end on real
-//! servers: three shards of a selection, merged, hold exactly the deterministic metrics of the
-//! unsharded run of the same commit; a lost shard, a shard given twice, a shard of another
-//! commit or machine class is an error (exit 2) that writes nothing; and a change with an
-//! injected regression, its base measured by each shard in a worktree of its own, merged and
-//! judged once (`perf --from-record`), gets the unsharded run's verdict on every deterministic
-//! row and its exit code.
+//! servers: a change with an injected regression, its base measured by each of three shards in
+//! a worktree of its own, merged and judged once (`perf --from-record`), holds exactly the
+//! deterministic metrics of the unsharded run of the same commit and gets its verdict on every
+//! deterministic row and its exit code; a lost shard, a shard given twice, a shard of another
+//! commit or machine class is an error (exit 2) that writes nothing. One test, so that the
+//! unsharded run and the shards are measured once for all of it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use perf_tests::{Fixture, assert_torn_down, fixture, heavy, read_json, ready_services, run};
+use perf_tests::{assert_torn_down, fixture, heavy, read_json, ready_services, run};
 
 /// Deterministic counts, plans and instructions, and one wall-time benchmark that reviews
 /// cards: the row-decoding instruction benchmarks read their rows from the database, so their
@@ -23,33 +23,6 @@ const SELECTION: &str =
 /// (0.1%; within its noise band and the 1% threshold). Every other deterministic metric must
 /// be equal exactly.
 const ROW_DECODING: &str = "instructions/query/due_cards_row_decode/";
-
-/// `perf --quick --services native --base none --filter SELECTION` with `extra` flags, into
-/// `out`; the one record it wrote under `filtered/`.
-fn measure(fixture: &Fixture, out: &Path, extra: &[&str]) -> PathBuf {
-    let mut args = vec![
-        "perf",
-        "--quick",
-        "--services",
-        "native",
-        "--base",
-        "none",
-        "--filter",
-        SELECTION,
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    let result = run(fixture.xtask(&args));
-    assert_eq!(result.code, Some(0), "{}", result.describe());
-    assert_torn_down(&ready_services(&result.stderr));
-    let records: Vec<PathBuf> = std::fs::read_dir(out.join("filtered"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    assert_eq!(records.len(), 1, "{records:?}");
-    records.into_iter().next().unwrap()
-}
 
 /// A record's metrics by name: (kind, value).
 fn metrics(record: &serde_json::Value) -> BTreeMap<String, (String, f64)> {
@@ -96,22 +69,150 @@ fn edited_copy(path: &Path, dir: &Path, edit: impl FnOnce(&mut serde_json::Value
     copy
 }
 
+/// Each deterministic row's verdict in a `report.json`.
+fn deterministic_verdicts(report: &serde_json::Value) -> BTreeMap<String, String> {
+    report["rows"]
+        .as_array()
+        .expect("comparison rows")
+        .iter()
+        .filter(|row| row["kind"] != "statistical")
+        .map(|row| {
+            (
+                row["name"].as_str().unwrap().to_owned(),
+                row["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The one file in `dir`.
+fn only_file(dir: &Path) -> PathBuf {
+    let files = files_below(dir);
+    assert_eq!(files.len(), 1, "{}: {files:?}", dir.display());
+    files.into_iter().next().unwrap()
+}
+
 #[test]
-fn three_shards_merged_hold_exactly_the_unsharded_runs_deterministic_metrics() {
+fn three_shards_merged_hold_the_unsharded_runs_deterministic_metrics_and_get_its_verdict() {
     let _heavy = heavy();
     let fixture = fixture();
+    let base = fixture.head();
+    std::fs::write(
+        fixture
+            .root
+            .join("bench-suite/migrations/0004_drop_due_index.sql"),
+        "-- A change that loses the due list's index.\nDROP INDEX review_cards_user_due;\n",
+    )
+    .unwrap();
+    fixture.commit_all("drop the due list's index");
+    let head = fixture.head();
     let dir = tempfile::tempdir().unwrap();
-    let whole = measure(fixture, &dir.path().join("whole"), &[]);
-    let shards: Vec<PathBuf> = (1..=3)
+    let perf = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "perf",
+            "--quick",
+            "--services",
+            "native",
+            "--base",
+            "HEAD^",
+            "--filter",
+            SELECTION,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        run(fixture.xtask(&args))
+    };
+    let whole = perf(&dir.path().join("whole"), &[]);
+    let shard_runs: Vec<_> = (1..=3)
         .map(|k| {
-            let shard = format!("{k}/3");
-            measure(
-                fixture,
+            perf(
                 &dir.path().join(format!("shard-{k}")),
-                &["--shard", &shard],
+                &["--shard", &format!("{k}/3")],
             )
         })
         .collect();
+    let shards: Vec<PathBuf> = (1..=3)
+        .map(|k| dir.path().join(format!("shard-{k}/filtered/{head}.json")))
+        .collect();
+    let merged_head = dir.path().join("merged-head");
+    let merged_base = dir.path().join("merged-base");
+    let merge = |out: &Path, part: &str| {
+        let mut args = vec!["perf", "merge", "--out", out.to_str().unwrap()];
+        let parts: Vec<String> = (1..=3)
+            .map(|k| {
+                let file = dir.path().join(format!("shard-{k}/filtered/{part}"));
+                file.to_str().unwrap().to_owned()
+            })
+            .collect();
+        args.extend(parts.iter().map(String::as_str));
+        run(fixture.xtask(&args))
+    };
+    let merged = [
+        merge(&merged_head, &format!("{head}.json")),
+        merge(&merged_base, &format!("base/{base}.json")),
+    ];
+    let judged_out = dir.path().join("judged");
+    let judged = {
+        let head_record = merged_head.join(format!("filtered/{head}.json"));
+        let base_record = merged_base.join(format!("filtered/{base}.json"));
+        run(fixture.xtask(&[
+            "perf",
+            "--from-record",
+            head_record.to_str().unwrap(),
+            "--base-record",
+            base_record.to_str().unwrap(),
+            "--filter",
+            SELECTION,
+            "--out",
+            judged_out.to_str().unwrap(),
+        ]))
+    };
+    // Leave the shared fixture as other tests expect it.
+    fixture.git(&["reset", "--quiet", "--hard", &base]);
+
+    assert_eq!(whole.code, Some(1), "{}", whole.describe());
+    assert_torn_down(&ready_services(&whole.stderr));
+    for (k, shard) in shard_runs.iter().enumerate() {
+        assert!(matches!(shard.code, Some(0 | 1)), "{}", shard.describe());
+        assert_torn_down(&ready_services(&shard.stderr));
+        assert!(
+            shard.stderr.contains("base: shard") && shard.stderr.contains("part stored at"),
+            "each shard measured its part of the base: {}",
+            shard.describe()
+        );
+        // The base commit's sources were built by the whole run: a shard's new worktree of
+        // the same commit reuses that build instead of compiling the workspace again.
+        assert!(
+            shard.stderr.contains("reusing that build"),
+            "shard {}: {}",
+            k + 1,
+            shard.describe()
+        );
+        for log in ["build.log", "build-benches.log"] {
+            let path = dir.path().join(format!("shard-{}/raw/base/{log}", k + 1));
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                // Only a run of benchmarks builds them.
+                Err(_) if log == "build-benches.log" => continue,
+                Err(e) => panic!("{}: {e}", path.display()),
+            };
+            assert!(
+                !text.contains("Compiling bench-suite"),
+                "shard {}: the base's bench-suite was compiled again ({}):\n{text}",
+                k + 1,
+                path.display()
+            );
+        }
+    }
+    for merge in &merged {
+        assert_eq!(merge.code, Some(0), "{}", merge.describe());
+        assert!(
+            merge.stdout.contains("merged 3 shards"),
+            "{}",
+            merge.describe()
+        );
+    }
 
     // Each shard's record says which part it is and holds only that part.
     let mut units_seen = Vec::new();
@@ -142,30 +243,22 @@ fn three_shards_merged_hold_exactly_the_unsharded_runs_deterministic_metrics() {
     let distinct: std::collections::BTreeSet<&String> = units_seen.iter().collect();
     assert_eq!(distinct.len(), units_seen.len(), "a unit in two shards");
 
-    let merged_out = dir.path().join("merged");
-    let mut args = vec!["perf", "merge", "--out", merged_out.to_str().unwrap()];
-    args.extend(shards.iter().map(|p| p.to_str().unwrap()));
-    let result = run(fixture.xtask(&args));
-    assert_eq!(result.code, Some(0), "{}", result.describe());
-    assert!(
-        result.stdout.contains("merged 3 shards"),
-        "{}",
-        result.describe()
-    );
     // The shards split a `--filter` run: the merged record is not a baseline candidate either.
-    assert!(files_below(&merged_out.join("runs")).is_empty());
-    let merged_files = files_below(&merged_out.join("filtered"));
-    assert_eq!(merged_files.len(), 1, "{merged_files:?}");
-    let merged = read_json(&merged_files[0]);
-    assert!(merged.get("shard").is_none(), "{:#}", merged["shard"]);
-
-    let (merged, whole) = (metrics(&merged), metrics(&read_json(&whole)));
+    assert!(files_below(&merged_head.join("runs")).is_empty());
+    let merged_record = read_json(&only_file(&merged_head.join("filtered")));
+    assert!(
+        merged_record.get("shard").is_none(),
+        "{:#}",
+        merged_record["shard"]
+    );
+    let whole_record = read_json(&dir.path().join(format!("whole/filtered/{head}.json")));
+    let (merged_metrics, whole_metrics) = (metrics(&merged_record), metrics(&whole_record));
     assert_eq!(
-        merged.keys().collect::<Vec<_>>(),
-        whole.keys().collect::<Vec<_>>(),
+        merged_metrics.keys().collect::<Vec<_>>(),
+        whole_metrics.keys().collect::<Vec<_>>(),
         "the same metrics"
     );
-    let deterministic: Vec<&String> = whole
+    let deterministic: Vec<&String> = whole_metrics
         .iter()
         .filter(|(_, (kind, _))| kind != "statistical")
         .map(|(name, _)| name)
@@ -180,17 +273,40 @@ fn three_shards_merged_hold_exactly_the_unsharded_runs_deterministic_metrics() {
         "{deterministic:?}"
     );
     for name in deterministic {
+        let (merged, whole) = (merged_metrics[name].1, whole_metrics[name].1);
         if name.starts_with(ROW_DECODING) {
             // Varies between two runs of one commit, sharded or not (see ROW_DECODING).
-            let (merged, whole) = (merged[name].1, whole[name].1);
             assert!(
                 ((merged - whole) / whole).abs() < 0.005,
                 "{name}: {merged} vs {whole}"
             );
         } else {
-            assert_eq!(merged[name], whole[name], "{name}");
+            assert_eq!(merged_metrics[name], whole_metrics[name], "{name}");
         }
     }
+
+    // Judged once, the merged records get the whole run's verdict and exit code.
+    assert_eq!(judged.code, Some(1), "{}", judged.describe());
+    assert!(
+        ready_services(&judged.stderr).is_empty(),
+        "judging a record starts no service: {}",
+        judged.describe()
+    );
+    let expected = deterministic_verdicts(&read_json(&dir.path().join("whole/report.json")));
+    let report = read_json(&judged_out.join("report.json"));
+    assert_eq!(deterministic_verdicts(&report), expected);
+    assert_eq!(expected["plans/due_cards_first_page"], "regression");
+    assert_eq!(expected["io/dashboard_warm/sql_statements"], "unchanged");
+    assert_eq!(
+        report["baseline"]["commit"],
+        base.as_str(),
+        "{:#}",
+        report["baseline"]
+    );
+    // The judged record is stored like a run's, with nothing left of its shards.
+    let stored = read_json(&only_file(&judged_out.join("filtered")));
+    assert_eq!(stored["commit"], head.as_str());
+    assert!(stored.get("shard").is_none());
 
     // Faults: each an error naming the problem, exit 2, and nothing written.
     let faulty = dir.path().join("faulty");
@@ -250,142 +366,6 @@ fn three_shards_merged_hold_exactly_the_unsharded_runs_deterministic_metrics() {
             "{what}: something was written"
         );
     }
-}
-
-/// Each deterministic row's verdict in a `report.json`.
-fn deterministic_verdicts(report: &serde_json::Value) -> BTreeMap<String, String> {
-    report["rows"]
-        .as_array()
-        .expect("comparison rows")
-        .iter()
-        .filter(|row| row["kind"] != "statistical")
-        .map(|row| {
-            (
-                row["name"].as_str().unwrap().to_owned(),
-                row["verdict"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-/// The one file in `dir`.
-fn only_file(dir: &Path) -> PathBuf {
-    let files = files_below(dir);
-    assert_eq!(files.len(), 1, "{}: {files:?}", dir.display());
-    files.into_iter().next().unwrap()
-}
-
-#[test]
-fn a_sharded_run_merged_and_judged_once_gets_the_unsharded_verdict() {
-    let _heavy = heavy();
-    let fixture = fixture();
-    let base = fixture.head();
-    std::fs::write(
-        fixture
-            .root
-            .join("bench-suite/migrations/0004_drop_due_index.sql"),
-        "-- A change that loses the due list's index.\nDROP INDEX review_cards_user_due;\n",
-    )
-    .unwrap();
-    fixture.commit_all("drop the due list's index");
-    let head = fixture.head();
-    let dir = tempfile::tempdir().unwrap();
-    let selection = "plans/,io/due_cards,io/dashboard_warm";
-    let perf = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "perf",
-            "--quick",
-            "--services",
-            "native",
-            "--base",
-            "HEAD^",
-            "--filter",
-            selection,
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        args.extend(extra);
-        run(fixture.xtask(&args))
-    };
-    let whole = perf(&dir.path().join("whole"), &[]);
-    let shards: Vec<_> = (1..=2)
-        .map(|k| {
-            perf(
-                &dir.path().join(format!("shard-{k}")),
-                &["--shard", &format!("{k}/2")],
-            )
-        })
-        .collect();
-    let merged_head = dir.path().join("merged-head");
-    let merged_base = dir.path().join("merged-base");
-    let merge = |out: &Path, part: &str| {
-        let mut args = vec!["perf", "merge", "--out", out.to_str().unwrap()];
-        let parts: Vec<String> = (1..=2)
-            .map(|k| {
-                let file = dir.path().join(format!("shard-{k}/filtered/{part}"));
-                file.to_str().unwrap().to_owned()
-            })
-            .collect();
-        args.extend(parts.iter().map(String::as_str));
-        run(fixture.xtask(&args))
-    };
-    let merged = [
-        merge(&merged_head, &format!("{head}.json")),
-        merge(&merged_base, &format!("base/{base}.json")),
-    ];
-    let judged_out = dir.path().join("judged");
-    let judged = {
-        let head_record = merged_head.join(format!("filtered/{head}.json"));
-        let base_record = merged_base.join(format!("filtered/{base}.json"));
-        run(fixture.xtask(&[
-            "perf",
-            "--from-record",
-            head_record.to_str().unwrap(),
-            "--base-record",
-            base_record.to_str().unwrap(),
-            "--filter",
-            selection,
-            "--out",
-            judged_out.to_str().unwrap(),
-        ]))
-    };
-    // Leave the shared fixture as other tests expect it.
-    fixture.git(&["reset", "--quiet", "--hard", &base]);
-
-    assert_eq!(whole.code, Some(1), "{}", whole.describe());
-    for shard in &shards {
-        assert!(matches!(shard.code, Some(0 | 1)), "{}", shard.describe());
-        assert_torn_down(&ready_services(&shard.stderr));
-        assert!(
-            shard.stderr.contains("base: shard") && shard.stderr.contains("part stored at"),
-            "each shard measured its part of the base: {}",
-            shard.describe()
-        );
-    }
-    for merge in &merged {
-        assert_eq!(merge.code, Some(0), "{}", merge.describe());
-    }
-    assert_eq!(judged.code, Some(1), "{}", judged.describe());
-    assert!(
-        ready_services(&judged.stderr).is_empty(),
-        "judging a record starts no service: {}",
-        judged.describe()
-    );
-    let expected = deterministic_verdicts(&read_json(&dir.path().join("whole/report.json")));
-    let report = read_json(&judged_out.join("report.json"));
-    assert_eq!(deterministic_verdicts(&report), expected);
-    assert_eq!(expected["plans/due_cards_first_page"], "regression");
-    assert_eq!(expected["io/dashboard_warm/sql_statements"], "unchanged");
-    assert_eq!(
-        report["baseline"]["commit"],
-        base.as_str(),
-        "{:#}",
-        report["baseline"]
-    );
-    // The judged record is stored like a run's, with nothing left of its shards.
-    let stored = read_json(&only_file(&judged_out.join("filtered")));
-    assert_eq!(stored["commit"], head.as_str());
-    assert!(stored.get("shard").is_none());
 }
 
 #[test]
