@@ -18,7 +18,9 @@
 //! - `actions/upload-artifact`: files under the paths (hidden files left out), relative to the
 //!   paths' least common ancestor, per workflow run and name; `if-no-files-found`.
 //! - `actions/download-artifact`: an artifact of this run or of `run-id` (with `github-token`),
-//!   by name, into `path`; a missing one fails the step.
+//!   by name, into `path` (a missing one fails the step); without a name, every artifact of the
+//!   run whose name matches `pattern` (a glob of `*`s; none matching is no error), each into
+//!   `path/<name>/`, or all into `path` with `merge-multiple: true`.
 //!
 //! Any other action, or an input not listed here, panics.
 
@@ -252,7 +254,14 @@ impl Inputs {
             "actions/checkout" => &["fetch-depth", "persist-credentials"],
             "actions/cache" | "actions/cache/restore" => &["path", "key", "restore-keys"],
             "actions/upload-artifact" => &["name", "path", "if-no-files-found", "retention-days"],
-            "actions/download-artifact" => &["name", "path", "run-id", "github-token"],
+            "actions/download-artifact" => &[
+                "name",
+                "pattern",
+                "merge-multiple",
+                "path",
+                "run-id",
+                "github-token",
+            ],
             _ => &[],
         };
         for (name, _) in with {
@@ -591,7 +600,6 @@ fn upload_artifact(
 }
 
 fn download_artifact(inputs: &Inputs, job: &JobView, stores: &mut Stores) -> Outcome {
-    let name = inputs.required("name");
     let run_id = match inputs.get("run-id") {
         Some(id) => {
             assert!(
@@ -603,14 +611,74 @@ fn download_artifact(inputs: &Inputs, job: &JobView, stores: &mut Stores) -> Out
         }
         None => job.run_id,
     };
-    let from = stores.artifact_dir(run_id, name);
-    if !from.is_dir() {
-        return Err(format!(
-            "Unable to download artifact(s): Artifact not found for name: {name}"
-        ));
-    }
     let to = resolve(inputs.get("path").unwrap_or("."), job);
+    if let Some(name) = inputs.get("name").filter(|name| !name.is_empty()) {
+        let from = stores.artifact_dir(run_id, name);
+        if !from.is_dir() {
+            return Err(format!(
+                "Unable to download artifact(s): Artifact not found for name: {name}"
+            ));
+        }
+        std::fs::create_dir_all(&to).unwrap();
+        copy(&from.join("."), &to);
+        return Ok(vec![("download-path".to_owned(), to.display().to_string())]);
+    }
+    let merge = match inputs.get("merge-multiple").unwrap_or("false") {
+        "true" => true,
+        "false" => false,
+        other => panic!("download-artifact: merge-multiple {other:?}"),
+    };
+    let pattern = inputs.get("pattern").filter(|pattern| !pattern.is_empty());
     std::fs::create_dir_all(&to).unwrap();
-    copy(&from.join("."), &to);
+    for name in stores.artifacts(run_id) {
+        if pattern.is_some_and(|pattern| !glob_matches(pattern, &name)) {
+            continue;
+        }
+        let into = if merge { to.clone() } else { to.join(&name) };
+        std::fs::create_dir_all(&into).unwrap();
+        copy(&stores.artifact_dir(run_id, &name).join("."), &into);
+    }
     Ok(vec![("download-path".to_owned(), to.display().to_string())])
+}
+
+/// Whether `name` matches `pattern`, a glob whose only special character is `*` (any run of
+/// characters); others (`?`, `[`, `{`, `!`) are not emulated.
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    assert!(
+        !pattern.contains(['?', '[', '{', '!']),
+        "download-artifact: the pattern {pattern:?} uses more than `*`"
+    );
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, rest) = parts.split_first().expect("split gives one part at least");
+    let Some(mut remaining) = name.strip_prefix(first) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return remaining.is_empty();
+    };
+    for part in middle {
+        match remaining.find(part) {
+            Some(at) => remaining = &remaining[at + part.len()..],
+            None => return false,
+        }
+    }
+    remaining.len() >= last.len() && remaining.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_matches;
+
+    #[test]
+    fn artifact_patterns_match_as_globs_of_stars() {
+        assert!(glob_matches("perf-shard-*", "perf-shard-1"));
+        assert!(glob_matches("perf-shard-*", "perf-shard-"));
+        assert!(!glob_matches("perf-shard-*", "perf-report"));
+        assert!(glob_matches("*-base-*", "perf-base-2"));
+        assert!(!glob_matches("*-base-*", "perf-base"));
+        assert!(glob_matches("perf-report", "perf-report"));
+        assert!(!glob_matches("perf-report", "perf-report-2"));
+        assert!(glob_matches("a*a", "aa"));
+        assert!(!glob_matches("a*a", "a"));
+    }
 }

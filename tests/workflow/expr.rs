@@ -1,8 +1,8 @@
 //! GitHub Actions expressions (`${{ ... }}` and `if:` conditions), as far as this project's
 //! workflows use them: literals, context paths (`github.event.pull_request.number`,
 //! `steps.download.outcome`), the object filter (`labels.*.name`), `==`, `!=`, `!`, `&&`, `||`,
-//! parentheses, and the functions `contains`, `hashFiles`, `always`, `success`, `failure`,
-//! `cancelled`. Values are JSON values; comparisons follow GitHub's rules (strings compared
+//! parentheses, and the functions `contains`, `fromJSON`, `hashFiles`, `always`, `success`,
+//! `failure`, `cancelled`. Values are JSON values; comparisons follow GitHub's rules (strings compared
 //! ignoring case, other types coerced to numbers). Anything else panics naming the
 //! expression: a workflow that uses more must teach this module first, never be run half-
 //! understood.
@@ -16,10 +16,48 @@ use sha2::{Digest, Sha256};
 pub struct Context {
     /// `github`, `runner`, `steps`, `env`, `job` ... by name.
     pub contexts: serde_json::Map<String, Value>,
-    /// Whether a step of the job failed so far (`success()` / `failure()`).
-    pub job_failed: bool,
+    /// What `success()` and `failure()` say: of the job's steps so far in a step's `if:`, of
+    /// the jobs it needs in a job's `if:`.
+    pub status: Status,
     /// The workspace `hashFiles` reads.
     pub workspace: PathBuf,
+}
+
+/// The status functions' answers. In a step: nothing failed so far, or a step failed. In a
+/// job: every needed job succeeded (else `success()` is false, and a job without a status
+/// function in its `if:` is skipped), and whether one of them failed (a skipped or cancelled
+/// need is not a failure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub success: bool,
+    pub failure: bool,
+}
+
+impl Status {
+    pub const SUCCEEDED: Self = Self {
+        success: true,
+        failure: false,
+    };
+    pub const FAILED: Self = Self {
+        success: false,
+        failure: true,
+    };
+}
+
+/// The value of `template` when it is one `${{ expression }}` and nothing else (an array for a
+/// matrix, say); else its text, as [`interpolate`] gives it.
+pub fn value_of(template: &str, context: &Context) -> Value {
+    let trimmed = template.trim();
+    match trimmed
+        .strip_prefix("${{")
+        .and_then(|rest| rest.strip_suffix("}}"))
+    {
+        Some(inner) if !inner.contains("${{") && !inner.contains("}}") => {
+            let inner = inner.trim();
+            evaluate(&parse(inner), context, inner)
+        }
+        _ => Value::String(interpolate(template, context)),
+    }
 }
 
 /// Evaluates a condition (`if:`): with or without `${{ }}`, and with GitHub's implicit
@@ -44,7 +82,7 @@ pub fn condition(source: &str, context: &Context) -> bool {
     if status_checked {
         truthy(&value)
     } else {
-        !context.job_failed && truthy(&value)
+        context.status.success && truthy(&value)
     }
 }
 
@@ -528,8 +566,10 @@ fn evaluate(expression: &Expr, context: &Context, source: &str) -> Value {
                 .collect();
             match (name.to_lowercase().as_str(), values.as_slice()) {
                 ("always", []) => Value::Bool(true),
-                ("success", []) => Value::Bool(!context.job_failed),
-                ("failure", []) => Value::Bool(context.job_failed),
+                ("success", []) => Value::Bool(context.status.success),
+                ("failure", []) => Value::Bool(context.status.failure),
+                ("fromjson", [Value::String(text)]) => serde_json::from_str(text)
+                    .unwrap_or_else(|e| panic!("expression {source:?}: fromJSON of {text:?}: {e}")),
                 ("cancelled", []) => Value::Bool(false),
                 ("contains", [search, item]) => Value::Bool(match search {
                     Value::Array(items) => items.iter().any(|candidate| equal(candidate, item)),
@@ -614,7 +654,7 @@ mod tests {
         );
         Context {
             contexts,
-            job_failed: false,
+            status: Status::SUCCEEDED,
             workspace: PathBuf::from("/nonexistent"),
         }
     }
@@ -645,24 +685,53 @@ mod tests {
         assert!(!condition("steps.download.outcome == 'success'", &c));
         assert!(condition("${{ always() }}", &c));
         let failed = Context {
-            job_failed: true,
+            status: Status::FAILED,
             ..context()
         };
         assert!(!condition("true", &failed));
         assert!(condition("always()", &failed));
         assert!(condition("failure() && !(1 == 2)", &failed));
+        // A job whose need was skipped: neither success nor failure.
+        let need_skipped = Context {
+            status: Status {
+                success: false,
+                failure: false,
+            },
+            ..context()
+        };
+        assert!(!condition("true", &need_skipped));
+        assert!(!condition("failure()", &need_skipped));
+        assert!(condition("always()", &need_skipped));
+    }
+
+    #[test]
+    fn from_json_gives_the_value_a_matrix_takes() {
+        let mut c = context();
+        c.contexts.insert(
+            "needs".to_owned(),
+            serde_json::json!({ "plan": { "outputs": { "shards": "[1,2]" } } }),
+        );
+        assert_eq!(
+            value_of("${{ fromJSON(needs.plan.outputs.shards) }}", &c),
+            serde_json::json!([1, 2])
+        );
+        assert_eq!(
+            value_of("shard ${{ needs.plan.outputs.shards }}", &c),
+            serde_json::json!("shard [1,2]")
+        );
+        assert!(condition("needs.plan.outputs.shards != '[1]'", &c));
     }
 
     #[test]
     fn an_unknown_function_panics_naming_it() {
         let context = context();
-        let panicked = std::panic::catch_unwind(|| interpolate("${{ fromJSON('1') }}", &context))
+        let panicked = std::panic::catch_unwind(|| interpolate("${{ toJSON('1') }}", &context))
             .expect_err("an unknown function must not be evaluated");
         let message = panicked
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| panicked.downcast_ref::<&str>().map(|s| (*s).to_owned()))
             .unwrap_or_default();
-        assert!(message.contains("fromJSON"), "{message}");
+        assert!(message.contains("toJSON"), "{message}");
     }
 }

@@ -82,11 +82,13 @@ pub struct StepRun {
 #[derive(Debug, Clone)]
 pub struct JobRun {
     pub id: String,
-    /// `success`, `failure` or `skipped`.
+    /// `success`, `failure`, `skipped` or `cancelled` (a matrix leg after a failed one).
     pub conclusion: String,
     pub steps: Vec<StepRun>,
     /// The job summary (`GITHUB_STEP_SUMMARY` of every step).
     pub summary: String,
+    /// `outputs:` as evaluated after the steps.
+    pub outputs: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +109,23 @@ impl WorkflowRun {
             .flat_map(|job| &job.steps)
             .find(|step| step.name == name)
             .unwrap_or_else(|| panic!("run {} of {} has no step {name:?}", self.id, self.workflow))
+    }
+
+    /// Every step named `name`, of every job (a matrix's legs each have theirs).
+    pub fn steps_named(&self, name: &str) -> Vec<&StepRun> {
+        self.jobs
+            .iter()
+            .flat_map(|job| &job.steps)
+            .filter(|step| step.name == name)
+            .collect()
+    }
+
+    /// The job (or matrix leg) named `id`, as `describe` shows it (`measure (2)`).
+    pub fn job(&self, id: &str) -> &JobRun {
+        self.jobs
+            .iter()
+            .find(|job| job.id == id)
+            .unwrap_or_else(|| panic!("run {} of {} has no job {id:?}", self.id, self.workflow))
     }
 
     /// Every step's name, outcome and exit code, for failure messages.
@@ -446,7 +465,6 @@ impl Runner {
     fn run_workflow(&mut self, workflow: &Workflow, delivery: &Delivery) -> WorkflowRun {
         let id = self.next_run_id;
         self.next_run_id += 1;
-        let token = self.github.token(delivery.access);
         let started = Instant::now();
         eprintln!(
             "workflow: {} run {id} on {} {} at {}",
@@ -464,7 +482,7 @@ impl Runner {
         )
         .unwrap();
         let (api_url, workspace) = (self.github.url(), self.workspace());
-        let github_context = |job: &str| {
+        let github_context = |job: &str, token: &str| {
             json!({
                 "event": delivery.payload,
                 "event_name": delivery.name,
@@ -490,38 +508,135 @@ impl Runner {
             })
         };
         let mut jobs = Vec::new();
-        for job in &workflow.jobs {
+        // Each job's result and outputs, for the jobs that need it.
+        let mut finished: Vec<(String, Value)> = Vec::new();
+        for job in in_dependency_order(workflow) {
+            let access = job_access(workflow, job, delivery.access);
+            let token = self.github.token(access);
             let mut context = expr::Context {
                 contexts: serde_json::Map::new(),
-                job_failed: false,
+                status: expr::Status::SUCCEEDED,
                 workspace: self.workspace(),
             };
             context
                 .contexts
-                .insert("github".to_owned(), github_context(&job.id));
+                .insert("github".to_owned(), github_context(&job.id, &token));
             context.contexts.insert("runner".to_owned(), runner_json());
+            let needs: serde_json::Map<String, Value> = finished
+                .iter()
+                .filter(|(id, _)| job.needs.contains(id))
+                .cloned()
+                .collect();
+            context.status = expr::Status {
+                success: needs.values().all(|need| need["result"] == "success"),
+                failure: needs.values().any(|need| need["result"] == "failure"),
+            };
+            context
+                .contexts
+                .insert("needs".to_owned(), Value::Object(needs));
             if let Some(group) = &workflow.concurrency {
                 expr::interpolate(group, &context);
             }
-            if let Some(condition) = &job.condition
-                && !expr::condition(condition, &context)
-            {
-                eprintln!("workflow:   job {}: skipped (if: {condition})", job.id);
+            let runs = match job.condition.as_deref() {
+                Some(condition) => expr::condition(condition, &context),
+                None => context.status.success,
+            };
+            if !runs {
+                eprintln!(
+                    "workflow:   job {}: skipped (if: {})",
+                    job.id,
+                    job.condition.as_deref().unwrap_or("success()")
+                );
                 jobs.push(JobRun {
                     id: job.id.clone(),
                     conclusion: "skipped".to_owned(),
                     steps: Vec::new(),
                     summary: String::new(),
+                    outputs: Vec::new(),
                 });
+                finished.push((
+                    job.id.clone(),
+                    json!({ "result": "skipped", "outputs": {} }),
+                ));
                 continue;
             }
             if let Some(group) = &job.concurrency {
                 expr::interpolate(group, &context);
             }
-            let run = self.run_job(workflow, job, delivery, id, &run_dir, &event_path, context);
-            jobs.push(run);
+            let legs = matrix_legs(job, &context);
+            let total = legs.len();
+            let mut outputs = Vec::new();
+            let mut result = "success";
+            for (index, leg) in legs.into_iter().enumerate() {
+                let name = match &leg {
+                    Some(values) => format!(
+                        "{} ({})",
+                        job.id,
+                        values
+                            .values()
+                            .map(expr::to_text)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None => job.id.clone(),
+                };
+                let fail_fast = job.strategy.as_ref().is_none_or(|s| s.fail_fast);
+                if result == "failure" && fail_fast {
+                    eprintln!("workflow:   job {name}: cancelled (fail-fast)");
+                    jobs.push(JobRun {
+                        id: name,
+                        conclusion: "cancelled".to_owned(),
+                        steps: Vec::new(),
+                        summary: String::new(),
+                        outputs: Vec::new(),
+                    });
+                    continue;
+                }
+                let mut leg_context = expr::Context {
+                    contexts: context.contexts.clone(),
+                    status: expr::Status::SUCCEEDED,
+                    workspace: context.workspace.clone(),
+                };
+                if let Some(values) = leg {
+                    leg_context
+                        .contexts
+                        .insert("matrix".to_owned(), Value::Object(values));
+                    leg_context.contexts.insert(
+                        "strategy".to_owned(),
+                        json!({ "fail-fast": fail_fast, "job-index": index, "job-total": total, "max-parallel": total }),
+                    );
+                }
+                eprintln!("workflow:   job {name}");
+                let mut run = self.run_job(
+                    workflow,
+                    job,
+                    delivery,
+                    id,
+                    &run_dir,
+                    &event_path,
+                    leg_context,
+                );
+                run.id = name;
+                if run.conclusion == "failure" {
+                    result = "failure";
+                }
+                // A matrix job's outputs: its legs', the later over the earlier (GitHub keeps
+                // one leg's; the workflows here read outputs of jobs without a matrix).
+                for (key, value) in &run.outputs {
+                    outputs.retain(|(k, _): &(String, String)| k != key);
+                    outputs.push((key.clone(), value.clone()));
+                }
+                jobs.push(run);
+            }
+            finished.push((
+                job.id.clone(),
+                json!({ "result": result, "outputs": pairs_json(&outputs) }),
+            ));
         }
-        let conclusion = if jobs.iter().any(|job| job.conclusion == "failure") {
+        let conclusion = if jobs
+            .iter()
+            .any(|job| job.conclusion == "failure" || job.conclusion == "cancelled")
+        {
             "failure"
         } else {
             "success"
@@ -574,7 +689,7 @@ impl Runner {
         contexts.insert("runner".to_owned(), runner_json());
         let context = expr::Context {
             contexts,
-            job_failed: false,
+            status: expr::Status::SUCCEEDED,
             workspace: checkout.to_path_buf(),
         };
         let restore_key = expr::interpolate(&input("restore-keys"), &context);
@@ -794,7 +909,7 @@ impl Runner {
                 outcome
             };
             if conclusion == "failure" {
-                context.job_failed = true;
+                context.status = expr::Status::FAILED;
                 context.contexts["job"]["status"] = json!("failure");
             }
             let outputs = match &result {
@@ -830,7 +945,12 @@ impl Runner {
                 seconds,
             });
         }
-        let succeeded = !context.job_failed;
+        let succeeded = context.status.success;
+        let outputs = job
+            .outputs
+            .iter()
+            .map(|(name, value)| (name.clone(), expr::interpolate(value, &context)))
+            .collect();
         let mut post_log = String::new();
         actions::run_post(post, succeeded, &mut self.stores, &mut post_log);
         if !post_log.is_empty() {
@@ -848,6 +968,7 @@ impl Runner {
             conclusion: if succeeded { "success" } else { "failure" }.into(),
             steps,
             summary,
+            outputs,
         }
     }
 }
@@ -862,6 +983,96 @@ struct Delivery {
     actor: String,
     access: Access,
     fallback_scopes: Vec<String>,
+}
+
+/// The workflow's jobs in an order that runs each after the jobs it needs (file order
+/// otherwise, as GitHub starts independent jobs together).
+fn in_dependency_order(workflow: &Workflow) -> Vec<&model::Job> {
+    let mut ordered: Vec<&model::Job> = Vec::new();
+    while ordered.len() < workflow.jobs.len() {
+        let ready = workflow.jobs.iter().find(|job| {
+            !ordered.iter().any(|done| done.id == job.id)
+                && job
+                    .needs
+                    .iter()
+                    .all(|need| ordered.iter().any(|done| &done.id == need))
+        });
+        let Some(ready) = ready else {
+            let waiting: Vec<String> = workflow
+                .jobs
+                .iter()
+                .filter(|job| !ordered.iter().any(|done| done.id == job.id))
+                .map(|job| format!("{} needs {:?}", job.id, job.needs))
+                .collect();
+            panic!(
+                "{}: jobs need unknown jobs or each other: {}",
+                workflow.file.display(),
+                waiting.join("; ")
+            )
+        };
+        ordered.push(ready);
+    }
+    ordered
+}
+
+/// The token a job gets: the delivery's (read-only for a fork), narrowed to read-only unless
+/// the job's `permissions:` (else the workflow's; none at all is the repository's default,
+/// write) let it write pull requests or issues, the only writes the stand-in serves.
+fn job_access(workflow: &Workflow, job: &model::Job, delivered: Access) -> Access {
+    let writes = job
+        .permissions
+        .as_ref()
+        .or(workflow.permissions.as_ref())
+        .is_none_or(|permissions| {
+            permissions.writes("pull-requests") || permissions.writes("issues")
+        });
+    if delivered == Access::Write && writes {
+        Access::Write
+    } else {
+        Access::ReadOnly
+    }
+}
+
+/// The legs of a job's matrix, each its values by key (one leg without a matrix): the product
+/// of the dimensions, in order, the first dimension slowest.
+fn matrix_legs(
+    job: &model::Job,
+    context: &expr::Context,
+) -> Vec<Option<serde_json::Map<String, Value>>> {
+    let Some(strategy) = &job.strategy else {
+        return vec![None];
+    };
+    let mut legs = vec![serde_json::Map::new()];
+    for (key, values) in &strategy.matrix {
+        let values = match values {
+            model::MatrixValues::Listed(values) => values.clone(),
+            model::MatrixValues::Expression(expression) => {
+                match expr::value_of(expression, context) {
+                    Value::Array(values) => values,
+                    other => panic!(
+                        "job {}: matrix.{key} = {expression} is {other}, not an array",
+                        job.id
+                    ),
+                }
+            }
+        };
+        assert!(
+            !values.is_empty(),
+            "job {}: matrix.{key} has no values (GitHub fails the run)",
+            job.id
+        );
+        legs = legs
+            .into_iter()
+            .flat_map(|leg| {
+                values.iter().map(move |value| {
+                    let mut leg = leg.clone();
+                    leg.insert(key.clone(), value.clone());
+                    leg
+                })
+            })
+            .collect();
+    }
+    legs.into_iter().map(Some).collect()
 }
 
 /// Whether a workflow's `on:` matches a delivery.

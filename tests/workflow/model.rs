@@ -1,8 +1,8 @@
 //! The workflow files as data: `.github/workflows/*.yml` of a checkout read with a YAML 1.2
 //! parser (`yaml-rust2`; in YAML 1.1 the key `on` would be the boolean true) into workflows,
-//! jobs and steps. Keys this runner does not carry out (`needs`, `strategy`, `services`,
-//! `defaults`, a step's `shell` other than bash ...) panic naming the file: the lifecycle test
-//! must never pass by skipping what a workflow asks for.
+//! jobs and steps. Keys this runner does not carry out (`services`, `defaults`, a matrix's
+//! `include`/`exclude`, a step's `shell` other than bash ...) panic naming the file: the
+//! lifecycle test must never pass by skipping what a workflow asks for.
 
 use std::path::{Path, PathBuf};
 
@@ -18,13 +18,58 @@ pub struct Workflow {
     pub env: Vec<(String, String)>,
     /// `concurrency.group` of the workflow, unevaluated.
     pub concurrency: Option<String>,
+    /// `permissions:` of the workflow (every job's unless it has its own).
+    pub permissions: Option<Permissions>,
     pub jobs: Vec<Job>,
+}
+
+/// `permissions:` as written: `read-all` / `write-all`, or scopes and their access (`{}` is
+/// no scope at all).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Permissions {
+    ReadAll,
+    WriteAll,
+    Scopes(Vec<(String, String)>),
+}
+
+impl Permissions {
+    /// Whether the token may write `scope` (`pull-requests`, `contents` ...).
+    pub fn writes(&self, scope: &str) -> bool {
+        match self {
+            Self::ReadAll => false,
+            Self::WriteAll => true,
+            Self::Scopes(scopes) => scopes
+                .iter()
+                .any(|(name, access)| name == scope && access == "write"),
+        }
+    }
+}
+
+/// `strategy:` of a job: its matrix's dimensions (values, or one expression each that gives
+/// an array, such as `${{ fromJSON(needs.plan.outputs.shards) }}`), and `fail-fast`.
+#[derive(Debug, Clone)]
+pub struct Strategy {
+    pub matrix: Vec<(String, MatrixValues)>,
+    /// Default true: the first failed leg cancels the legs not finished.
+    pub fail_fast: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum MatrixValues {
+    Listed(Vec<serde_json::Value>),
+    Expression(String),
 }
 
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: String,
+    /// `needs:`: the jobs that must finish first.
+    pub needs: Vec<String>,
     pub condition: Option<String>,
+    pub strategy: Option<Strategy>,
+    /// `outputs:` (name, unevaluated expression), read after the job's steps.
+    pub outputs: Vec<(String, String)>,
+    pub permissions: Option<Permissions>,
     pub env: Vec<(String, String)>,
     /// `concurrency.group` of the job, unevaluated.
     pub concurrency: Option<String>,
@@ -115,6 +160,7 @@ pub fn load(file: &Path) -> Workflow {
         triggers,
         env: pairs(&document["env"], &at("env")),
         concurrency: concurrency_group(&document["concurrency"], &at("concurrency")),
+        permissions: permissions(&document["permissions"], &at("permissions")),
         jobs,
     }
 }
@@ -131,6 +177,9 @@ fn load_job(id: &str, job: &Yaml, at: &str) -> Job {
             "steps",
             "env",
             "name",
+            "needs",
+            "outputs",
+            "strategy",
         ],
         at,
     );
@@ -143,7 +192,11 @@ fn load_job(id: &str, job: &Yaml, at: &str) -> Job {
         .collect();
     Job {
         id: id.to_owned(),
+        needs: strings(&job["needs"], &format!("{at}: needs")).unwrap_or_default(),
         condition: optional_text(&job["if"], &format!("{at}: if")),
+        strategy: strategy(&job["strategy"], &format!("{at}: strategy")),
+        outputs: pairs(&job["outputs"], &format!("{at}: outputs")),
+        permissions: permissions(&job["permissions"], &format!("{at}: permissions")),
         env: pairs(&job["env"], &format!("{at}: env")),
         concurrency: concurrency_group(&job["concurrency"], &format!("{at}: concurrency")),
         timeout_minutes: job["timeout-minutes"]
@@ -251,6 +304,55 @@ fn pairs(value: &Yaml, at: &str) -> Vec<(String, String)> {
             .collect(),
         other => panic!("{at}: expected a mapping, found {other:?}"),
     }
+}
+
+fn permissions(value: &Yaml, at: &str) -> Option<Permissions> {
+    match value {
+        Yaml::BadValue => None,
+        Yaml::String(all) if all == "read-all" => Some(Permissions::ReadAll),
+        Yaml::String(all) if all == "write-all" => Some(Permissions::WriteAll),
+        Yaml::Hash(_) => Some(Permissions::Scopes(pairs(value, at))),
+        other => panic!("{at}: expected permissions, found {other:?}"),
+    }
+}
+
+fn strategy(value: &Yaml, at: &str) -> Option<Strategy> {
+    if value.is_badvalue() {
+        return None;
+    }
+    check_keys(hash(value, at), &["matrix", "fail-fast"], at);
+    let matrix = hash(&value["matrix"], &format!("{at}: matrix"))
+        .iter()
+        .map(|(key, values)| {
+            let key = text_of(key, at);
+            let at = format!("{at}: matrix.{key}");
+            assert!(
+                key != "include" && key != "exclude",
+                "{at}: is not emulated by the workflow runner"
+            );
+            let values = match values {
+                Yaml::Array(items) => MatrixValues::Listed(
+                    items
+                        .iter()
+                        .map(|item| match item {
+                            Yaml::Integer(i) => serde_json::json!(i),
+                            Yaml::Boolean(b) => serde_json::json!(b),
+                            other => serde_json::json!(text_of(other, &at)),
+                        })
+                        .collect(),
+                ),
+                Yaml::String(expression) => MatrixValues::Expression(expression.clone()),
+                other => panic!("{at}: expected a list or an expression, found {other:?}"),
+            };
+            (key, values)
+        })
+        .collect();
+    let fail_fast = match &value["fail-fast"] {
+        Yaml::BadValue => true,
+        Yaml::Boolean(b) => *b,
+        other => panic!("{at}: fail-fast {other:?} is not emulated"),
+    };
+    Some(Strategy { matrix, fail_fast })
 }
 
 fn concurrency_group(value: &Yaml, at: &str) -> Option<String> {
