@@ -3,15 +3,19 @@
 //! delivered to `perf_tests::workflow::Runner`, which runs the jobs of
 //! `.github/workflows/*.yml` as GitHub Actions would, against a GitHub stand-in:
 //! 1. three commits land on main; `perf-baseline.yml` records each and pushes `perf-baselines`;
-//! 2. PR #1 adds an N+1: `perf.yml` uses the merge-base's stored record (no worktree is built),
-//!    exits 1 and posts one sticky comment naming the metric;
+//! 2. PR #1 adds an N+1 and measures in two shards (`shards = 2`): `perf.yml`'s matrix runs
+//!    each shard's part against the merge-base's stored record (no worktree is built), and its
+//!    gate merges them, exits 1 and posts one sticky comment naming the metric;
 //! 3. a fix is pushed to PR #1: the same comment is edited, exit 0;
 //! 4. PR #2 regresses and is labelled `perf-accept`: exit 0, the record names the labeller; a
 //!    further push with another regression exits 1;
 //! 5. fork PR #3 (read-only token): the comment goes through the artifact and
 //!    `perf-comment.yml`; its next run fails before measuring, and no stale comment is posted;
-//! 6. two merges to main back to back: both records land, and a PR based on the first
-//!    (checked out, as GitHub does, merged into main's tip) says which record it used.
+//! 6. two merges to main back to back (two shards each, PR #1's configuration): both records
+//!    land, and a PR based on the first (checked out, as GitHub does, merged into main's tip)
+//!    says which record it used.
+//!
+//! Every other run measures in one shard (the default): `plan`, one `measure` job, `gate`.
 //!
 //! The copy measures a small seed and only what `suites` selects, so that each run is short.
 //! The jobs restore a cache seeded from the tests' shared target directory ([`warm_cache`]),
@@ -30,9 +34,12 @@ use perf_tests::{
 use xtask::publish::STICKY_MARKER;
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
-/// The step of `perf.yml` that runs the harness.
+/// The step of `perf.yml`'s gate that merges the shards' records and judges the merged one.
 const PERF_STEP: &str = "cargo xtask perf --ci";
-const BASELINE_STEP: &str = "cargo xtask perf baseline record HEAD";
+/// The step of each `perf.yml` shard job that measures.
+const SHARD_STEP: &str = "cargo xtask perf --shard";
+/// The step of `perf-baseline.yml`'s last job that merges the shards' records and stores one.
+const BASELINE_STEP: &str = "cargo xtask perf merge, baseline add";
 
 /// The developers' clone of the project.
 struct Project {
@@ -214,16 +221,19 @@ impl Lifecycle {
 /// debug, the `suite` binary in release), in the tests' shared target directory, where the
 /// e2e tests have usually made them already, by a cargo without this test's package variables
 /// (a job's environment has none: with them, every job also rebuilt `ring` and all above it,
-/// about 200 s over the lifecycle when it was measured); test executables and incremental
-/// state are left out of the copy.
+/// about 200 s over the lifecycle when it was measured). Only the units those two builds use
+/// go into the copy (cargo names what they wrote, fresh or not, in its JSON messages): the
+/// shared directory also holds every test's dependencies, and each job's restore copies the
+/// whole entry, so a smaller entry is a shorter restore in every job (about 3.6 GB down to
+/// 1.7 GB when it was measured). Incremental state is left out too.
 fn warm_cache(runner: &mut Runner, project: &Path) {
     let started = Instant::now();
     let target = shared_target_dir();
+    let mut units = std::collections::BTreeSet::new();
     for args in [
-        &["build", "--quiet", "--package", "xtask"][..],
+        &["build", "--package", "xtask"][..],
         &[
             "build",
-            "--quiet",
             "--release",
             "--package",
             "bench-suite",
@@ -231,14 +241,18 @@ fn warm_cache(runner: &mut Runner, project: &Path) {
             "suite",
         ],
     ] {
-        let status = cargo_command()
+        let output = cargo_command()
             .args(args)
+            .arg("--message-format=json")
             .current_dir(project)
             .env("CARGO_TARGET_DIR", &target)
-            .status()
+            .stderr(std::process::Stdio::inherit())
+            .output()
             .expect("cargo");
-        assert!(status.success(), "cargo {args:?} in the copy failed");
+        assert!(output.status.success(), "cargo {args:?} in the copy failed");
+        units.extend(units_built(&String::from_utf8_lossy(&output.stdout)));
     }
+    assert!(units.len() > 100, "cargo named only {} units", units.len());
     let seed = runner.stores.root.join("seed-target");
     std::fs::create_dir_all(&seed).unwrap();
     for profile in ["debug", "release"] {
@@ -262,11 +276,19 @@ fn warm_cache(runner: &mut Runner, project: &Path) {
             "copying the {profile} build failed"
         );
         let _ = std::fs::remove_dir_all(seed.join(profile).join("incremental"));
-        for entry in std::fs::read_dir(seed.join(profile).join("deps")).unwrap() {
-            let path = entry.unwrap().path();
-            // Test executables: no extension, unlike libraries, metadata and dep-info.
-            if path.extension().is_none() && path.is_file() {
-                std::fs::remove_file(&path).unwrap();
+        // Every unit's outputs, build-script directories and fingerprints are named
+        // `<name>-<unit hash>[.<extension>]`: those of units the builds did not use go.
+        for kind in ["deps", "build", ".fingerprint"] {
+            for entry in std::fs::read_dir(seed.join(profile).join(kind)).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if unit_hash(&name).is_some_and(|hash| !units.contains(hash)) {
+                    if path.is_dir() {
+                        std::fs::remove_dir_all(&path).unwrap();
+                    } else {
+                        std::fs::remove_file(&path).unwrap();
+                    }
+                }
             }
         }
     }
@@ -280,6 +302,35 @@ fn warm_cache(runner: &mut Runner, project: &Path) {
         "lifecycle: the cache was seeded from the shared target directory in {:.0} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The hashes of the units cargo's JSON messages (`--message-format=json`) name: of every
+/// artifact's file and every build script's output directory.
+fn units_built(messages: &str) -> std::collections::BTreeSet<String> {
+    let mut units = std::collections::BTreeSet::new();
+    for line in messages.lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let mut paths: Vec<&str> = message["filenames"]
+            .as_array()
+            .map(|files| files.iter().filter_map(|f| f.as_str()).collect())
+            .unwrap_or_default();
+        paths.extend(message["out_dir"].as_str());
+        for path in paths {
+            units.extend(path.split('/').filter_map(unit_hash).map(str::to_owned));
+        }
+    }
+    units
+}
+
+/// The unit hash of a name in a target directory's `deps`, `build` or `.fingerprint`
+/// (`libserde-0123456789abcdef.rlib`, `serde-0123456789abcdef`): the 16 hex digits after the
+/// last `-`, before any extension.
+fn unit_hash(name: &str) -> Option<&str> {
+    let stem = name.split('.').next().unwrap_or(name);
+    let (_, hash) = stem.rsplit_once('-')?;
+    (hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hash)
 }
 
 /// A small seed and only the I/O scenarios, in the copy's `[workspace.metadata.perf]`. All
@@ -399,7 +450,14 @@ fn the_pull_request_lifecycle_runs_from_the_workflow_files() {
     life.project
         .git(&["checkout", "--quiet", "-b", "n-plus-one", &base]);
     life.project.edit(CARDS, DUE_PAGE, N_PLUS_ONE);
-    let head = life.project.commit_all("query: fetch each due card's word");
+    life.project.edit(
+        "Cargo.toml",
+        "[workspace.metadata.perf]\n",
+        "[workspace.metadata.perf]\nshards = 2\n",
+    );
+    let head = life
+        .project
+        .commit_all("query: fetch each due card's word; measured in two shards");
     let mut pr1 = PullRequest {
         number: 1,
         head_sha: head,
@@ -414,15 +472,32 @@ fn the_pull_request_lifecycle_runs_from_the_workflow_files() {
     let step = run.step(PERF_STEP);
     let described = run.describe_with_log(PERF_STEP);
     assert_stored_base(&life.runner, run, &base, &described);
-    // (`target/perf-base` itself may be there: the cache restored what main's recording
-    // jobs built in it.)
-    assert!(
-        !step.log.contains("base: measuring") && !step.log.contains("base: building"),
-        "a base worktree was built: {described}"
-    );
+    let shards = run.steps_named(SHARD_STEP);
+    assert_eq!(shards.len(), 2, "{described}");
+    for (k, shard) in shards.iter().enumerate() {
+        assert_eq!(
+            run.job(&format!("measure ({})", k + 1)).conclusion,
+            "success",
+            "{described}"
+        );
+        // (`target/perf-base` itself may be there: the cache restored what main's recording
+        // jobs built in it.)
+        assert!(
+            shard.log.contains(&format!("shard {}/2", k + 1))
+                && !shard.log.contains("base: measuring")
+                && !shard.log.contains("base: building"),
+            "shard {}/2 built a base worktree, or is not that shard: {}",
+            k + 1,
+            shard.log
+        );
+    }
+    assert!(step.log.contains("merged 2 shards"), "{described}");
     assert_eq!(step.exit_code, Some(1), "{described}");
     // Where a PR job's minute goes (the run prints its own breakdown).
-    eprintln!("lifecycle: PR #1's run of the harness:\n{}", step.log);
+    eprintln!(
+        "lifecycle: PR #1's shards and gate:\n{}\n{}\n{}",
+        shards[0].log, shards[1].log, step.log
+    );
     let comments = life.runner.github.comments(1);
     assert_eq!(comments.len(), 1, "{comments:#?}\n{described}");
     assert_eq!(comments[0].login, BOT);
@@ -573,10 +648,16 @@ fn the_pull_request_lifecycle_runs_from_the_workflow_files() {
     let runs = life.pull_request("synchronize", &pr3, "outsider", None);
     let run = only(&runs, "perf");
     assert_eq!(
-        run.step(PERF_STEP).exit_code,
+        run.step(SHARD_STEP).exit_code,
         Some(2),
         "{}",
-        run.describe_with_log(PERF_STEP)
+        run.describe_with_log(SHARD_STEP)
+    );
+    assert_eq!(
+        run.job("gate").conclusion,
+        "skipped",
+        "the gate judged a run whose shard failed: {}",
+        run.describe()
     );
     let comments = life.runner.github.comments(3);
     assert_eq!(comments.len(), 1, "{comments:#?}");
@@ -653,4 +734,30 @@ fn the_pull_request_lifecycle_runs_from_the_workflow_files() {
         life.runner.stores.cache_costs
     );
     life.time("the lifecycle", life.started);
+}
+
+#[test]
+fn unit_hashes_are_read_from_the_names_cargo_gives_a_units_files() {
+    let hash = "0123456789abcdef";
+    for name in [
+        "libserde-0123456789abcdef.rlib",
+        "libserde-0123456789abcdef.rmeta",
+        "serde_json-0123456789abcdef.d",
+        "serde-0123456789abcdef",
+        "suite-0123456789abcdef",
+    ] {
+        assert_eq!(unit_hash(name), Some(hash), "{name}");
+    }
+    for name in ["build-script-build", "xtask", "libfoo-0123.rlib", "output"] {
+        assert_eq!(unit_hash(name), None, "{name}");
+    }
+    let messages = format!(
+        "{{\"reason\":\"compiler-artifact\",\"filenames\":[\"/t/debug/deps/libserde-{hash}.rlib\"]}}\n\
+         {{\"reason\":\"build-script-executed\",\"out_dir\":\"/t/debug/build/serde-fedcba9876543210/out\"}}\n\
+         not json\n"
+    );
+    assert_eq!(
+        units_built(&messages).into_iter().collect::<Vec<_>>(),
+        vec![hash.to_owned(), "fedcba9876543210".to_owned()]
+    );
 }

@@ -44,7 +44,15 @@ pub struct PerfMetadata {
     pub paired: PairedConfig,
     /// Absolute limits (`[[workspace.metadata.perf.budgets]]`).
     pub budgets: Vec<Budget>,
+    /// How many jobs of the workflows' matrix measure a run, each `perf --shard k/n`, merged
+    /// by a last job (default 1, at most [`MAX_SHARDS`]). Not part of what makes records
+    /// comparable: a merged record is the unsharded run's.
+    pub shards: u32,
 }
+
+/// The most shards `shards` may name (GitHub's matrix allows 256 jobs; each shard seeds its
+/// own database, so past a few dozen the seed dominates).
+pub const MAX_SHARDS: u32 = 64;
 
 impl Default for PerfMetadata {
     fn default() -> Self {
@@ -60,6 +68,7 @@ impl Default for PerfMetadata {
             thresholds: Thresholds::default(),
             paired: PairedConfig::default(),
             budgets: Vec::new(),
+            shards: 1,
         }
     }
 }
@@ -285,6 +294,12 @@ fn validate(metadata: &PerfMetadata) -> Result<(), String> {
     )?;
     for (metric, pct) in &thresholds.metrics {
         percentage(format!("thresholds.metrics.{metric:?}"), *pct)?;
+    }
+    if !(1..=MAX_SHARDS).contains(&metadata.shards) {
+        return Err(format!(
+            "shards = {}: the workflows measure a run in 1 to {MAX_SHARDS} jobs (default 1)",
+            metadata.shards
+        ));
     }
     let paired = &metadata.paired;
     if !(paired.undecided_p > 0.0 && paired.undecided_p <= 1.0) {
@@ -603,6 +618,25 @@ mod tests {
         let manifest = "[workspace.metadata.perf.seed]\nusers = 10\nrows = 3\n";
         let error = parse_metadata(manifest).unwrap_err();
         assert!(error.contains("rows"), "{error}");
+    }
+
+    #[test]
+    fn shards_are_1_to_64_and_never_change_what_records_compare_with() {
+        assert_eq!(parse_metadata("").unwrap().shards, 1);
+        let three = parse_metadata("[workspace.metadata.perf]\nshards = 3\n").unwrap();
+        assert_eq!(three.shards, 3);
+        assert_eq!(
+            measurement_config_hash(&three),
+            measurement_config_hash(&PerfMetadata::default())
+        );
+        for bad in [0, 65] {
+            let error = parse_metadata(&format!("[workspace.metadata.perf]\nshards = {bad}\n"))
+                .unwrap_err();
+            assert!(
+                error.contains(&format!("shards = {bad}")) && error.contains("1 to 64"),
+                "{error}"
+            );
+        }
     }
 
     #[test]
