@@ -225,10 +225,7 @@ const BACKDATED: Duration = Duration::from_secs(946_684_800); // 2000-01-01, aft
 /// Only for sources whose digest equals that build's: cargo decides freshness of workspace
 /// crates by these times alone.
 fn backdate(dir: &Path) -> Result<(), SuiteError> {
-    let mut files = Vec::new();
-    for input in BUILD_INPUTS {
-        collect_files(&dir.join(input), &mut files)?;
-    }
+    let files = build_inputs(dir)?;
     let mut directories: Vec<PathBuf> = files
         .iter()
         .flat_map(|file| {
@@ -290,10 +287,7 @@ impl BuiltFrom {
 /// A hex SHA-256 over the relative path and contents of every file cargo builds the
 /// workspace's crates from (anything under a `target` directory excluded), in path order.
 pub fn sources_digest(dir: &Path) -> Result<String, SuiteError> {
-    let mut files = Vec::new();
-    for input in BUILD_INPUTS {
-        collect_files(&dir.join(input), &mut files)?;
-    }
+    let mut files = build_inputs(dir)?;
     files.sort();
     let mut hasher = Sha256::new();
     let mut contents = Vec::new();
@@ -309,6 +303,16 @@ pub fn sources_digest(dir: &Path) -> Result<String, SuiteError> {
         hasher.update(&contents);
     }
     Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Every file of the checkout in `dir` that cargo builds the workspace's crates from
+/// ([`BUILD_INPUTS`], anything under a `target` directory excluded), in no particular order.
+fn build_inputs(dir: &Path) -> Result<Vec<PathBuf>, SuiteError> {
+    let mut files = Vec::new();
+    for input in BUILD_INPUTS {
+        collect_files(&dir.join(input), &mut files)?;
+    }
+    Ok(files)
 }
 
 fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), SuiteError> {
